@@ -1,0 +1,355 @@
+/**
+ * Discovery over a started libp2p node that runs kad-dht with {@link dhtServiceOptions}: publish our signed
+ * advertisement (record + one provider record per service), re-publish it periodically, find agents by
+ * service and look one up by onion or public key. Only verified advertisements ever leave this module.
+ * @module
+ */
+import '../_polyfill.js';
+import type { Libp2p, PeerId } from '@libp2p/interface';
+import type { KadDHT, QueryEvent } from '@libp2p/kad-dht';
+import { abortReason, MmogitError, throwIfAborted, withTimeout } from '../errors.js';
+import { type AgentKey, parseOnionAddress } from '../identity/index.js';
+import {
+  ADVERT_DEFAULT_TTL_MS,
+  compareAdvertisements,
+  createAdvertisement,
+  type SignedAdvertisement,
+  type VerifiedAdvertisement,
+} from './advertisement.js';
+import { advertRecordKey, serviceProviderKey, verifyAdvertRecord } from './dht.js';
+
+/** Default time budget of {@link Discovery.advertise} (a DHT put and one provide per service). */
+export const ADVERTISE_TIMEOUT_MS = 60_000;
+/** Default time budget of a {@link Discovery.discover} search; when it elapses the search simply ends. */
+export const DISCOVER_TIMEOUT_MS = 30_000;
+/** Default time budget of {@link Discovery.lookup}. */
+export const LOOKUP_TIMEOUT_MS = 20_000;
+/** Default re-publish interval: a third of the default lifetime, so two attempts can fail before expiry. */
+export const REPUBLISH_INTERVAL_MS = Math.floor(ADVERT_DEFAULT_TTL_MS / 3);
+/** How many adverts discover resolves at once. */
+const RESOLVE_CONCURRENCY = 8;
+
+/** A libp2p node with our DHT at `services.dht`. */
+export type DiscoveryNode = Libp2p<{ dht: KadDHT }>;
+
+/** What one publication reached. */
+export interface PublishReport {
+  advert: SignedAdvertisement;
+  /** Peers that acknowledged the record PUT (excluding ourselves). */
+  recordPeers: number;
+  /** Peers that received a provider record, per service. */
+  providerPeers: Record<string, number>;
+  durationMs: number;
+}
+
+export interface DiscoveryOptions {
+  /** Re-publish interval (ms); capped at half the advert's TTL. */
+  republishMs?: number;
+  /** Debug sink; never receives key material. */
+  logger?: (line: string) => void;
+  /** Called after every (re-)publication, including failed re-publications (with `error`). */
+  onPublish?: (report: PublishReport | { error: unknown }) => void;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export interface AdvertiseOptions {
+  ttlMs?: number;
+  name?: string;
+  description?: string;
+  /** Onion virtual port to put in `addrs`; by default the port of our own `/onion3/` announce address. */
+  port?: number;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** Public key of an Ed25519 PeerId (agents' PeerIds are their Ed25519 keys), else undefined. */
+export function peerIdPublicKey(peerId: PeerId): Uint8Array | undefined {
+  return peerId.type === 'Ed25519' ? peerId.publicKey.raw : undefined;
+}
+
+function toPublicKey(onionOrPubkey: string | Uint8Array): Uint8Array {
+  if (onionOrPubkey instanceof Uint8Array) {
+    if (onionOrPubkey.length !== 32)
+      throw new MmogitError('ERR_INVALID_ARGUMENT', 'public key must be 32 bytes');
+    return onionOrPubkey;
+  }
+  if (/^[0-9a-fA-F]{64}$/.test(onionOrPubkey)) return new Uint8Array(Buffer.from(onionOrPubkey, 'hex'));
+  return parseOnionAddress(onionOrPubkey).publicKey;
+}
+
+/**
+ * Advertises this agent and finds others in the DHT.
+ *
+ * @example
+ * const d = new Discovery(node, key);
+ * await d.advertise(['memory_sync']);
+ * for await (const peer of d.discover('memory_sync', { limit: 5 })) console.error(peer.advert.onion);
+ * d.stop();
+ */
+export class Discovery {
+  readonly #node: DiscoveryNode;
+  readonly #dht: KadDHT;
+  readonly #key: AgentKey;
+  readonly #options: DiscoveryOptions;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #stopped = new AbortController();
+  #current: { services: string[]; options: AdvertiseOptions } | undefined;
+  #last: SignedAdvertisement | undefined;
+
+  constructor(node: DiscoveryNode, key: AgentKey, options: DiscoveryOptions = {}) {
+    const dht = node.services?.dht;
+    if (dht === undefined) throw new MmogitError('ERR_INVALID_ARGUMENT', 'node has no services.dht');
+    const nodeKey = peerIdPublicKey(node.peerId);
+    if (nodeKey === undefined || !Buffer.from(nodeKey).equals(Buffer.from(key.publicKey))) {
+      // The advert's pubkey must be the PeerId others find as provider, or discover could not resolve it.
+      throw new MmogitError('ERR_INVALID_ARGUMENT', "the node's PeerId is not the agent's Ed25519 key");
+    }
+    this.#node = node;
+    this.#dht = dht;
+    this.#key = key;
+    this.#options = options;
+  }
+
+  /** The advertisement most recently published. */
+  get current(): SignedAdvertisement | undefined {
+    return this.#last;
+  }
+
+  #log(line: string): void {
+    this.#options.logger?.(`mmogit:discovery ${line}`);
+  }
+
+  #now(): number {
+    return this.#options.now?.() ?? Date.now();
+  }
+
+  #ownOnionPort(): number | undefined {
+    const prefix = `/onion3/${this.#key.serviceId}:`;
+    for (const ma of this.#node.getMultiaddrs()) {
+      const s = ma.toString();
+      if (s.startsWith(prefix)) return Number.parseInt(s.slice(prefix.length), 10);
+    }
+    return undefined;
+  }
+
+  /**
+   * Signs a fresh advertisement, PUTs it under `/mmogit/ad/<pubkey>` and provides each service key; then
+   * re-publishes a fresh one every `republishMs` until {@link stop} (kad-dht does not re-publish values, and
+   * a fresh record repairs nodes that a replayed older one overwrote).
+   *
+   * @throws MmogitError `ERR_INVALID_ARGUMENT`, `ERR_TOO_LARGE`, `ERR_TIMEOUT`, `ERR_ABORTED`.
+   */
+  async advertise(services: string[], options: AdvertiseOptions = {}): Promise<SignedAdvertisement> {
+    if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
+    const report = await this.#publish(services, options);
+    this.#current = { services, options: { ...options, signal: undefined } };
+    this.#schedule(options.ttlMs ?? ADVERT_DEFAULT_TTL_MS);
+    return report.advert;
+  }
+
+  /** Publishes once (no schedule change); used by advertise and the re-publish timer. */
+  async #publish(services: string[], options: AdvertiseOptions): Promise<PublishReport> {
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? ADVERTISE_TIMEOUT_MS;
+    const signal = AbortSignal.any([
+      withTimeout(options.signal, timeoutMs, 'advertise'),
+      this.#stopped.signal,
+    ]);
+    const advert = createAdvertisement(this.#key, {
+      services,
+      ttlMs: options.ttlMs,
+      name: options.name,
+      description: options.description,
+      port: options.port ?? this.#ownOnionPort(),
+      now: this.#now(),
+    });
+    const self = this.#node.peerId;
+    try {
+      let recordPeers = 0;
+      for await (const e of this.#dht.put(advertRecordKey(this.#key.publicKey), advert.bytes, { signal })) {
+        if (e.name === 'PEER_RESPONSE' && e.messageName === 'PUT_VALUE' && !e.from.equals(self))
+          recordPeers++;
+      }
+      this.#last = advert;
+      const providerPeers: Record<string, number> = {};
+      await Promise.all(
+        advert.advert.services.map(async (service) => {
+          let n = 0;
+          for await (const e of this.#dht.provide(serviceProviderKey(service), { signal })) {
+            if (e.name === 'PEER_RESPONSE' && e.messageName === 'ADD_PROVIDER') n++;
+          }
+          providerPeers[service] = n;
+        }),
+      );
+      const report: PublishReport = {
+        advert,
+        recordPeers,
+        providerPeers,
+        durationMs: performance.now() - started,
+      };
+      this.#log(`published to ${recordPeers} peers in ${report.durationMs.toFixed(0)} ms`);
+      this.#options.onPublish?.(report);
+      return report;
+    } catch (e) {
+      if (signal.aborted) throw abortReason(signal, 'advertise');
+      throw e;
+    }
+  }
+
+  #schedule(ttlMs: number): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    const every = Math.max(
+      1,
+      Math.min(this.#options.republishMs ?? REPUBLISH_INTERVAL_MS, Math.floor(ttlMs / 2)),
+    );
+    let running = false;
+    this.#timer = setInterval(() => {
+      const current = this.#current;
+      if (running || current === undefined) return;
+      running = true;
+      this.#publish(current.services, current.options)
+        .catch((error: unknown) => {
+          this.#log(`re-publish failed: ${(error as Error).message}`);
+          this.#options.onPublish?.({ error });
+        })
+        .finally(() => {
+          running = false;
+        });
+    }, every);
+    this.#timer.unref?.();
+  }
+
+  /**
+   * Fetches every copy of an agent's record the DHT returns, verifies each and returns the newest valid one
+   * (not kad-dht's single pick: a replayed older copy cannot win here), or null.
+   */
+  async lookup(
+    onionOrPubkey: string | Uint8Array,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<VerifiedAdvertisement | null> {
+    const publicKey = toPublicKey(onionOrPubkey);
+    const signal = withTimeout(options.signal, options.timeoutMs ?? LOOKUP_TIMEOUT_MS, 'lookup');
+    const key = advertRecordKey(publicKey);
+    let best: VerifiedAdvertisement | null = null;
+    const consider = (value: Uint8Array): void => {
+      try {
+        const v = verifyAdvertRecord(key, value, { now: this.#now() });
+        if (best === null || compareAdvertisements(v, best) > 0) best = v;
+      } catch (e) {
+        this.#log(`dropped record: ${(e as MmogitError).details?.reason ?? (e as Error).message}`);
+      }
+    };
+    try {
+      for await (const e of this.#dht.get(key, { signal }) as AsyncIterable<QueryEvent>) {
+        if (e.name === 'VALUE') consider(e.value);
+        else if (e.name === 'PEER_RESPONSE' && e.record != null) consider(e.record.value);
+      }
+    } catch (e) {
+      // kad-dht throws after a failed correction of a stale peer or when nothing is found; what we collected
+      // stands. Only the caller's own abort is an error.
+      if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
+      if (!signal.aborted) this.#log(`lookup ended: ${(e as Error).message}`);
+    }
+    if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
+    return best;
+  }
+
+  /**
+   * Finds agents that provide `service` and yields each one's verified advertisement (which must list the
+   * service), as soon as it is resolved. Ends when the DHT search ends, `limit` results were yielded, or
+   * `timeoutMs` elapsed. Our own advertisement is not yielded.
+   *
+   * @throws MmogitError `ERR_ABORTED` when the caller's signal fires.
+   */
+  async *discover(
+    service: string,
+    options: { signal?: AbortSignal; timeoutMs?: number; limit?: number } = {},
+  ): AsyncIterable<VerifiedAdvertisement> {
+    throwIfAborted(options.signal, 'discover');
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    const done = new AbortController();
+    const budget = withTimeout(options.signal, options.timeoutMs ?? DISCOVER_TIMEOUT_MS, 'discover');
+    const signal = AbortSignal.any([budget, done.signal]);
+    const self = this.#key.publicKey;
+    const seen = new Set<string>();
+    const ready: VerifiedAdvertisement[] = [];
+    let pending = 0;
+    let searching = true;
+    let wake: (() => void) | undefined;
+    const notify = (): void => {
+      wake?.();
+      wake = undefined;
+    };
+    signal.addEventListener('abort', notify, { once: true });
+    const queue: Uint8Array[] = [];
+    const pump = (): void => {
+      while (pending < RESOLVE_CONCURRENCY && queue.length > 0 && !signal.aborted) {
+        const pk = queue.shift() as Uint8Array;
+        pending++;
+        this.lookup(pk, { signal })
+          .then((v) => {
+            if (v?.advert.services.includes(service)) ready.push(v);
+          })
+          .catch(() => {})
+          .finally(() => {
+            pending--;
+            pump();
+            notify();
+          });
+      }
+    };
+    const search = (async () => {
+      try {
+        for await (const e of this.#dht.findProviders(serviceProviderKey(service), { signal })) {
+          if (e.name !== 'PROVIDER') continue;
+          for (const p of e.providers) {
+            const pk = peerIdPublicKey(p.id);
+            if (pk === undefined || Buffer.from(pk).equals(Buffer.from(self))) continue;
+            const hex = Buffer.from(pk).toString('hex');
+            if (seen.has(hex)) continue;
+            seen.add(hex);
+            queue.push(pk);
+            pump();
+          }
+        }
+      } catch (e) {
+        if (!signal.aborted) this.#log(`findProviders ended: ${(e as Error).message}`);
+      } finally {
+        searching = false;
+        notify();
+      }
+    })();
+    let yielded = 0;
+    try {
+      while (yielded < limit) {
+        const next = ready.shift();
+        if (next !== undefined) {
+          yielded++;
+          yield next;
+          continue;
+        }
+        if ((!searching && pending === 0 && queue.length === 0) || signal.aborted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    } finally {
+      done.abort();
+      await search;
+    }
+    throwIfAborted(options.signal, 'discover');
+  }
+
+  /** Stops re-publishing and aborts publications in flight. Records already stored age out at expiresAt. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#current = undefined;
+    this.#stopped.abort(new MmogitError('ERR_ABORTED', 'discovery stopped'));
+    for (const service of this.#last?.advert.services ?? []) {
+      this.#dht.cancelReprovide(serviceProviderKey(service)).catch(() => {});
+    }
+  }
+}
