@@ -1,0 +1,28 @@
+import { serveAgent } from '../../src/agent/daemon.js';
+import type { CommandResult } from '../output.js';
+import { configDirOf } from './_context.js';
+import type { TorStartArgs } from './tor-start.js';
+
+/** `mmogit daemon` (internal): what `mmogit tor start` runs detached. Logs go to stderr (daemon.log). */
+export default async function daemon(args: TorStartArgs): Promise<CommandResult> {
+  const served = await serveAgent({
+    configDir: configDirOf(args),
+    ...(args.network ? { network: args.network } : {}),
+    ...(args.torControl ? { torControl: args.torControl } : {}),
+    ...(args.torPassword ? { torPassword: args.torPassword } : {}),
+    ...(args.useBridges ? { useBridges: true } : {}),
+    ...(args.policy ? { policy: args.policy } : {}),
+    ...(args.allowClassical ? { allowClassical: true } : {}),
+    ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
+    onProgress: (p) => process.stderr.write(`${new Date().toISOString()} progress ${JSON.stringify(p)}\n`),
+  });
+  const shutdown = () => void served.stop();
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+  served.ready.then(
+    (s) => process.stderr.write(`${new Date().toISOString()} ready ${s.onion}\n`),
+    (e) => process.stderr.write(`${new Date().toISOString()} start failed: ${(e as Error).message}\n`),
+  );
+  await served.stopped;
+  return { data: null, printed: true };
+}

@@ -1,0 +1,26 @@
+import { callDaemon } from '../../src/agent/daemon.js';
+import { parseOnionAddress } from '../../src/identity/onion.js';
+import type { CommandResult, GlobalOptions } from '../output.js';
+import { configDirOf } from './_context.js';
+
+interface ConnectResult {
+  peer: { onion: string; pubkey: string };
+  transport: string;
+  suite: string;
+  handshakeMs: number;
+  rttMs: number;
+}
+
+/** `mmogit tor connect <onion>`: verified identity, transport, handshake and round-trip time. */
+export default async function torConnect(args: GlobalOptions & { onion: string }): Promise<CommandResult> {
+  const onion = parseOnionAddress(args.onion).hostname; // bad input fails here, before the daemon
+  const r = await callDaemon<ConnectResult>(configDirOf(args), 'connect', { onion }, { timeoutMs: 120_000 });
+  return {
+    data: { ...r, verified: true },
+    human: [
+      `connected to ${r.peer.onion} (identity verified)`,
+      `transport: ${r.transport}   channel: ${r.suite}`,
+      `handshake: ${r.handshakeMs.toFixed(1)} ms   round trip: ${r.rttMs.toFixed(1)} ms`,
+    ].join('\n'),
+  };
+}

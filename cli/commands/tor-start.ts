@@ -1,0 +1,101 @@
+import { type DaemonState, serveAgent, spawnDaemon } from '../../src/agent/daemon.js';
+import type { TransportPolicy } from '../../src/agent/runtime.js';
+import { MmogitError } from '../../src/errors.js';
+import { type CommandResult, endProgress, type GlobalOptions, note } from '../output.js';
+import { configDirOf } from './_context.js';
+import { showProgress } from './_progress.js';
+
+export interface TorStartArgs extends GlobalOptions {
+  network?: string;
+  torControl?: string;
+  torPassword?: string;
+  useBridges?: boolean;
+  policy?: TransportPolicy;
+  allowClassical?: boolean;
+  bootstrap?: string[];
+  foreground?: boolean;
+  timeout?: number;
+}
+
+/** The daemon flags, as `mmogit daemon` takes them. */
+export function daemonArgs(args: TorStartArgs): string[] {
+  const out: string[] = [];
+  const network = args.network ?? process.env.MMOGIT_TOR_NETWORK;
+  if (network) out.push('--network', network);
+  if (args.torControl) out.push('--tor-control', args.torControl);
+  if (args.torPassword) out.push('--tor-password', args.torPassword);
+  if (args.useBridges) out.push('--use-bridges');
+  if (args.policy) out.push('--policy', args.policy);
+  if (args.allowClassical) out.push('--allow-classical');
+  for (const b of args.bootstrap ?? []) out.push('--bootstrap', b);
+  if (args.verbose) out.push('-v');
+  return out;
+}
+
+function result(state: DaemonState): CommandResult {
+  return {
+    data: {
+      onion: state.onion,
+      pid: state.pid,
+      socksPort: state.socksPort ?? null,
+      controlPort: state.controlPort ?? null,
+    },
+    human: state.onion,
+  };
+}
+
+/** `mmogit tor start`: starts the agent daemon and returns once its onion is published. */
+export default async function torStart(args: TorStartArgs): Promise<CommandResult> {
+  const configDir = configDirOf(args);
+  const timeoutMs = (args.timeout ?? 180) * 1000;
+  if (args.policy && args.policy !== 'tor-only') {
+    note(
+      `warning: transport policy ${args.policy} may connect to peers without tor (your IP becomes visible to them)`,
+    );
+  }
+  if (args.foreground) {
+    const served = await serveAgent({
+      configDir,
+      ...((args.network ?? process.env.MMOGIT_TOR_NETWORK)
+        ? { network: args.network ?? process.env.MMOGIT_TOR_NETWORK }
+        : {}),
+      ...(args.torControl ? { torControl: args.torControl } : {}),
+      ...(args.torPassword ? { torPassword: args.torPassword } : {}),
+      ...(args.useBridges ? { useBridges: true } : {}),
+      ...(args.policy ? { policy: args.policy } : {}),
+      ...(args.allowClassical ? { allowClassical: true } : {}),
+      ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
+      timeoutMs,
+      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
+    });
+    const state = await served.ready;
+    endProgress();
+    const out = result(state);
+    note(`agent ${state.onion} running in the foreground (Ctrl-C to stop)`);
+    const shutdown = () => void served.stop();
+    process.once('SIGINT', shutdown);
+    process.once('SIGTERM', shutdown);
+    // Print now; the process stays up until stopped.
+    process.stdout.write(args.json ? `${JSON.stringify(out.data)}\n` : `${out.human}\n`);
+    await served.stopped;
+    return { data: out.data, printed: true };
+  }
+  try {
+    const state = await spawnDaemon({
+      configDir,
+      args: daemonArgs(args),
+      timeoutMs,
+      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
+    });
+    endProgress();
+    return result(state);
+  } catch (e) {
+    endProgress();
+    if (e instanceof MmogitError && e.code === 'ERR_DAEMON_RUNNING') {
+      throw new MmogitError('ERR_DAEMON_RUNNING', `already running (see \`mmogit tor status\`)`, {
+        details: { configDir },
+      });
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,132 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { MmogitError } from '../errors.js';
+import { AgentKey } from '../identity/keys.js';
+import { normaliseMnemonic } from '../identity/mnemonic.js';
+import { CONFIG_FILES, loadIdentity, resolveConfigDir, saveIdentity } from '../identity/store.js';
+import type { MemoryStore } from '../memory/index.js';
+import type { AgentRuntime, AgentStartOptions } from './runtime.js';
+
+export interface AgentOpenOptions {
+  /** Config dir (default `$MMOGIT_HOME` or `~/.mmogit`). */
+  configDir?: string;
+}
+
+export interface AgentInitOptions extends AgentOpenOptions {
+  /** Restore from this 24-word phrase; without it a new phrase is generated. */
+  mnemonic?: string;
+  /** Replace an existing identity. */
+  force?: boolean;
+}
+
+/**
+ * An mmogit agent: one identity, its git-backed memory and — once started — its tor, onion service and libp2p
+ * node. The SDK's front door; the CLI's commands are thin wrappers over it.
+ *
+ * Offline methods (address, remember, recall, post) never load the network stack; `start()` loads it lazily.
+ *
+ * @example
+ * ```ts
+ * import { Agent } from 'mmogit';
+ * const agent = await Agent.open({ configDir: '/tmp/alice' });
+ * await agent.start({ network: process.env.MMOGIT_TOR_NETWORK });
+ * agent.on('message', (m) => console.log(m.from, m.text));
+ * await agent.send(bobOnion, 'hello');
+ * await agent.stop();
+ * ```
+ */
+export class Agent extends EventEmitter {
+  readonly configDir: string;
+  readonly key: AgentKey;
+  private store: MemoryStore | null = null;
+  private storeOpening: Promise<MemoryStore> | null = null;
+  private runtime: AgentRuntime | null = null;
+
+  private constructor(configDir: string, key: AgentKey) {
+    super();
+    this.configDir = configDir;
+    this.key = key;
+  }
+
+  /** Creates (or restores) the identity in the config dir and opens the agent. */
+  static async init(options: AgentInitOptions = {}): Promise<{ agent: Agent; mnemonic?: string }> {
+    const configDir = resolveConfigDir(options.configDir);
+    let key: AgentKey;
+    let mnemonic: string | undefined;
+    if (options.mnemonic !== undefined) {
+      key = AgentKey.fromMnemonic(normaliseMnemonic(options.mnemonic));
+    } else {
+      const generated = AgentKey.generate();
+      key = generated.key;
+      mnemonic = generated.mnemonic;
+    }
+    await saveIdentity(configDir, key, { force: options.force ?? false });
+    const agent = new Agent(configDir, key);
+    await agent.memory(); // create the repo now, so a fresh agent is complete on disk
+    return mnemonic ? { agent, mnemonic } : { agent };
+  }
+
+  /** Opens an initialised agent (identity must exist; see {@link Agent.init}). */
+  static async open(options: AgentOpenOptions = {}): Promise<Agent> {
+    const configDir = resolveConfigDir(options.configDir);
+    return new Agent(configDir, await loadIdentity(configDir));
+  }
+
+  /** This agent's `<56 chars>.onion` address. */
+  get address(): string {
+    return this.key.onion;
+  }
+
+  get publicKeyHex(): string {
+    return this.key.publicKeyHex;
+  }
+
+  /** The git-backed memory store (opened on first use). */
+  async memory(): Promise<MemoryStore> {
+    if (this.store) return this.store;
+    this.storeOpening ??= import('../memory/index.js').then(({ MemoryStore }) =>
+      MemoryStore.open(join(this.configDir, CONFIG_FILES.memory), this.key),
+    );
+    this.store = await this.storeOpening;
+    return this.store;
+  }
+
+  /** Whether `start()` has completed and `stop()` has not been called. */
+  get running(): boolean {
+    return this.runtime !== null;
+  }
+
+  /** The network side; throws ERR_DAEMON_NOT_RUNNING before `start()`. */
+  net(): AgentRuntime {
+    if (!this.runtime)
+      throw new MmogitError('ERR_DAEMON_NOT_RUNNING', 'agent is not started (call start() first)');
+    return this.runtime;
+  }
+
+  /**
+   * Starts tor (spawned, or attached with `torControl`), publishes the onion service, starts the libp2p node with
+   * messaging, discovery and memory sync, and retries the outbox. Resolves when the onion is published.
+   */
+  async start(options: AgentStartOptions = {}): Promise<{ onion: string }> {
+    if (this.runtime) throw new MmogitError('ERR_DAEMON_RUNNING', 'agent is already started');
+    const { startRuntime } = await import('./runtime.js');
+    const store = await this.memory();
+    this.runtime = await startRuntime(this, store, options);
+    return { onion: this.address };
+  }
+
+  /** Stops everything `start()` started (idempotent). The memory store stays usable. */
+  async stop(): Promise<void> {
+    const runtime = this.runtime;
+    this.runtime = null;
+    await runtime?.stop();
+  }
+
+  /** Closes the memory store too (after stop). */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.store?.close();
+    this.store = null;
+    this.storeOpening = null;
+  }
+}
