@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import type { TorNetworkInfo } from '../../src/tor/testnet.js';
+import { type CommandResult, endProgress, type GlobalOptions, progress } from '../output.js';
+import { configDirOf } from './_context.js';
+
+interface TestnetArgs extends GlobalOptions {
+  _: (string | number)[];
+  dir?: string;
+  authorities?: number;
+  relays?: number;
+}
+
+/** `mmogit testnet up|down|status [--dir DIR]`: the built-in private Tor network on loopback. */
+export default async function testnet(args: TestnetArgs): Promise<CommandResult> {
+  const sub = String(args._[1] ?? '');
+  const dir = args.dir ?? join(configDirOf(args), 'testnet');
+  const { testnetUp, testnetDown, testnetStatus } = await import('../../src/tor/testnet.js');
+  const { startBootstrapAgents, stopBootstrapAgents } = await import('../../src/agent/testnet-agents.js');
+  if (sub === 'up') {
+    const started = Date.now();
+    const network: TorNetworkInfo = await testnetUp({
+      dir,
+      ...(args.authorities !== undefined ? { authorities: args.authorities } : {}),
+      ...(args.relays !== undefined ? { relays: args.relays } : {}),
+      onProgress: (p) => progress(`testnet ${p.phase}: ${p.progress}% ${p.summary}`),
+    });
+    endProgress();
+    progress('testnet: starting the DHT bootstrap agent…');
+    const withPeers = await startBootstrapAgents(dir, {
+      onProgress: (p) => progress(`bootstrap agent: ${JSON.stringify(p)}`),
+    });
+    endProgress();
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    return {
+      data: { ...withPeers, upSeconds: Number(seconds) },
+      human: [
+        `private Tor network up in ${seconds} s: ${network.authorities.length} authorities, ${network.relays.length} relays`,
+        `dir: ${dir}`,
+        `bootstrap agents: ${(withPeers.bootstrapPeers ?? []).length}`,
+        `use it with: mmogit tor start --network ${dir}   (or MMOGIT_TOR_NETWORK=${dir})`,
+      ].join('\n'),
+    };
+  }
+  if (sub === 'down') {
+    const agents = await stopBootstrapAgents(dir);
+    const r = await testnetDown({ dir });
+    return { data: { ...r, agents }, human: `stopped ${r.stopped} tor process(es) and ${agents} agent(s)` };
+  }
+  const s = await testnetStatus({ dir });
+  return {
+    data: s,
+    human: [
+      `${s.running ? 'running' : 'not running'}: ${s.dir}`,
+      ...s.processes.map(
+        (p) => `  ${p.role.padEnd(9)} ${p.nickname.padEnd(12)} pid ${p.pid} ${p.alive ? 'alive' : 'dead'}`,
+      ),
+    ].join('\n'),
+  };
+}
