@@ -1,0 +1,251 @@
+/**
+ * The messaging wire model: signed message envelopes, signed acknowledgements and the frames that carry them
+ * inside a PQ session. Pure functions only (no I/O); the protocol is specified in docs/protocol-messaging.md.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { MmogitError } from '../errors.js';
+import { canonicalBytes } from '../identity/canonical.js';
+import type { AgentKey } from '../identity/keys.js';
+import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
+import { SIGNING_CONTEXTS, verifySignature } from '../identity/signing.js';
+
+/** Envelope and ack format version (docs/protocol-messaging.md §Envelope). */
+export const MESSAGE_VERSION = 1;
+/** Default cap on a message's text, in UTF-8 bytes. */
+export const DEFAULT_MAX_TEXT_BYTES = 64 * 1024;
+
+/** The signed body of a message. `from`/`to` are lower-case `<56>.onion` addresses; `timestamp` is ms. */
+export interface MessageEnvelope {
+  v: 1;
+  /** 128 random bits, 32 lower-case hex characters. */
+  id: string;
+  from: string;
+  to: string;
+  text: string;
+  timestamp: number;
+}
+
+/** The signed body of an acknowledgement: `by` (the recipient) confirms it has stored message `id`. */
+export interface MessageAck {
+  v: 1;
+  id: string;
+  status: 'delivered';
+  by: string;
+  timestamp: number;
+}
+
+/** A message with its Ed25519 signature (base64) under {@link SIGNING_CONTEXTS}.message. */
+export interface SignedMessage {
+  message: MessageEnvelope;
+  sig: string;
+}
+
+/** An ack with its Ed25519 signature (base64) under {@link SIGNING_CONTEXTS}.messageAck. */
+export interface SignedAck {
+  ack: MessageAck;
+  sig: string;
+}
+
+/** Every frame of `/mmogit/msg/1.0.0`, sent as one PQ-session record of UTF-8 JSON. */
+export type MessagingFrame =
+  | { t: 'msg'; m: MessageEnvelope; sig: string }
+  | { t: 'ack'; a: MessageAck; sig: string }
+  | { t: 'err'; id?: string; code: string; message: string }
+  | { t: 'ping'; n: string }
+  | { t: 'pong'; n: string };
+
+const ID_RE = /^[0-9a-f]{32}$/;
+const SIG_RE = /^[A-Za-z0-9+/]{86}==$/;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function badFrame(why: string, details?: Record<string, unknown>): MmogitError {
+  return new MmogitError('ERR_BAD_FRAME', `bad messaging frame: ${why}`, details ? { details } : {});
+}
+
+/** A fresh message id: 128 random bits as hex. */
+export function newMessageId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** The UTF-8 length of `text`. */
+export function textBytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+/**
+ * Builds and signs a message from `key` to `to`. Throws `ERR_TOO_LARGE` above `maxTextBytes` and
+ * `ERR_INVALID_ONION` for a bad recipient.
+ *
+ * @example
+ * const signed = signMessage(key, peerOnion, 'hello');
+ * verifyMessage(signed) // true
+ */
+export function signMessage(
+  key: AgentKey,
+  to: string,
+  text: string,
+  options: { id?: string; timestamp?: number; maxTextBytes?: number } = {},
+): SignedMessage {
+  if (typeof text !== 'string')
+    throw new MmogitError('ERR_INVALID_ARGUMENT', 'message text must be a string');
+  const max = options.maxTextBytes ?? DEFAULT_MAX_TEXT_BYTES;
+  const size = textBytes(text);
+  if (size > max) {
+    throw new MmogitError('ERR_TOO_LARGE', `message text is ${size} bytes, the limit is ${max}`, {
+      details: { bytes: size, limit: max },
+    });
+  }
+  const message: MessageEnvelope = {
+    v: MESSAGE_VERSION,
+    id: options.id ?? newMessageId(),
+    from: key.onion,
+    to: parseOnionAddress(to).hostname,
+    text,
+    timestamp: options.timestamp ?? Date.now(),
+  };
+  const sig = key.sign(SIGNING_CONTEXTS.message, canonicalBytes({ ...message }));
+  return { message, sig: Buffer.from(sig).toString('base64') };
+}
+
+/** Signs the ack for message `id` as `key` (the recipient). */
+export function signAck(key: AgentKey, id: string, timestamp = Date.now()): SignedAck {
+  const ack: MessageAck = { v: MESSAGE_VERSION, id, status: 'delivered', by: key.onion, timestamp };
+  const sig = key.sign(SIGNING_CONTEXTS.messageAck, canonicalBytes({ ...ack }));
+  return { ack, sig: Buffer.from(sig).toString('base64') };
+}
+
+function sigBytes(sig: string): Uint8Array {
+  return SIG_RE.test(sig) ? new Uint8Array(Buffer.from(sig, 'base64')) : new Uint8Array(0);
+}
+
+/** True when `signed.sig` is `signed.message.from`'s signature of the envelope (the key is the onion's). */
+export function verifyMessage(signed: SignedMessage): boolean {
+  let publicKey: Uint8Array;
+  try {
+    publicKey = parseOnionAddress(signed.message.from).publicKey;
+  } catch {
+    return false;
+  }
+  return verifySignature(
+    SIGNING_CONTEXTS.message,
+    canonicalBytes({ ...signed.message }),
+    sigBytes(signed.sig),
+    publicKey,
+  );
+}
+
+/** True when `signed.sig` is `signed.ack.by`'s signature of the ack. */
+export function verifyAck(signed: SignedAck): boolean {
+  let publicKey: Uint8Array;
+  try {
+    publicKey = parseOnionAddress(signed.ack.by).publicKey;
+  } catch {
+    return false;
+  }
+  return verifySignature(
+    SIGNING_CONTEXTS.messageAck,
+    canonicalBytes({ ...signed.ack }),
+    sigBytes(signed.sig),
+    publicKey,
+  );
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function exactKeys(obj: Record<string, unknown>, keys: readonly string[], what: string): void {
+  const got = Object.keys(obj);
+  // Unknown members are refused: the signature covers the canonical form of exactly these fields.
+  if (got.length !== keys.length || !keys.every((k) => Object.hasOwn(obj, k))) {
+    throw badFrame(`${what} must have exactly the members ${keys.join(', ')}`);
+  }
+}
+
+function isTimestamp(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isCanonicalOnion(x: unknown): x is string {
+  return typeof x === 'string' && x === x.toLowerCase() && x.endsWith('.onion') && isOnionAddress(x);
+}
+
+/** Checks the shape of an envelope (not its signature). Throws `ERR_BAD_FRAME`. */
+export function parseEnvelope(x: unknown): MessageEnvelope {
+  if (!isRecord(x)) throw badFrame('message is not an object');
+  exactKeys(x, ['v', 'id', 'from', 'to', 'text', 'timestamp'], 'message');
+  if (x.v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${String(x.v)}`);
+  if (typeof x.id !== 'string' || !ID_RE.test(x.id)) throw badFrame('message id must be 32 hex characters');
+  if (!isCanonicalOnion(x.from)) throw badFrame('message "from" is not an onion address');
+  if (!isCanonicalOnion(x.to)) throw badFrame('message "to" is not an onion address');
+  if (typeof x.text !== 'string') throw badFrame('message text must be a string');
+  if (!isTimestamp(x.timestamp)) throw badFrame('message timestamp must be a non-negative integer');
+  return x as unknown as MessageEnvelope;
+}
+
+/** Checks the shape of an ack (not its signature). Throws `ERR_BAD_FRAME`. */
+export function parseAck(x: unknown): MessageAck {
+  if (!isRecord(x)) throw badFrame('ack is not an object');
+  exactKeys(x, ['v', 'id', 'status', 'by', 'timestamp'], 'ack');
+  if (x.v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${String(x.v)}`);
+  if (typeof x.id !== 'string' || !ID_RE.test(x.id)) throw badFrame('ack id must be 32 hex characters');
+  if (x.status !== 'delivered') throw badFrame('ack status must be "delivered"');
+  if (!isCanonicalOnion(x.by)) throw badFrame('ack "by" is not an onion address');
+  if (!isTimestamp(x.timestamp)) throw badFrame('ack timestamp must be a non-negative integer');
+  return x as unknown as MessageAck;
+}
+
+/** Serialises a frame as UTF-8 JSON. */
+export function encodeFrame(frame: MessagingFrame): Uint8Array {
+  return encoder.encode(JSON.stringify(frame));
+}
+
+/**
+ * Parses one frame. Refuses (`ERR_TOO_LARGE`) a payload over `maxFrameBytes` before parsing it, and anything
+ * that is not valid UTF-8 JSON of a known frame type with well-formed members (`ERR_BAD_FRAME`).
+ */
+export function decodeFrame(payload: Uint8Array, maxFrameBytes: number): MessagingFrame {
+  if (payload.length > maxFrameBytes) {
+    throw new MmogitError('ERR_TOO_LARGE', `frame of ${payload.length} bytes exceeds ${maxFrameBytes}`, {
+      details: { bytes: payload.length, limit: maxFrameBytes },
+    });
+  }
+  let x: unknown;
+  try {
+    x = JSON.parse(decoder.decode(payload));
+  } catch {
+    throw badFrame('not UTF-8 JSON');
+  }
+  if (!isRecord(x) || typeof x.t !== 'string') throw badFrame('no frame type');
+  switch (x.t) {
+    case 'msg':
+      exactKeys(x, ['t', 'm', 'sig'], 'msg frame');
+      if (typeof x.sig !== 'string' || !SIG_RE.test(x.sig)) throw badFrame('malformed signature');
+      return { t: 'msg', m: parseEnvelope(x.m), sig: x.sig };
+    case 'ack':
+      exactKeys(x, ['t', 'a', 'sig'], 'ack frame');
+      if (typeof x.sig !== 'string' || !SIG_RE.test(x.sig)) throw badFrame('malformed signature');
+      return { t: 'ack', a: parseAck(x.a), sig: x.sig };
+    case 'err': {
+      if (typeof x.code !== 'string' || typeof x.message !== 'string') throw badFrame('malformed err frame');
+      const id = typeof x.id === 'string' && ID_RE.test(x.id) ? x.id : undefined;
+      return { t: 'err', ...(id ? { id } : {}), code: x.code.slice(0, 64), message: x.message.slice(0, 500) };
+    }
+    case 'ping':
+    case 'pong':
+      if (typeof x.n !== 'string' || !/^[0-9a-f]{16,64}$/.test(x.n)) throw badFrame(`malformed ${x.t}`);
+      return { t: x.t, n: x.n };
+    default:
+      throw badFrame(`unknown frame type ${JSON.stringify(String(x.t).slice(0, 20))}`);
+  }
+}
+
+/**
+ * The largest frame a message with `maxTextBytes` of text can produce: JSON escaping can grow text up to
+ * 6× (`\u0000`), plus room for the envelope and signature.
+ */
+export function maxFrameBytesFor(maxTextBytes: number): number {
+  return maxTextBytes * 6 + 4096;
+}

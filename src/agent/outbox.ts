@@ -1,0 +1,135 @@
+/**
+ * The persisted outbox: one file per undelivered message, `<dir>/<id>.json`, written atomically before the
+ * first delivery attempt and removed only after the recipient's signed ack was verified. A crash or restart at
+ * any point therefore either finds the message still here (and sends it again; the recipient de-duplicates by
+ * id) or it was acknowledged.
+ * @module
+ */
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MmogitError } from '../errors.js';
+import { writeFileAtomic } from '../identity/store.js';
+import { parseEnvelope, type SignedMessage, verifyMessage } from './messaging-envelope.js';
+
+const OUTBOX_FORMAT = 'mmogit-outbox';
+const OUTBOX_VERSION = 1;
+const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
+
+/** One queued message as stored on disk. */
+export interface OutboxItem extends SignedMessage {
+  /** When the message was queued (ms). */
+  queuedAt: number;
+}
+
+/** What {@link Outbox.list} found: valid items oldest first, and files it set aside as corrupt. */
+export interface OutboxListing {
+  items: OutboxItem[];
+  /** Files renamed to `<name>.corrupt` (unparseable, wrong format, or a signature that does not verify). */
+  corrupt: string[];
+}
+
+/**
+ * A directory of queued signed messages.
+ *
+ * @example
+ * const outbox = new Outbox(join(configDir, 'outbox'));
+ * await outbox.put(signMessage(key, peer, 'hi'));
+ * (await outbox.list()).items.length // 1
+ */
+export class Outbox {
+  constructor(readonly dir: string) {}
+
+  private path(id: string): string {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new MmogitError('ERR_INVALID_ARGUMENT', `bad message id ${id}`);
+    return join(this.dir, `${id}.json`);
+  }
+
+  /** Creates the directory (mode 0700: messages are private). */
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Persists `signed` atomically (temp file, fsync, rename). Idempotent for the same id. */
+  async put(signed: SignedMessage, queuedAt = Date.now()): Promise<OutboxItem> {
+    await this.init();
+    const item: OutboxItem = { message: signed.message, sig: signed.sig, queuedAt };
+    const body = JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item });
+    await writeFileAtomic(this.path(signed.message.id), `${body}\n`, 0o600);
+    return item;
+  }
+
+  /** Removes the item for `id`; false if there was none. */
+  async remove(id: string): Promise<boolean> {
+    try {
+      await rm(this.path(id));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** True while `id` is queued. */
+  async has(id: string): Promise<boolean> {
+    return (await this.read(id)) !== null;
+  }
+
+  /** The item for `id`, or null (also for a corrupt file, which is left in place). */
+  async read(id: string): Promise<OutboxItem | null> {
+    let text: string;
+    try {
+      text = await readFile(this.path(id), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    return parseItem(text);
+  }
+
+  /** Every queued item, oldest first (by message timestamp, then id). Corrupt files are set aside. */
+  async list(): Promise<OutboxListing> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { items: [], corrupt: [] };
+      throw e;
+    }
+    const items: OutboxItem[] = [];
+    const corrupt: string[] = [];
+    for (const name of names) {
+      const match = ID_FILE_RE.exec(name);
+      if (!match) continue; // temp files of an interrupted write, .corrupt files
+      const path = join(this.dir, name);
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile (delivered)
+        throw e;
+      }
+      const item = parseItem(text);
+      if (item && item.message.id === match[1]) items.push(item);
+      else {
+        // Keep the bytes for inspection but stop retrying them.
+        await rename(path, `${path}.corrupt`).catch(() => {});
+        corrupt.push(name);
+      }
+    }
+    items.sort((a, b) => a.message.timestamp - b.message.timestamp || (a.message.id < b.message.id ? -1 : 1));
+    return { items, corrupt };
+  }
+}
+
+function parseItem(text: string): OutboxItem | null {
+  try {
+    const x = JSON.parse(text) as Record<string, unknown>;
+    if (x.format !== OUTBOX_FORMAT || x.v !== OUTBOX_VERSION) return null;
+    if (typeof x.sig !== 'string' || typeof x.queuedAt !== 'number') return null;
+    const message = parseEnvelope(x.message);
+    const item: OutboxItem = { message, sig: x.sig, queuedAt: x.queuedAt };
+    return verifyMessage(item) ? item : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,223 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type DeliveredEvent,
+  MESSAGE_PROTOCOL,
+  type QueuedEvent,
+  type ReceivedMessage,
+} from '../../src/agent/messaging.js';
+import { AgentKey } from '../../src/identity/keys.js';
+import { type Directory, removeHome, startAgent, type TestAgent, waitFor } from './messaging-helpers.js';
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()?.();
+});
+
+async function agent(dir: Directory, opts: Parameters<typeof startAgent>[1] = {}): Promise<TestAgent> {
+  const a = await startAgent(dir, opts);
+  cleanup.push(async () => {
+    await a.stop();
+    if (!opts.home) await removeHome(a.home);
+  });
+  return a;
+}
+
+function collect(a: TestAgent): ReceivedMessage[] {
+  const got: ReceivedMessage[] = [];
+  a.messenger.on('message', (m: ReceivedMessage) => got.push(m));
+  return got;
+}
+
+describe('Messenger between two agents (loopback, real PQ sessions)', () => {
+  it('delivers a signed message, gets a verified ack, stores both sides and empties the outbox', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const b = await agent(dir);
+    const got = collect(b);
+    const delivered: DeliveredEvent[] = [];
+    a.messenger.on('delivered', (e: DeliveredEvent) => delivered.push(e));
+
+    const res = await a.messenger.send(b.key.onion, 'hello from a ✓');
+    expect(res.status).toBe('delivered');
+    expect(res.id).toMatch(/^[0-9a-f]{32}$/);
+    expect(got).toEqual([
+      {
+        id: res.id,
+        from: a.key.onion,
+        text: 'hello from a ✓',
+        timestamp: expect.any(Number),
+        verified: true,
+      },
+    ]);
+    expect(delivered.map((d) => [d.id, d.ack.ack.by])).toEqual([[res.id, b.key.onion]]);
+
+    const inbox = await b.messenger.inbox();
+    expect(inbox).toEqual(got);
+    const sent = (await a.store.list()).filter((r) => r.direction === 'out');
+    expect(sent.map((r) => [r.message.id, r.ack?.ack.by])).toEqual([[res.id, b.key.onion]]);
+    expect(await readdir(join(a.home, 'outbox'))).toEqual([]);
+    expect(await a.messenger.inbox()).toEqual([]);
+  });
+
+  it('answers in both directions over one session, keeps order, and pings with the peer identity', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const b = await agent(dir);
+    const gotA = collect(a);
+    const gotB = collect(b);
+    for (let i = 0; i < 5; i++) {
+      expect((await a.messenger.send(b.key.onion, `a${i}`)).status).toBe('delivered');
+      expect((await b.messenger.send(a.key.onion, `b${i}`)).status).toBe('delivered');
+    }
+    expect(gotB.map((m) => m.text)).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
+    expect(gotA.map((m) => m.text)).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
+    // b answered over the stream a opened: only one TCP connection between them.
+    expect(a.node.sockets.size + b.node.sockets.size).toBe(2);
+
+    const ping = await a.messenger.ping(b.key.onion);
+    expect(ping.peer).toEqual({ onion: b.key.onion, pubkey: b.key.publicKeyHex });
+    expect(ping.transport).toBe('direct');
+    expect(ping.suite).toBe('hybrid-x25519-mlkem768');
+    expect(ping.reused).toBe(true);
+    expect(ping.rttMs).toBeGreaterThan(0);
+    const fresh = await a.messenger.ping(b.key.onion, { fresh: true });
+    expect(fresh.reused).toBe(false);
+    expect(fresh.handshakeMs).toBeGreaterThan(0);
+  });
+
+  it('refuses oversized text and its own address before queueing anything', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir, { deps: { limits: { maxTextBytes: 1024 } } });
+    const b = await agent(dir);
+    await expect(a.messenger.send(b.key.onion, 'x'.repeat(1025))).rejects.toMatchObject({
+      code: 'ERR_TOO_LARGE',
+    });
+    await expect(a.messenger.send(a.key.onion, 'me')).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(a.messenger.send('nonsense.onion', 'x')).rejects.toMatchObject({
+      code: 'ERR_INVALID_ONION',
+    });
+    expect(await readdir(join(a.home, 'outbox'))).toEqual([]);
+  });
+});
+
+describe('Messenger among five agents', () => {
+  it('every agent messages every other; each gets exactly its four messages', async () => {
+    const dir: Directory = new Map();
+    const agents = await Promise.all(Array.from({ length: 5 }, () => agent(dir)));
+    const got = agents.map(collect);
+    const results = await Promise.all(
+      agents.flatMap((from, i) =>
+        agents
+          .filter((_, j) => j !== i)
+          .map((to) => from.messenger.send(to.key.onion, `${i}->${to.key.onion.slice(0, 6)}`)),
+      ),
+    );
+    expect(results.every((r) => r.status === 'delivered')).toBe(true);
+    for (const [j, a] of agents.entries()) {
+      const senders = got[j]?.map((m) => m.from).sort();
+      expect(senders).toEqual(
+        agents
+          .filter((_, k) => k !== j)
+          .map((x) => x.key.onion)
+          .sort(),
+      );
+      expect(got[j]?.every((m) => m.text.endsWith(a.key.onion.slice(0, 6)) && m.verified)).toBe(true);
+      expect((await a.messenger.inbox()).length).toBe(4);
+    }
+  });
+});
+
+describe('outbox and retries', () => {
+  it('queues while the peer is offline and delivers once it comes up', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const bKey = AgentKey.random();
+    const queued: QueuedEvent[] = [];
+    a.messenger.on('queued', (e: QueuedEvent) => queued.push(e));
+
+    const res = await a.messenger.send(bKey.onion, 'are you there?', { timeoutMs: 2_000 });
+    expect(res.status).toBe('queued');
+    expect(queued[0]?.id).toBe(res.id);
+    expect(await readdir(join(a.home, 'outbox'))).toEqual([`${res.id}.json`]);
+    expect(a.messenger.pending().map((p) => p.id)).toEqual([res.id]);
+
+    // let a few retries fail, then bring the peer up
+    await waitFor(() => queued.length >= 3, 5_000, 'retries');
+    const b = await agent(dir, { key: bKey });
+    const got = collect(b);
+    await waitFor(() => got.length === 1, 5_000, 'delivery after the peer came up');
+    expect(got[0]).toMatchObject({ id: res.id, text: 'are you there?', from: a.key.onion });
+    await waitFor(async () => (await readdir(join(a.home, 'outbox'))).length === 0, 5_000, 'outbox emptied');
+    expect(a.messenger.pending()).toEqual([]);
+  });
+
+  it('survives a restart of the sender with messages queued: each delivered exactly once', async () => {
+    const dir: Directory = new Map();
+    const aKey = AgentKey.random();
+    const bKey = AgentKey.random();
+    const first = await startAgent(dir, { key: aKey });
+    cleanup.push(() => removeHome(first.home));
+    const ids: string[] = [];
+    for (const text of ['one', 'two', 'three']) {
+      const r = await first.messenger.send(bKey.onion, text, { timeoutMs: 1_000 });
+      expect(r.status).toBe('queued');
+      ids.push(r.id);
+    }
+    await first.stop();
+    expect((await readdir(join(first.home, 'outbox'))).sort()).toEqual(ids.map((id) => `${id}.json`).sort());
+
+    const b = await agent(dir, { key: bKey });
+    const got = collect(b);
+    const second = await agent(dir, { key: aKey, home: first.home });
+    await waitFor(() => got.length === 3, 10_000, 'queued messages after restart');
+    expect(got.map((m) => m.text).sort()).toEqual(['one', 'three', 'two']);
+    await waitFor(
+      async () => (await readdir(join(first.home, 'outbox'))).length === 0,
+      5_000,
+      'outbox emptied',
+    );
+    // Nothing more arrives later (no duplicates from stale retries).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(got.length).toBe(3);
+    expect((await b.messenger.inbox()).map((m) => m.id).sort()).toEqual([...ids].sort());
+    expect(second.messenger.pending()).toEqual([]);
+  });
+
+  it('survives a restart of the receiver: messages it stored are not handed out again', async () => {
+    const dir: Directory = new Map();
+    const bKey = AgentKey.random();
+    const a = await agent(dir);
+    const b1 = await startAgent(dir, { key: bKey });
+    cleanup.push(() => removeHome(b1.home));
+    const got1 = collect(b1);
+    const r1 = await a.messenger.send(bKey.onion, 'before restart');
+    expect(r1.status).toBe('delivered');
+    await b1.stop();
+    const b2 = await agent(dir, { key: bKey, home: b1.home });
+    const got2 = collect(b2);
+    const r2 = await a.messenger.send(bKey.onion, 'after restart');
+    expect(r2.status).toBe('delivered');
+    expect(got1.map((m) => m.text)).toEqual(['before restart']);
+    expect(got2.map((m) => m.text)).toEqual(['after restart']);
+    expect((await b2.messenger.inbox()).map((m) => m.text)).toEqual(['before restart', 'after restart']);
+    expect(MESSAGE_PROTOCOL).toBe('/mmogit/msg/1.0.0');
+  });
+
+  it('rate-limits a flooding peer without dropping its messages: they arrive after backoff', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const b = await agent(dir, { deps: { limits: { rate: { capacity: 3, refillPerSecond: 5 } } } });
+    const got = collect(b);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => a.messenger.send(b.key.onion, `m${i}`)),
+    );
+    const queued = results.filter((r) => r.status === 'queued');
+    expect(queued.length).toBeGreaterThan(0);
+    expect(results.filter((r) => r.status === 'delivered').length).toBeGreaterThanOrEqual(3);
+    await waitFor(() => got.length === 8, 10_000, 'rate-limited messages');
+    expect(new Set(got.map((m) => m.text)).size).toBe(8);
+    await waitFor(() => a.messenger.pending().length === 0, 5_000, 'all acked');
+  });
+});
