@@ -46,7 +46,10 @@ export interface SecureSession {
   send(payload: Uint8Array, options?: SessionIoOptions): Promise<void>;
   /** Receives one whole payload; null once the peer closed cleanly. */
   receive(options?: SessionIoOptions): Promise<Uint8Array | null>;
-  /** Sends the authenticated close frame and half-closes; pending payloads from the peer stay readable. */
+  /**
+   * Sends the authenticated close frame and ends our side; payloads already received stay readable. Whether the
+   * peer can still answer depends on the transport (tor streams and non-half-open sockets end both ways).
+   */
   close(): Promise<void>;
 }
 
@@ -218,7 +221,8 @@ export class Session implements SecureSession {
         await this.#channel.write(this.#sender.seal(FRAME_CLOSE, new Uint8Array(0)));
         await this.#channel.close();
       } catch (e) {
-        throw this.#fail(e);
+        // The peer already hung up (TCP without half-open and tor streams end both directions): nothing to close.
+        if (!hasCode(e, 'ERR_CONNECTION_CLOSED')) throw this.#fail(e);
       } finally {
         this.#sender.destroy();
       }
