@@ -1,0 +1,208 @@
+/**
+ * A libp2p transport for `/onion3/<56 chars>:<port>` multiaddrs. Dials go through tor's SOCKS5 port (the
+ * destination `<id>.onion` is resolved by tor, never by us); the listener binds the local TCP port that the
+ * agent's onion service forwards to (`ADD_ONION Port=<virt>,127.0.0.1:<port>`, control-spec §3.27) and reports the
+ * onion multiaddr as its address. Sockets are upgraded by libp2p (noise, then yamux) like @libp2p/tcp's.
+ * @module
+ */
+import '../_polyfill.js';
+import net from 'node:net';
+import {
+  type ComponentLogger,
+  type Connection,
+  type CreateListenerOptions,
+  type DialTransportOptions,
+  type Listener,
+  type ListenerEvents,
+  type Logger,
+  type Transport,
+  TypedEventEmitter,
+  transportSymbol,
+} from '@libp2p/interface';
+import { ipPortToMultiaddr } from '@libp2p/utils';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import { MmogitError } from '../errors.js';
+import { socketToMaConn } from './_socket-conn.js';
+import { DEFAULT_SOCKS_CONNECT_TIMEOUT_MS, socksConnect } from './_socks.js';
+import { isOnionMultiaddr, onionOfMultiaddr } from './addr.js';
+
+/** Where tor's SocksPort is. */
+export interface SocksEndpoint {
+  host: string;
+  port: number;
+}
+
+/** Remembers which inbound sockets came in through the onion listener, so a connection's route is truthful. */
+export class InboundRegistry {
+  private readonly viaTor = new Set<string>();
+  add(host: string, port: number): void {
+    this.viaTor.add(`${host}:${port}`);
+  }
+  delete(host: string, port: number): void {
+    this.viaTor.delete(`${host}:${port}`);
+  }
+  /** True when an inbound connection's remote address is a socket accepted on the onion listener. */
+  has(remoteAddr: Multiaddr): boolean {
+    const [ip, tcp] = remoteAddr.getComponents();
+    return ip?.value !== undefined && tcp?.name === 'tcp' && this.viaTor.has(`${ip.value}:${tcp.value}`);
+  }
+}
+
+export interface Onion3TransportInit {
+  /** tor's SocksPort; without it the transport cannot dial (listening still works). */
+  socks?: SocksEndpoint;
+  /** Local address the onion service forwards to; the listener binds it (port 0 = any free port). */
+  forwardTo?: { host: string; port: number };
+  /** Bound on the SOCKS connect (the cold rendezvous dominates); libp2p's dial signal still applies. */
+  connectTimeoutMs?: number;
+  /** Shared with the agent node to classify inbound connections. */
+  inbound?: InboundRegistry;
+  /** Called once the listener is bound, with the actual local port. */
+  onListening?: (port: number) => void;
+}
+
+interface Onion3Components {
+  logger: ComponentLogger;
+}
+
+class Onion3Transport implements Transport {
+  readonly [transportSymbol] = true as const;
+  readonly [Symbol.toStringTag] = '@mmogit/onion3';
+  private readonly log: Logger;
+
+  constructor(
+    private readonly components: Onion3Components,
+    private readonly init: Onion3TransportInit,
+  ) {
+    this.log = components.logger.forComponent('mmogit:transport:onion3');
+  }
+
+  async dial(ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
+    const onion = onionOfMultiaddr(ma);
+    if (!onion) throw new MmogitError('ERR_INVALID_MULTIADDR', `not an onion3 multiaddr: ${ma.toString()}`);
+    const socks = this.init.socks;
+    if (!socks) {
+      throw new MmogitError('ERR_SOCKS', 'cannot dial an onion: no tor SocksPort configured');
+    }
+    this.log('dialing %s through socks %s:%d', ma.toString(), socks.host, socks.port);
+    const socket = await socksConnect(
+      {
+        socksHost: socks.host,
+        socksPort: socks.port,
+        host: `${onion.serviceId}.onion`,
+        port: onion.port,
+        // one circuit per destination onion: peers do not share circuits (tor IsolateSOCKSAuth)
+        isolationKey: onion.serviceId,
+      },
+      { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_CONNECT_TIMEOUT_MS },
+    );
+    const maConn = socketToMaConn({
+      socket,
+      remoteAddr: ma,
+      direction: 'outbound',
+      log: this.log.newScope('connection'),
+    });
+    try {
+      return await options.upgrader.upgradeOutbound(maConn, options);
+    } catch (err) {
+      maConn.abort(err as Error);
+      throw err;
+    }
+  }
+
+  createListener(options: CreateListenerOptions): Listener {
+    return new Onion3Listener(this.init, options, this.log.newScope('listener'), this.components.logger);
+  }
+
+  listenFilter = (multiaddrs: Multiaddr[]): Multiaddr[] =>
+    this.init.forwardTo ? multiaddrs.filter(isOnionMultiaddr) : [];
+
+  dialFilter = (multiaddrs: Multiaddr[]): Multiaddr[] => multiaddrs.filter(isOnionMultiaddr);
+}
+
+class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listener {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly shutdown = new AbortController();
+  private addr: Multiaddr | undefined;
+
+  constructor(
+    private readonly init: Onion3TransportInit,
+    private readonly options: CreateListenerOptions,
+    private readonly log: Logger,
+    private readonly logger: ComponentLogger,
+  ) {
+    super();
+    this.server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    this.server.on('error', (err) => this.safeDispatchEvent('error', { detail: err }));
+  }
+
+  private onSocket(socket: net.Socket): void {
+    const host = socket.remoteAddress;
+    const port = socket.remotePort;
+    if (host === undefined || port === undefined || this.addr === undefined) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    this.init.inbound?.add(host, port);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.init.inbound?.delete(host, port);
+    });
+    // The remote of an inbound onion connection is anonymous: all we truthfully know is tor's local socket.
+    const maConn = socketToMaConn({
+      socket,
+      remoteAddr: ipPortToMultiaddr(host, port),
+      direction: 'inbound',
+      log: this.logger.forComponent('mmogit:transport:onion3:connection'),
+    });
+    this.options.upgrader.upgradeInbound(maConn, { signal: this.shutdown.signal }).catch((err: Error) => {
+      this.log('inbound upgrade failed: %s', err.message);
+      maConn.abort(err);
+    });
+  }
+
+  async listen(ma: Multiaddr): Promise<void> {
+    const forwardTo = this.init.forwardTo;
+    if (!forwardTo) throw new MmogitError('ERR_INVALID_ARGUMENT', 'onion3 listener needs forwardTo');
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: forwardTo.host, port: forwardTo.port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.addr = ma;
+    const bound = this.server.address() as net.AddressInfo;
+    this.log('listening on %s:%d for %s', bound.address, bound.port, ma.toString());
+    this.init.onListening?.(bound.port);
+    this.safeDispatchEvent('listening');
+  }
+
+  getAddrs(): Multiaddr[] {
+    return this.addr ? [this.addr] : [];
+  }
+
+  updateAnnounceAddrs(): void {}
+
+  async close(): Promise<void> {
+    this.shutdown.abort();
+    const closed = this.server.listening
+      ? new Promise<void>((resolve) => this.server.close(() => resolve()))
+      : Promise.resolve();
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+    this.safeDispatchEvent('close');
+  }
+}
+
+/**
+ * The `/onion3` transport factory for `createLibp2p({ transports: [onion3Transport({...})] })`.
+ *
+ * @example
+ * transports: [onion3Transport({ socks: { host: '127.0.0.1', port: 9050 }, forwardTo: { host: '127.0.0.1', port: 0 } })]
+ */
+export function onion3Transport(init: Onion3TransportInit): (components: Onion3Components) => Transport {
+  return (components) => new Onion3Transport(components, init);
+}
