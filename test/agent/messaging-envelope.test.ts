@@ -1,0 +1,118 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  decodeFrame,
+  encodeFrame,
+  maxFrameBytesFor,
+  signAck,
+  signMessage,
+  verifyAck,
+  verifyMessage,
+} from '../../src/agent/messaging-envelope.js';
+import { KeyedRateLimiter, TokenBucket } from '../../src/agent/rate-limit.js';
+import { canonicalBytes } from '../../src/identity/canonical.js';
+import { AgentKey } from '../../src/identity/keys.js';
+import { SIGNING_CONTEXTS, verifySignature } from '../../src/identity/signing.js';
+
+const a = AgentKey.random();
+const b = AgentKey.random();
+
+describe('message envelope', () => {
+  it('is signed under the message context only (domain separation)', () => {
+    const s = signMessage(a, b.onion, 'hi', { timestamp: 1 });
+    const body = canonicalBytes({ ...s.message });
+    const sig = Buffer.from(s.sig, 'base64');
+    expect(verifySignature(SIGNING_CONTEXTS.message, body, sig, a.publicKey)).toBe(true);
+    expect(verifySignature(SIGNING_CONTEXTS.messageAck, body, sig, a.publicKey)).toBe(false);
+    expect(verifySignature(SIGNING_CONTEXTS.memoryEntry, body, sig, a.publicKey)).toBe(false);
+    expect(s.message).toEqual({
+      v: 1,
+      id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      from: a.onion,
+      to: b.onion,
+      text: 'hi',
+      timestamp: 1,
+    });
+  });
+
+  it('round-trips any text through a frame and still verifies; any change breaks the signature', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.nat(), (text, ts) => {
+        const s = signMessage(a, b.onion.toUpperCase(), text, { timestamp: ts });
+        const f = decodeFrame(
+          encodeFrame({ t: 'msg', m: s.message, sig: s.sig }),
+          maxFrameBytesFor(64 * 1024),
+        );
+        if (f.t !== 'msg') return false;
+        const again = { message: f.m, sig: f.sig };
+        return verifyMessage(again) && !verifyMessage({ message: { ...f.m, text: `${text}.` }, sig: f.sig });
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('worst-case escaping of a text at the cap still fits the frame cap', () => {
+    const s = signMessage(a, b.onion, '\u0001'.repeat(1024), { maxTextBytes: 1024 });
+    expect(encodeFrame({ t: 'msg', m: s.message, sig: s.sig }).length).toBeLessThanOrEqual(
+      maxFrameBytesFor(1024),
+    );
+  });
+
+  it('acks verify against the acknowledging agent only', () => {
+    const ack = signAck(b, 'ab'.repeat(16), 5);
+    expect(verifyAck(ack)).toBe(true);
+    expect(verifyAck({ ack: { ...ack.ack, by: a.onion }, sig: ack.sig })).toBe(false);
+    const f = decodeFrame(encodeFrame({ t: 'ack', a: ack.ack, sig: ack.sig }), 10_000);
+    expect(f).toEqual({ t: 'ack', a: ack.ack, sig: ack.sig });
+  });
+
+  it.each([
+    ['empty', ''],
+    ['array', '[]'],
+    ['bad sig', JSON.stringify({ t: 'ack', a: {}, sig: 'x' })],
+    ['upper-case onion', 'UPPER'],
+    ['float timestamp', 'FLOAT'],
+    ['invalid utf-8', 'BIN'],
+  ])('refuses %s with ERR_BAD_FRAME', (_n, input) => {
+    const s = signMessage(a, b.onion, 'x');
+    let bytes = new TextEncoder().encode(input);
+    if (input === 'UPPER')
+      bytes = encodeFrame({ t: 'msg', m: { ...s.message, from: a.onion.toUpperCase() }, sig: s.sig });
+    if (input === 'FLOAT') bytes = encodeFrame({ t: 'msg', m: { ...s.message, timestamp: 1.5 }, sig: s.sig });
+    if (input === 'BIN') bytes = Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d);
+    expect(() => decodeFrame(bytes, 10_000)).toThrow(expect.objectContaining({ code: 'ERR_BAD_FRAME' }));
+  });
+
+  it('refuses a frame over the cap before parsing (ERR_TOO_LARGE)', () => {
+    expect(() => decodeFrame(new Uint8Array(101), 100)).toThrow(
+      expect.objectContaining({ code: 'ERR_TOO_LARGE' }),
+    );
+  });
+});
+
+describe('rate limit', () => {
+  it('token bucket: bursts up to capacity, then refills at the rate', () => {
+    let now = 0;
+    const bucket = new TokenBucket({ capacity: 3, refillPerSecond: 2 }, () => now);
+    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, true, false]);
+    expect(bucket.waitMs()).toBe(500);
+    now += 499;
+    expect(bucket.take()).toBe(false);
+    now += 1;
+    expect(bucket.take()).toBe(true);
+    now += 60_000;
+    expect(bucket.full).toBe(true);
+  });
+
+  it('limits each key separately and keeps the map bounded', () => {
+    let now = 0;
+    const limiter = new KeyedRateLimiter({ capacity: 1, refillPerSecond: 1 }, 4, () => now);
+    expect(limiter.take('x')).toBe(true);
+    expect(limiter.take('x')).toBe(false);
+    expect(limiter.take('y')).toBe(true);
+    for (let i = 0; i < 100; i++) limiter.take(`k${i}`);
+    expect((limiter as unknown as { buckets: Map<string, unknown> }).buckets.size).toBeLessThanOrEqual(4);
+    now += 1000;
+    expect(limiter.retryAfterMs('nobody')).toBe(0);
+  });
+});

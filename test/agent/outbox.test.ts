@@ -1,0 +1,83 @@
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { signMessage } from '../../src/agent/messaging-envelope.js';
+import { Outbox } from '../../src/agent/outbox.js';
+import { AgentKey } from '../../src/identity/keys.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mmogit-outbox-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const key = AgentKey.random();
+const peer = AgentKey.random().onion;
+
+describe('Outbox', () => {
+  it('persists signed messages as <id>.json (0600, dir 0700) and lists them oldest first', async () => {
+    const outbox = new Outbox(join(dir, 'outbox'));
+    const later = signMessage(key, peer, 'second', { timestamp: 2_000 });
+    const earlier = signMessage(key, peer, 'first', { timestamp: 1_000 });
+    await outbox.put(later);
+    await outbox.put(earlier);
+    expect((await readdir(outbox.dir)).sort()).toEqual(
+      [`${earlier.message.id}.json`, `${later.message.id}.json`].sort(),
+    );
+    expect((await stat(join(outbox.dir, `${later.message.id}.json`))).mode & 0o777).toBe(0o600);
+    expect((await stat(outbox.dir)).mode & 0o777).toBe(0o700);
+    // A second Outbox on the same dir (a restarted daemon) sees the same items.
+    const { items, corrupt } = await new Outbox(outbox.dir).list();
+    expect(items.map((i) => i.message.text)).toEqual(['first', 'second']);
+    expect(corrupt).toEqual([]);
+    expect(await outbox.has(earlier.message.id)).toBe(true);
+    expect(await outbox.remove(earlier.message.id)).toBe(true);
+    expect(await outbox.remove(earlier.message.id)).toBe(false);
+    expect((await outbox.list()).items.map((i) => i.message.id)).toEqual([later.message.id]);
+  });
+
+  it('an absent directory is an empty outbox', async () => {
+    expect(await new Outbox(join(dir, 'nope')).list()).toEqual({ items: [], corrupt: [] });
+  });
+
+  it('sets aside torn, foreign-format and tampered files, and ignores temp files', async () => {
+    const outbox = new Outbox(dir);
+    const good = signMessage(key, peer, 'ok');
+    await outbox.put(good);
+    const tampered = signMessage(key, peer, 'original');
+    const item = JSON.parse(JSON.stringify({ format: 'mmogit-outbox', v: 1, ...tampered, queuedAt: 1 }));
+    item.message.text = 'changed';
+    await writeFile(join(dir, `${tampered.message.id}.json`), JSON.stringify(item));
+    const torn = 'a'.repeat(32);
+    await writeFile(join(dir, `${torn}.json`), '{"format":"mmogit-outbox","v":1,"mess');
+    const renamed = signMessage(key, peer, 'file name does not match id');
+    await writeFile(
+      join(dir, `${'b'.repeat(32)}.json`),
+      JSON.stringify({ format: 'mmogit-outbox', v: 1, ...renamed, queuedAt: 1 }),
+    );
+    await writeFile(join(dir, `${good.message.id}.json.tmp-1-2`), 'partial');
+
+    const { items, corrupt } = await outbox.list();
+    expect(items.map((i) => i.message.id)).toEqual([good.message.id]);
+    expect(corrupt.sort()).toEqual(
+      [`${'b'.repeat(32)}.json`, `${tampered.message.id}.json`, `${torn}.json`].sort(),
+    );
+    const names = await readdir(dir);
+    expect(names).toContain(`${torn}.json.corrupt`);
+    expect(names).toContain(`${good.message.id}.json.tmp-1-2`);
+    // A second listing no longer reports them.
+    expect((await outbox.list()).corrupt).toEqual([]);
+    expect(JSON.parse(await readFile(join(dir, `${good.message.id}.json`), 'utf8')).format).toBe(
+      'mmogit-outbox',
+    );
+  });
+
+  it('refuses a path-traversing id', async () => {
+    await expect(new Outbox(dir).remove('../../etc/passwd')).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+  });
+});
