@@ -1,9 +1,18 @@
 /**
- * Adapters from the agent's real parts to the narrow ports the {@link Messenger} needs.
+ * Adapters from the agent's real parts (the libp2p agent node, the PQ channel, the git-backed memory store) to
+ * the narrow ports the {@link Messenger} needs.
  * @module
  */
+import type { CanonicalValue } from '../identity/canonical.js';
+import type { MemoryStore } from '../memory/store.js';
 import { acceptSession, initiateSession } from '../pqc/index.js';
-import type { MessagingSecurity } from './messaging.js';
+import type { AgentNode } from '../transport/node.js';
+import { channelFromStream } from '../transport/stream-channel.js';
+import type { MessagingNode, MessagingSecurity, MessagingTransportKind } from './messaging.js';
+import { type MessageStore, parseStoredMessage, type StoredMessage } from './messaging-store.js';
+
+/** Memory-store entry kind of sent and received messages. */
+export const MESSAGE_ENTRY_KIND = 'message';
 
 /**
  * The hybrid PQ channel of src/pqc as the messenger's session layer. `maxPayload` caps one record in both
@@ -29,5 +38,72 @@ export function pqMessagingSecurity(options: { maxPayload?: number } = {}): Mess
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
       }),
+  };
+}
+
+/**
+ * The agent's libp2p node as the messenger's transport: streams become {@link ByteChannel}s, and the route a
+ * stream took (tor or direct) is read from the node's connection list.
+ *
+ * @example
+ * const messenger = new Messenger({ node: messagingNodeFromAgentNode(node), key, store, outboxDir });
+ */
+export function messagingNodeFromAgentNode(node: AgentNode): MessagingNode {
+  const routeTo = (onion: string): MessagingTransportKind => {
+    const conns = node.connections().filter((c) => c.onion === onion);
+    // libp2p reuses an open connection for new streams; any open one to the peer is the route taken.
+    if (conns.length > 0) return conns.every((c) => c.transport === 'direct') ? 'direct' : 'tor';
+    return node.policy === 'direct-only' ? 'direct' : 'tor';
+  };
+  return {
+    async dial(onion, protocol, options = {}) {
+      const stream = await node.dialProtocol(
+        onion,
+        protocol,
+        options.signal ? { signal: options.signal } : {},
+      );
+      return { channel: channelFromStream(stream), transport: routeTo(onion) };
+    },
+    handle(protocol, handler) {
+      return node.handle(protocol, (stream, remote) => {
+        handler(channelFromStream(stream), { transport: remote.transport, remoteOnion: remote.onion });
+      });
+    },
+    unhandle(protocol) {
+      return node.unhandle(protocol);
+    },
+  };
+}
+
+/**
+ * The agent's git-backed {@link MemoryStore} as the messenger's store: each sent or received message is one
+ * private entry of kind `message` (never synced), signed by this agent and holding the sender's signed
+ * envelope (and, for sent messages, the recipient's signed ack) so either can be re-verified later.
+ *
+ * @example
+ * const store = messageStoreFromMemory(await MemoryStore.open(join(configDir, 'memory'), key));
+ */
+export function messageStoreFromMemory(memory: MemoryStore): MessageStore {
+  return {
+    async append(record: StoredMessage) {
+      const body = JSON.parse(JSON.stringify(record)) as { [key: string]: CanonicalValue };
+      await memory.append(MESSAGE_ENTRY_KIND, body, {
+        visibility: 'private',
+        createdAt: new Date(record.at),
+      });
+    },
+    async list() {
+      const entries = await memory.recall({ kind: MESSAGE_ENTRY_KIND, includeUnverified: false });
+      const out: StoredMessage[] = [];
+      // recall is newest first; the messenger wants storage order
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i]?.entry;
+        // Only what this agent wrote itself counts (a synced branch could carry others' entries).
+        if (!e || e.author !== memory.key.publicKeyHex) continue;
+        const rec = parseStoredMessage(e.body);
+        if (rec) out.push(rec);
+      }
+      return out;
+    },
   };
 }

@@ -12,8 +12,11 @@ import { SIGNING_CONTEXTS, verifySignature } from '../identity/signing.js';
 
 /** Envelope and ack format version (docs/protocol-messaging.md §Envelope). */
 export const MESSAGE_VERSION = 1;
-/** Default cap on a message's text, in UTF-8 bytes. */
-export const DEFAULT_MAX_TEXT_BYTES = 64 * 1024;
+/**
+ * Default cap on a message's text, counted by {@link textBytes}. 48 KiB leaves room for the envelope, the
+ * signatures and the ack inside the memory store's 64 KiB entry limit (src/memory/entry.ts MAX_ENTRY_BYTES).
+ */
+export const DEFAULT_MAX_TEXT_BYTES = 48 * 1024;
 
 /** The signed body of a message. `from`/`to` are lower-case `<56>.onion` addresses; `timestamp` is ms. */
 export interface MessageEnvelope {
@@ -69,9 +72,13 @@ export function newMessageId(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** The UTF-8 length of `text`. */
+/**
+ * The size of `text` as it travels and is stored: the UTF-8 length of its JSON string encoding, without the
+ * quotes. Equal to the UTF-8 length for ordinary text; control characters, `"` and `\\` count as escaped.
+ * Counting this way makes the frame and store sizes a fixed overhead above the cap, whatever the text holds.
+ */
 export function textBytes(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
+  return Buffer.byteLength(JSON.stringify(text), 'utf8') - 2;
 }
 
 /**
@@ -242,10 +249,7 @@ export function decodeFrame(payload: Uint8Array, maxFrameBytes: number): Messagi
   }
 }
 
-/**
- * The largest frame a message with `maxTextBytes` of text can produce: JSON escaping can grow text up to
- * 6× (`\u0000`), plus room for the envelope and signature.
- */
+/** The largest frame a message with `maxTextBytes` of text ({@link textBytes}) can produce, plus slack. */
 export function maxFrameBytesFor(maxTextBytes: number): number {
-  return maxTextBytes * 6 + 4096;
+  return maxTextBytes + 4096;
 }

@@ -69,7 +69,11 @@ export interface MessagingNode {
   /** Registers the handler for inbound streams of `protocol`. */
   handle(
     protocol: string,
-    handler: (channel: ByteChannel, info: { transport: MessagingTransportKind }) => void,
+    /** `remoteOnion`: the peer as the transport authenticated it, when it knows (checked against the session). */
+    handler: (
+      channel: ByteChannel,
+      info: { transport: MessagingTransportKind; remoteOnion?: string },
+    ) => void,
   ): Promise<void> | void;
   unhandle?(protocol: string): Promise<void> | void;
 }
@@ -342,7 +346,7 @@ export class Messenger extends EventEmitter {
       if (rec.direction === 'in') this.seen.add(seenKey(rec.message.from, rec.message.id));
     }
     await this.deps.node.handle(MESSAGE_PROTOCOL, (channel, info) => {
-      this.track(this.acceptInbound(channel, info.transport));
+      this.track(this.acceptInbound(channel, info.transport, info.remoteOnion));
     });
     const { items, corrupt } = await this.outbox.list();
     for (const name of corrupt) {
@@ -601,7 +605,11 @@ export class Messenger extends EventEmitter {
 
   // ——— receiving ———
 
-  private async acceptInbound(channel: ByteChannel, transport: MessagingTransportKind): Promise<void> {
+  private async acceptInbound(
+    channel: ByteChannel,
+    transport: MessagingTransportKind,
+    remoteOnion: string | undefined,
+  ): Promise<void> {
     const t0 = performance.now();
     let session: MessagingSession;
     try {
@@ -624,6 +632,19 @@ export class Messenger extends EventEmitter {
       return;
     }
     const peer = session.peer.onion;
+    if (remoteOnion !== undefined && remoteOnion !== peer) {
+      // The transport (libp2p noise) and the PQ handshake authenticated different keys: a relay or a bug.
+      const err = new MmogitError(
+        'ERR_HANDSHAKE',
+        `transport peer ${remoteOnion} differs from session peer ${peer}`,
+        {
+          details: { peer },
+        },
+      );
+      channel.abort(err);
+      this.fail(err, peer);
+      return;
+    }
     const link = new Link(peer, session, channel, transport, session.handshakeMs ?? performance.now() - t0);
     this.adopt(link);
     // The peer is evidently up: whatever waits for it goes out now instead of at its backoff time.

@@ -6,6 +6,7 @@ import {
   maxFrameBytesFor,
   signAck,
   signMessage,
+  textBytes,
   verifyAck,
   verifyMessage,
 } from '../../src/agent/messaging-envelope.js';
@@ -51,10 +52,14 @@ describe('message envelope', () => {
     );
   });
 
-  it('worst-case escaping of a text at the cap still fits the frame cap', () => {
-    const s = signMessage(a, b.onion, '\u0001'.repeat(1024), { maxTextBytes: 1024 });
+  it('counts text as it is escaped on the wire, so a text at the cap always fits the frame cap', () => {
+    expect(textBytes('\u0001"é')).toBe(6 + 2 + 2);
+    const s = signMessage(a, b.onion, '\u0001'.repeat(170), { maxTextBytes: 1024 });
     expect(encodeFrame({ t: 'msg', m: s.message, sig: s.sig }).length).toBeLessThanOrEqual(
       maxFrameBytesFor(1024),
+    );
+    expect(() => signMessage(a, b.onion, '\u0001'.repeat(171), { maxTextBytes: 1024 })).toThrow(
+      expect.objectContaining({ code: 'ERR_TOO_LARGE' }),
     );
   });
 
