@@ -26,7 +26,7 @@ function checkLine(name: string, value: string): void {
 /**
  * Replaces the `{{Name}}` placeholders of a torrc template. A line holding only a placeholder whose value is
  * an array becomes one line per element (none for an empty array); everywhere else the value must be a
- * single string or number. Every placeholder must have a value, and no value may contain a line break.
+ * single string or number. Comment lines (`#…`) are copied unchanged. Every placeholder must have a value, and no value may contain a line break.
  *
  * @example
  * renderTorrc('SocksPort {{SocksPort}}\n{{Extra}}\n', { SocksPort: 'auto', Extra: ['SafeLogging 1'] });
@@ -36,6 +36,11 @@ export function renderTorrc(template: string, values: Readonly<Record<string, To
   const out: string[] = [];
   const lines = template.split('\n');
   for (const line of lines) {
+    // Comments are copied as they are (they may mention placeholders).
+    if (line.trimStart().startsWith('#')) {
+      out.push(line);
+      continue;
+    }
     const block = BLOCK_LINE.exec(line);
     if (block) {
       const name = block[1]!;
