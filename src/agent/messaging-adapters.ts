@@ -5,40 +5,25 @@
  */
 import type { CanonicalValue } from '../identity/canonical.js';
 import type { MemoryStore } from '../memory/store.js';
-import { acceptSession, initiateSession } from '../pqc/index.js';
+import { peerIdFromOnion } from '../transport/addr.js';
 import type { AgentNode } from '../transport/node.js';
 import { channelFromStream } from '../transport/stream-channel.js';
-import type { MessagingNode, MessagingSecurity, MessagingTransportKind } from './messaging.js';
+import type { MessagingNode, MessagingTransportKind } from './messaging.js';
 import { type MessageStore, parseStoredMessage, type StoredMessage } from './messaging-store.js';
+
+export { pqMessagingSecurity } from './messaging-pq.js';
 
 /** Memory-store entry kind of sent and received messages. */
 export const MESSAGE_ENTRY_KIND = 'message';
 
-/**
- * The hybrid PQ channel of src/pqc as the messenger's session layer. `maxPayload` caps one record in both
- * directions (the messenger passes its largest legal frame, so the PQ layer refuses anything bigger unread).
- *
- * @example
- * new Messenger({ node, key, store, outboxDir, security: pqMessagingSecurity({ maxPayload: 512 * 1024 }) });
- */
-export function pqMessagingSecurity(options: { maxPayload?: number } = {}): MessagingSecurity {
-  return {
-    initiate: (channel, key, o) =>
-      initiateSession(channel, key, {
-        expectedPeer: o.expectedPeer,
-        allowClassical: o.allowClassical ?? false,
-        ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      }),
-    accept: (channel, key, o) =>
-      acceptSession(channel, key, {
-        allowClassical: o.allowClassical ?? false,
-        ...(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-      }),
-  };
+/** Options of {@link messagingNodeFromAgentNode}. */
+export interface AgentNodeAdapterOptions {
+  /**
+   * Turns a peer's onion into the node's dial target (an onion, a multiaddr or a PeerId string). Default: the
+   * onion itself, except under the `direct-only` policy, where it is the peer's PeerId so the node dials the
+   * direct addresses its peer store knows (an onion target is refused there).
+   */
+  resolve?: (onion: string) => string | Promise<string>;
 }
 
 /**
@@ -48,7 +33,13 @@ export function pqMessagingSecurity(options: { maxPayload?: number } = {}): Mess
  * @example
  * const messenger = new Messenger({ node: messagingNodeFromAgentNode(node), key, store, outboxDir });
  */
-export function messagingNodeFromAgentNode(node: AgentNode): MessagingNode {
+export function messagingNodeFromAgentNode(
+  node: AgentNode,
+  options: AgentNodeAdapterOptions = {},
+): MessagingNode {
+  const resolve =
+    options.resolve ??
+    ((onion: string) => (node.policy === 'direct-only' ? peerIdFromOnion(onion).toString() : onion));
   const routeTo = (onion: string): MessagingTransportKind => {
     const conns = node.connections().filter((c) => c.onion === onion);
     // libp2p reuses an open connection for new streams; any open one to the peer is the route taken.
@@ -58,7 +49,7 @@ export function messagingNodeFromAgentNode(node: AgentNode): MessagingNode {
   return {
     async dial(onion, protocol, options = {}) {
       const stream = await node.dialProtocol(
-        onion,
+        await resolve(onion),
         protocol,
         options.signal ? { signal: options.signal } : {},
       );

@@ -12,7 +12,6 @@ import { abortReason, ERROR_CODES, type ErrorCode, MmogitError, withTimeout } fr
 import type { AgentKey } from '../identity/keys.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import type { ByteChannel } from '../transport/byte-channel.js';
-import { pqMessagingSecurity } from './messaging-adapters.js';
 import {
   DEFAULT_MAX_TEXT_BYTES,
   decodeFrame,
@@ -27,6 +26,7 @@ import {
   verifyAck,
   verifyMessage,
 } from './messaging-envelope.js';
+import { pqMessagingSecurity } from './messaging-pq.js';
 import type { MessageStore, StoredMessage } from './messaging-store.js';
 import { Outbox, type OutboxItem } from './outbox.js';
 import { DEFAULT_RATE_LIMIT, KeyedRateLimiter, type RateLimitOptions } from './rate-limit.js';
