@@ -9,15 +9,17 @@ import { createHash, type Hash, randomBytes, timingSafeEqual } from 'node:crypto
 import { abortReason, hasCode, MmogitError } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { onionFromPublicKey, parseOnionAddress } from '../identity/onion.js';
-import { SIGNING_CONTEXTS, verifySignature } from '../identity/signing.js';
+import { SIGNING_CONTEXTS } from '../identity/signing.js';
 import type { ByteChannel } from '../transport/byte-channel.js';
 import {
-  hkdf,
+  hkdfExpand,
+  hkdfExtract,
   mlkemDecapsulate,
   mlkemEncapsulate,
   mlkemKeygen,
   open,
   seal,
+  verifyEd25519,
   wipe,
   x25519Ephemeral,
   x25519Shared,
@@ -123,23 +125,29 @@ interface HandshakeKeys {
  */
 function handshakeKeys(ssKem: Uint8Array | null, ssX: Uint8Array, thA: Uint8Array): HandshakeKeys {
   const ikm = ssKem ? concatBytes(ssKem, ssX, thA) : concatBytes(ssX, thA);
+  const prk = hkdfExtract(LABEL_BYTES, ikm);
   try {
     return {
-      r2i: hkdf(ikm, LABEL_BYTES, 'mmogit-pq/v1 hs r2i'),
-      i2r: hkdf(ikm, LABEL_BYTES, 'mmogit-pq/v1 hs i2r'),
-      chain: hkdf(ikm, LABEL_BYTES, 'mmogit-pq/v1 chain'),
+      r2i: hkdfExpand(prk, 'mmogit-pq/v1 hs r2i'),
+      i2r: hkdfExpand(prk, 'mmogit-pq/v1 hs i2r'),
+      chain: hkdfExpand(prk, 'mmogit-pq/v1 chain'),
     };
   } finally {
-    wipe(ikm);
+    wipe(ikm, prk);
   }
 }
 
 /** Traffic keys bound to the full transcript. */
 function trafficKeys(chain: Uint8Array, thFinal: Uint8Array): { i2r: Uint8Array; r2i: Uint8Array } {
-  return {
-    i2r: hkdf(chain, thFinal, 'mmogit-pq/v1 traffic i2r'),
-    r2i: hkdf(chain, thFinal, 'mmogit-pq/v1 traffic r2i'),
-  };
+  const prk = hkdfExtract(thFinal, chain);
+  try {
+    return {
+      i2r: hkdfExpand(prk, 'mmogit-pq/v1 traffic i2r'),
+      r2i: hkdfExpand(prk, 'mmogit-pq/v1 traffic r2i'),
+    };
+  } finally {
+    wipe(prk);
+  }
 }
 
 function digest(th: Hash): Uint8Array {
@@ -299,12 +307,7 @@ export async function initiateSession(
         });
       }
       if (
-        !verifySignature(
-          SIGNING_CONTEXTS.handshake,
-          signedPayload('responder', thA, peerKey),
-          peerSig,
-          peerKey,
-        )
+        !verifyEd25519(SIGNING_CONTEXTS.handshake, signedPayload('responder', thA, peerKey), peerSig, peerKey)
       ) {
         throw new HandshakeError('bad-signature', 'responder signature over the transcript does not verify');
       }
@@ -441,7 +444,7 @@ export async function acceptSession(
       const peerKey = identity.slice(0, ED25519_PUB_LEN);
       const peerSig = identity.slice(ED25519_PUB_LEN, ED25519_PUB_LEN + ED25519_SIG_LEN);
       if (
-        !verifySignature(
+        !verifyEd25519(
           SIGNING_CONTEXTS.handshake,
           signedPayload('initiator', thB, peerKey, self.publicKey),
           peerSig,
