@@ -25,7 +25,7 @@ import { tcp } from '@libp2p/tcp';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { createLogger } from '../_log.js';
-import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
+import { abortReason, type ErrorCode, hasCode, MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import {
   DEFAULT_ONION_VIRTUAL_PORT,
@@ -46,6 +46,8 @@ export const DEFAULT_TOR_PHASE_TIMEOUT_MS = 45_000;
 /** Tor dials retried: right after publishing, SOCKS answers "host unreachable" until the descriptor is up. */
 export const DEFAULT_TOR_DIAL_ATTEMPTS = 4;
 const TOR_RETRY_BASE_MS = 1_000;
+/** Dial failures that are answers (policy, identity, protocol), not route faults: never retried. */
+const FINAL_DIAL_CODES: readonly ErrorCode[] = ['ERR_TRANSPORT_POLICY', 'ERR_HANDSHAKE', 'ERR_NOT_FOUND'];
 const TOR_RETRY_MAX_MS = 8_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** yamux windows: throughput over a path is window ÷ loaded round trip (~0.1–0.2 s through tor on loopback). */
@@ -167,7 +169,16 @@ function dialError(err: unknown, what: string, signal: AbortSignal): MmogitError
   if (signal.aborted) return abortReason(signal, what);
   if (err instanceof MmogitError) return err;
   const e = err as Error;
-  if (e?.name === 'DialDeniedError') {
+  if (e?.name === 'UnsupportedProtocolError') {
+    return new MmogitError('ERR_NOT_FOUND', `${what}: the peer does not support this protocol`, {
+      cause: err,
+    });
+  }
+  if (e?.name === 'EncryptionFailedError') {
+    // noise could not prove the remote holds the key we dialled (e.g. an onion served by another key)
+    return new MmogitError('ERR_HANDSHAKE', `${what}: secure handshake failed: ${e.message}`, { cause: err });
+  }
+  if (e?.name === 'DialDeniedError' || e?.name === 'ConnectionDeniedError') {
     return new MmogitError('ERR_TRANSPORT_POLICY', `${what}: refused by transport policy (${e.message})`, {
       cause: err,
     });
@@ -345,9 +356,8 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       } catch (err) {
         last = dialError(err, what, signal);
         log('%s over %s: attempt %d failed: %s', what, route, i + 1, last.message);
-        if (signal.aborted || hasCode(last, 'ERR_TRANSPORT_POLICY')) throw last;
-        // an unsupported protocol is an answer from the peer, not a route failure
-        if ((err as Error)?.name === 'UnsupportedProtocolError') throw last;
+        // policy, identity and "protocol not supported" are answers, not route failures: no retry
+        if (signal.aborted || FINAL_DIAL_CODES.some((c) => hasCode(last, c))) throw last;
       }
     }
     throw last as MmogitError;
@@ -424,10 +434,10 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
         return await dialRoute(tor, protocol, 'tor', torSignal, what);
       } catch (err) {
         torError = err as MmogitError;
-        if (signal.aborted || direct.length === 0 || (err as Error)?.name === 'UnsupportedProtocolError') {
-          throw err;
-        }
-        if (hasCode(err, 'ERR_TRANSPORT_POLICY') && !torSignal.aborted) throw err;
+        // identity, protocol and policy answers are not route faults: never downgrade on them (only on tor
+        // failing to reach the peer, including the tor phase running out of time)
+        if (signal.aborted || direct.length === 0) throw err;
+        if (FINAL_DIAL_CODES.some((c) => hasCode(err, c)) && !torSignal.aborted) throw err;
       }
       const release = hybrid.beginDowngrade(peer, direct[0]!.toString(), torError.message);
       try {

@@ -105,6 +105,14 @@ describe('agent node on loopback (direct-only)', () => {
     await expect(ch.readExactly(1)).rejects.toMatchObject({ code: 'ERR_CONNECTION_CLOSED' });
   });
 
+  it('a protocol the peer does not speak is ERR_NOT_FOUND', async () => {
+    const a = await start({ policy: 'direct-only' });
+    const b = await start({ policy: 'direct-only' });
+    await expect(
+      a.node.dialProtocol(directAddr(b.node), '/mmogit-test/nope/1.0.0', { timeoutMs: 10_000 }),
+    ).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+  });
+
   it('direct-only refuses to dial an onion', async () => {
     const a = await start({ policy: 'direct-only' });
     const b = AgentKey.random();
