@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { testnetDown, testnetUp } from '../src/tor/testnet.js';
+import { findTransportBinaries } from '../src/tor/torrc.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -49,7 +50,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(join(tmpdir(), 'mmogit-testnet-'));
   const t0 = Date.now();
   try {
-    await testnetUp({ dir, ownerPid: process.pid, timeoutMs: 180_000 });
+    // One obfs4 bridge when obfs4proxy/lyrebird is installed, for the bridge tests (not in the consensus, so
+    // other tests never use it).
+    const bridges = (await findTransportBinaries(['obfs4 127.0.0.1:1'])).obfs4 ? 1 : 0;
+    await testnetUp({ dir, bridges, ownerPid: process.pid, timeoutMs: 180_000 });
     process.env.MMOGIT_TEST_NETWORK = dir;
     project.provide('mmogitTestNetwork', dir);
     process.stderr.write(
