@@ -33,9 +33,13 @@ async function tor(name: string, extra: Parameters<typeof startTestTor>[1] = {})
   return h;
 }
 
-/** A TCP server on 127.0.0.1 that prefixes every chunk it echoes with `tag`. */
+/** A TCP server on 127.0.0.1 that sends `tag` once, when a connection's first bytes arrive, then echoes. */
 async function echoServer(tag: string): Promise<number> {
-  const server = net.createServer((s) => s.on('data', (d) => s.write(Buffer.concat([Buffer.from(tag), d]))));
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write(tag));
+    s.on('data', (d) => s.write(d));
+  });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as net.AddressInfo).port;
