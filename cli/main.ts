@@ -7,13 +7,14 @@
 import { type CommandResult, type GlobalOptions, printResult, reportError } from './output.js';
 
 type Args = GlobalOptions & Record<string, unknown>;
-type Loader = () => Promise<{ default: (args: Args) => Promise<CommandResult> }>;
+// Each command declares its own argument type; yargs has validated the shape before the call.
+type Loader = () => Promise<{ default: (args: never) => Promise<CommandResult> }>;
 
 /** Runs a lazily loaded command and sets the process exit code. */
 async function run(load: Loader, args: Args): Promise<void> {
   try {
     const { default: command } = await load();
-    const result = await command(args);
+    const result = await command(args as never);
     printResult(result, args);
     process.exitCode = result.exitCode ?? 0;
   } catch (error) {
@@ -278,7 +279,8 @@ async function main(argv: string[]): Promise<void> {
           .option('use-bridges', { type: 'boolean' })
           .option('policy', { type: 'string' })
           .option('allow-classical', { type: 'boolean' })
-          .option('bootstrap', { type: 'string', array: true }),
+          .option('bootstrap', { type: 'string', array: true })
+          .option('network-bootstrap', { type: 'boolean', default: true }),
       handle(() => import('./commands/daemon.js')),
     )
     .demandCommand(1, 'name a command (see --help)')

@@ -4,7 +4,9 @@ import { configDirOf } from './_context.js';
 import type { TorStartArgs } from './tor-start.js';
 
 /** `mmogit daemon` (internal): what `mmogit tor start` runs detached. Logs go to stderr (daemon.log). */
-export default async function daemon(args: TorStartArgs): Promise<CommandResult> {
+export default async function daemon(
+  args: TorStartArgs & { networkBootstrap?: boolean },
+): Promise<CommandResult> {
   const served = await serveAgent({
     configDir: configDirOf(args),
     ...(args.network ? { network: args.network } : {}),
@@ -14,6 +16,7 @@ export default async function daemon(args: TorStartArgs): Promise<CommandResult>
     ...(args.policy ? { policy: args.policy } : {}),
     ...(args.allowClassical ? { allowClassical: true } : {}),
     ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
+    ...(args.networkBootstrap === false ? { networkBootstrap: false } : {}),
     onProgress: (p) => process.stderr.write(`${new Date().toISOString()} progress ${JSON.stringify(p)}\n`),
   });
   const shutdown = () => void served.stop();

@@ -4,7 +4,7 @@ import { MmogitError } from '../errors.js';
 import { AgentKey } from '../identity/keys.js';
 import { normaliseMnemonic } from '../identity/mnemonic.js';
 import { CONFIG_FILES, loadIdentity, resolveConfigDir, saveIdentity } from '../identity/store.js';
-import type { MemoryStore } from '../memory/index.js';
+import type { MemoryStore } from '../memory/store.js';
 import type { AgentRuntime, AgentStartOptions } from './runtime.js';
 
 export interface AgentOpenOptions {
@@ -84,7 +84,7 @@ export class Agent extends EventEmitter {
   /** The git-backed memory store (opened on first use). */
   async memory(): Promise<MemoryStore> {
     if (this.store) return this.store;
-    this.storeOpening ??= import('../memory/index.js').then(({ MemoryStore }) =>
+    this.storeOpening ??= import('../memory/store.js').then(({ MemoryStore }) =>
       MemoryStore.open(join(this.configDir, CONFIG_FILES.memory), this.key),
     );
     this.store = await this.storeOpening;

@@ -210,11 +210,6 @@ export async function serveAgent(options: ServeOptions = {}): Promise<ServedAgen
         timeoutMs: typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined,
         onProgress: (e) => ctx.progress(e),
       }),
-    memory: async (p) => {
-      // Memory writes go through the daemon while it runs, so one process owns the repo's ref updates.
-      const { runMemoryOperation } = await import('./memory-ops.js');
-      return runMemoryOperation(await agent.memory(), p);
-    },
   };
 
   const server = await startIpcServer(socketPath(configDir), handlers);
