@@ -486,6 +486,7 @@ export class Messenger extends EventEmitter {
     const stopped = new MmogitError('ERR_CONNECTION_CLOSED', 'messenger stopped');
     await Promise.allSettled([...this.allLinks].map((link) => link.close(stopped, false)));
     await Promise.allSettled([...this.tasks]);
+    await this.deps.store.flush?.().catch((e: unknown) => this.fail(asMmogitError(e)));
   }
 
   // ——— sending ———
@@ -502,6 +503,9 @@ export class Messenger extends EventEmitter {
       try {
         const ack = await this.deliver({ message, sig }, combined);
         this.queue.delete(id);
+        // Keeping the sent copy is not part of the round trip: the outbox entry stays until it is stored, so a
+        // crash in between only re-sends (the peer de-duplicates and acks again).
+        this.track(this.archive(entry, ack));
         this.emit('delivered', { id, to: message.to, ack } satisfies DeliveredEvent);
         return true;
       } catch (e) {
@@ -570,9 +574,27 @@ export class Messenger extends EventEmitter {
       void this.links.get(peer)?.close(err, true);
       throw err;
     }
-    await this.deps.store.append({ direction: 'out', ...signed, at: Date.now(), ack });
-    await this.outbox.remove(signed.message.id);
     return ack;
+  }
+
+  /** Stores an acknowledged message's sent copy, then drops its outbox entry; on failure it is queued again. */
+  private async archive(
+    entry: { item: OutboxItem; attempts: number; nextAt: number },
+    ack: SignedAck,
+  ): Promise<void> {
+    const { message, sig } = entry.item;
+    try {
+      await this.deps.store.append({ direction: 'out', message, sig, at: Date.now(), ack });
+      await this.outbox.remove(message.id);
+    } catch (e) {
+      this.fail(asMmogitError(e));
+      if (this.state === 'running' && !this.queue.has(message.id)) {
+        entry.attempts += 1;
+        entry.nextAt = Date.now() + this.retry.maxDelayMs;
+        this.queue.set(message.id, entry);
+        this.schedule();
+      }
+    }
   }
 
   /** Dials `peer` and runs the PQ handshake; the new link becomes the peer's current one. */

@@ -30,7 +30,7 @@ interface Live {
   stop(): Promise<void>;
 }
 
-async function live(book: Book, key = AgentKey.random(), home?: string): Promise<Live> {
+async function live(book: Book, key = AgentKey.random(), home?: string, journal = false): Promise<Live> {
   const dir = home ?? (await mkdtemp(join(tmpdir(), 'mmogit-msg-p2p-')));
   if (!home) cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const node = await createAgentNode({ key, policy: 'direct-only' });
@@ -44,7 +44,7 @@ async function live(book: Book, key = AgentKey.random(), home?: string): Promise
       resolve: (onion) => book.get(onion) ?? `/ip4/127.0.0.1/tcp/9/p2p/${node.peerId.toString()}`,
     }),
     key,
-    store: messageStoreFromMemory(memory),
+    store: messageStoreFromMemory(memory, journal ? { journalPath: join(dir, 'messages.journal') } : {}),
     outboxDir: join(dir, 'outbox'),
     retry: { initialDelayMs: 100, maxDelayMs: 500, attemptTimeoutMs: 5_000 },
   });
@@ -77,6 +77,8 @@ describe('Messenger over libp2p (direct-only) with the git memory store', () => 
     expect(a.got.map((m) => m.text)).toEqual(['and back']);
     expect(a.node.connections().length).toBe(1);
 
+    // b's sent copy is stored just after its ack (off the round trip)
+    await waitFor(async () => (await b.memory.recall({ kind: 'message' })).length === 2, 5_000, 'sent copy');
     const entries = await b.memory.recall({ kind: 'message' });
     expect(entries.map((e) => [e.visibility, e.verified, e.author])).toEqual([
       ['private', true, b.key.onion],
@@ -93,12 +95,12 @@ describe('Messenger over libp2p (direct-only) with the git memory store', () => 
     });
   });
 
-  it('queued while the receiver is down, delivered exactly once after both restart on the same dirs', async () => {
+  it('queued while the receiver is down, delivered exactly once after both restart (journaled store)', async () => {
     const book: Book = new Map();
     const aKey = AgentKey.random();
     const bKey = AgentKey.random();
-    const a1 = await live(book, aKey);
-    const b1 = await live(book, bKey);
+    const a1 = await live(book, aKey, undefined, true);
+    const b1 = await live(book, bKey, undefined, true);
     expect((await a1.messenger.send(bKey.onion, 'first')).status).toBe('delivered');
     await b1.stop();
     const queued = await a1.messenger.send(bKey.onion, 'while you were away', { timeoutMs: 3_000 });
@@ -107,12 +109,20 @@ describe('Messenger over libp2p (direct-only) with the git memory store', () => 
     expect(await readdir(join(a1.home, 'outbox'))).toEqual([`${queued.id}.json`]);
 
     // Both come back (new ports) on the same config dirs.
-    const b2 = await live(book, bKey, b1.home);
-    const a2 = await live(book, aKey, a1.home);
+    const b2 = await live(book, bKey, b1.home, true);
+    const a2 = await live(book, aKey, a1.home, true);
     await waitFor(() => b2.got.length === 1, 15_000, 'queued message after restart');
     expect(b2.got[0]).toMatchObject({ id: queued.id, text: 'while you were away', from: aKey.onion });
     await waitFor(async () => (await readdir(join(a1.home, 'outbox'))).length === 0, 5_000, 'outbox emptied');
     expect((await b2.messenger.inbox()).map((m) => m.text)).toEqual(['first', 'while you were away']);
     expect(a2.messenger.pending()).toEqual([]);
+    // Everything reached git once the journal's copies finished.
+    await b2.messenger.stop();
+    expect((await b2.memory.recall({ kind: 'message' })).map((e) => e.entry?.body.direction)).toEqual([
+      'in',
+      'in',
+    ]);
+    await a2.messenger.stop();
+    expect((await a2.memory.recall({ kind: 'message' })).length).toBe(2);
   });
 });

@@ -55,9 +55,10 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
 
     const inbox = await b.messenger.inbox();
     expect(inbox).toEqual(got);
+    // The sent copy is stored (and the outbox entry dropped) right after the ack, off the round trip.
+    await waitFor(async () => (await readdir(join(a.home, 'outbox'))).length === 0, 2_000, 'outbox emptied');
     const sent = (await a.store.list()).filter((r) => r.direction === 'out');
     expect(sent.map((r) => [r.message.id, r.ack?.ack.by])).toEqual([[res.id, b.key.onion]]);
-    expect(await readdir(join(a.home, 'outbox'))).toEqual([]);
     expect(await a.messenger.inbox()).toEqual([]);
   });
 

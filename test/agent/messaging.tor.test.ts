@@ -54,7 +54,7 @@ async function torAgent(tor: TorHandle, name: string, publish = true): Promise<T
   const messenger = new Messenger({
     node: messagingNodeFromAgentNode(node),
     key,
-    store: messageStoreFromMemory(memory),
+    store: messageStoreFromMemory(memory, { journalPath: join(tmp, name, 'messages.journal') }),
     outboxDir: join(home, 'outbox'),
     retry: { initialDelayMs: 1_000, maxDelayMs: 5_000, attemptTimeoutMs: 30_000 },
   });
