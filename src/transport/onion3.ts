@@ -22,8 +22,8 @@ import {
 import { ipPortToMultiaddr } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { MmogitError } from '../errors.js';
+import { DEFAULT_SOCKS_TIMEOUT_MS, socksConnect } from '../tor/socks.js';
 import { socketToMaConn } from './_socket-conn.js';
-import { DEFAULT_SOCKS_CONNECT_TIMEOUT_MS, socksConnect } from './_socks.js';
 import { isOnionMultiaddr, onionOfMultiaddr } from './addr.js';
 
 /** Where tor's SocksPort is. */
@@ -94,7 +94,7 @@ class Onion3Transport implements Transport {
         // one circuit per destination onion: peers do not share circuits (tor IsolateSOCKSAuth)
         isolationKey: onion.serviceId,
       },
-      { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_CONNECT_TIMEOUT_MS },
+      { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS },
     );
     const maConn = socketToMaConn({
       socket,

@@ -1,17 +1,21 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
 import type { TorHandle } from '../../src/tor/daemon.js';
+import { publishOnion } from '../../src/tor/onion-service.js';
 import { isOnionMultiaddr } from '../../src/transport/addr.js';
 import { type AgentNode, createAgentNode } from '../../src/transport/node.js';
 import { channelFromStream } from '../../src/transport/stream-channel.js';
-import { publishKeyOnion, type TorNetworkFixture, torNetwork } from './_tor-fixture.js';
+import { startTestTor } from '../helpers/tor.js';
 
 const ECHO = '/mmogit-test/echo/1.0.0';
 const VPORT = 4001;
 
-let net: TorNetworkFixture;
+let tmp: string;
 let torA: TorHandle;
 let torB: TorHandle;
 const nodes: AgentNode[] = [];
@@ -25,18 +29,22 @@ async function agent(tor: TorHandle) {
     torDialAttempts: 6,
   });
   nodes.push(node);
-  await publishKeyOnion(tor, key, VPORT, node.listenPort);
+  await publishOnion(tor, key, { targetPort: node.listenPort, virtualPort: VPORT, timeoutMs: 60_000 });
   return { key, node };
 }
 
 beforeAll(async () => {
-  net = await torNetwork();
-  [torA, torB] = await Promise.all([net.agentTor(), net.agentTor()]);
+  tmp = await mkdtemp(join(tmpdir(), 'mmogit-transport-tor-'));
+  [torA, torB] = await Promise.all([
+    startTestTor(tmp, { name: 'a', restart: false }),
+    startTestTor(tmp, { name: 'b', restart: false }),
+  ]);
 }, 240_000);
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
-  await net?.stop();
+  await Promise.all([torA?.stop(), torB?.stop()]);
+  if (tmp) await rm(tmp, { recursive: true, force: true });
 }, 60_000);
 
 describe('agent nodes over the private Tor network', () => {
@@ -92,7 +100,11 @@ describe('agent nodes over the private Tor network', () => {
     await c.node.handle(ECHO, async (stream) => stream.close());
     // publish impostor X's onion, forwarding to C's node (which holds a different key)
     const impostor = AgentKey.random();
-    await publishKeyOnion(torB, impostor, VPORT, c.node.listenPort);
+    await publishOnion(torB, impostor, {
+      targetPort: c.node.listenPort,
+      virtualPort: VPORT,
+      timeoutMs: 60_000,
+    });
     const err = await a.node.dialProtocol(impostor.onion, ECHO, { timeoutMs: 60_000 }).catch((e) => e);
     expect(err).toMatchObject({ code: 'ERR_HANDSHAKE' });
     expect(a.node.libp2p.getConnections(c.node.peerId)).toHaveLength(0);
