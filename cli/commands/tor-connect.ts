@@ -1,6 +1,6 @@
 import { callDaemon } from '../../src/agent/daemon.js';
 import { parseOnionAddress } from '../../src/identity/onion.js';
-import type { CommandResult, GlobalOptions } from '../output.js';
+import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
 
 interface ConnectResult {
@@ -15,6 +15,9 @@ interface ConnectResult {
 export default async function torConnect(args: GlobalOptions & { onion: string }): Promise<CommandResult> {
   const onion = parseOnionAddress(args.onion).hostname; // bad input fails here, before the daemon
   const r = await callDaemon<ConnectResult>(configDirOf(args), 'connect', { onion }, { timeoutMs: 120_000 });
+  if (r.transport !== 'tor') {
+    note(`warning: this connection does not use tor (${r.transport}): the peer can see your IP address`);
+  }
   return {
     data: { ...r, verified: true },
     human: [
