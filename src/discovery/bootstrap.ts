@@ -8,6 +8,7 @@ import '../_polyfill.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Libp2p } from '@libp2p/interface';
+import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { abortReason, MmogitError, withTimeout } from '../errors.js';
 
@@ -18,6 +19,8 @@ export const BOOTSTRAP_RETRY_DELAY_MS = 1_000;
 export const BOOTSTRAP_MAX_DELAY_MS = 8_000;
 /** One dial attempt's budget (a cold onion circuit takes several seconds). */
 export const BOOTSTRAP_DIAL_TIMEOUT_MS = 30_000;
+/** How long to wait for the first DHT peer after connecting, before the self-lookup. */
+export const ROUTING_TABLE_WAIT_MS = 10_000;
 /** Whole-bootstrap budget. */
 export const BOOTSTRAP_TIMEOUT_MS = 120_000;
 
@@ -35,6 +38,31 @@ export interface BootstrapOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (event: BootstrapProgress) => void;
+  /** After connecting, run a self-lookup in `node.services.dht` to fill the routing table (default true). */
+  selfQuery?: boolean;
+}
+
+/**
+ * A Kademlia self-lookup (find the peers closest to our own id) fills the routing table right after joining;
+ * kad-dht's own self-query may have run before any peer was known and the next one is minutes away.
+ */
+async function selfQuery(node: Libp2p, signal: AbortSignal): Promise<void> {
+  const dht = (node.services as { dht?: KadDHT }).dht;
+  if (dht === undefined) return;
+  // The routing table gains a peer only after identify confirmed it speaks our DHT protocol; a query run
+  // before that finds nobody (allowQueryWithZeroPeers).
+  const table = (dht as Partial<SingleKadDHT>).routingTable;
+  const deadline = Date.now() + ROUTING_TABLE_WAIT_MS;
+  while (table !== undefined && table.size === 0 && Date.now() < deadline && !signal.aborted) {
+    await sleep(25, signal);
+  }
+  try {
+    for await (const _ of dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal })) {
+      // draining the query is what fills the table
+    }
+  } catch {
+    // best effort: the periodic self-query and later lookups fill the table too
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -107,6 +135,7 @@ export async function bootstrapDialer(
     }),
   );
   if (options.signal?.aborted) throw abortReason(options.signal, 'bootstrap');
+  if (connected.length > 0 && options.selfQuery !== false) await selfQuery(node, signal);
   return { connected, failed };
 }
 

@@ -7,6 +7,7 @@
 import '../_polyfill.js';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht';
+import { createLogger } from '../_log.js';
 import { abortReason, MmogitError, throwIfAborted, withTimeout } from '../errors.js';
 import { type AgentKey, parseOnionAddress } from '../identity/index.js';
 import {
@@ -26,8 +27,15 @@ export const DISCOVER_TIMEOUT_MS = 30_000;
 export const LOOKUP_TIMEOUT_MS = 20_000;
 /** Default re-publish interval: a third of the default lifetime, so two attempts can fail before expiry. */
 export const REPUBLISH_INTERVAL_MS = Math.floor(ADVERT_DEFAULT_TTL_MS / 3);
+/**
+ * discover resolves each provider with a lookup that stops this long after the first valid copy instead of
+ * walking the whole query: the owner re-publishes every copy, so the first valid one is current or nearly.
+ */
+export const DISCOVER_SETTLE_MS = 50;
 /** How many adverts discover resolves at once. */
 const RESOLVE_CONCURRENCY = 8;
+
+const defaultLog = createLogger('mmogit:discovery');
 
 /** A libp2p node with our DHT at `services.dht`. */
 export type DiscoveryNode = Libp2p<{ dht: KadDHT }>;
@@ -45,7 +53,7 @@ export interface PublishReport {
 export interface DiscoveryOptions {
   /** Re-publish interval (ms); capped at half the advert's TTL. */
   republishMs?: number;
-  /** Debug sink; never receives key material. */
+  /** Debug sink (default: the `mmogit:discovery` DEBUG logger); never receives key material. */
   logger?: (line: string) => void;
   /** Called after every (re-)publication, including failed re-publications (with `error`). */
   onPublish?: (report: PublishReport | { error: unknown }) => void;
@@ -61,6 +69,26 @@ export interface AdvertiseOptions {
   port?: number;
   signal?: AbortSignal;
   timeoutMs?: number;
+}
+
+export interface LookupOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /**
+   * Stop this long after the first valid copy arrived (faster; may miss a newer copy held by farther
+   * peers). By default the whole DHT query runs and the newest copy of all wins.
+   */
+  settleMs?: number;
+}
+
+export interface DiscoverOptions {
+  signal?: AbortSignal;
+  /** Search budget; when it elapses the search ends quietly with what was found. */
+  timeoutMs?: number;
+  /** Stop after this many results. */
+  limit?: number;
+  /** Per-provider lookup settle time, default {@link DISCOVER_SETTLE_MS}. */
+  settleMs?: number;
 }
 
 /** Public key of an Ed25519 PeerId (agents' PeerIds are their Ed25519 keys), else undefined. */
@@ -117,7 +145,8 @@ export class Discovery {
   }
 
   #log(line: string): void {
-    this.#options.logger?.(`mmogit:discovery ${line}`);
+    if (this.#options.logger) this.#options.logger(`mmogit:discovery ${line}`);
+    else defaultLog(line);
   }
 
   #now(): number {
@@ -226,16 +255,24 @@ export class Discovery {
    */
   async lookup(
     onionOrPubkey: string | Uint8Array,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: LookupOptions = {},
   ): Promise<VerifiedAdvertisement | null> {
     const publicKey = toPublicKey(onionOrPubkey);
-    const signal = withTimeout(options.signal, options.timeoutMs ?? LOOKUP_TIMEOUT_MS, 'lookup');
+    const settle = new AbortController();
+    const signal = AbortSignal.any([
+      withTimeout(options.signal, options.timeoutMs ?? LOOKUP_TIMEOUT_MS, 'lookup'),
+      settle.signal,
+    ]);
     const key = advertRecordKey(publicKey);
     let best: VerifiedAdvertisement | null = null;
+    let settleTimer: ReturnType<typeof setTimeout> | undefined;
     const consider = (value: Uint8Array): void => {
       try {
         const v = verifyAdvertRecord(key, value, { now: this.#now() });
         if (best === null || compareAdvertisements(v, best) > 0) best = v;
+        if (options.settleMs !== undefined && settleTimer === undefined) {
+          settleTimer = setTimeout(() => settle.abort(), options.settleMs);
+        }
       } catch (e) {
         this.#log(`dropped record: ${(e as MmogitError).details?.reason ?? (e as Error).message}`);
       }
@@ -250,6 +287,8 @@ export class Discovery {
       // stands. Only the caller's own abort is an error.
       if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
       if (!signal.aborted) this.#log(`lookup ended: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(settleTimer);
     }
     if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
     return best;
@@ -262,10 +301,7 @@ export class Discovery {
    *
    * @throws MmogitError `ERR_ABORTED` when the caller's signal fires.
    */
-  async *discover(
-    service: string,
-    options: { signal?: AbortSignal; timeoutMs?: number; limit?: number } = {},
-  ): AsyncIterable<VerifiedAdvertisement> {
+  async *discover(service: string, options: DiscoverOptions = {}): AsyncIterable<VerifiedAdvertisement> {
     throwIfAborted(options.signal, 'discover');
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return;
@@ -288,7 +324,7 @@ export class Discovery {
       while (pending < RESOLVE_CONCURRENCY && queue.length > 0 && !signal.aborted) {
         const pk = queue.shift() as Uint8Array;
         pending++;
-        this.lookup(pk, { signal })
+        this.lookup(pk, { signal, settleMs: options.settleMs ?? DISCOVER_SETTLE_MS })
           .then((v) => {
             if (v?.advert.services.includes(service)) ready.push(v);
           })

@@ -1,0 +1,66 @@
+/**
+ * Internal: plain loopback libp2p agents (TCP on 127.0.0.1, noise, yamux, identify, ping, our kad-dht) for the
+ * DHT scale test and the loopback benchmark. No tor involved; the DHT logic is the same as over onions.
+ * @module
+ */
+import '../_polyfill.js';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
+import { type KadDHTInit, kadDHT } from '@libp2p/kad-dht';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+import { AgentKey } from '../identity/index.js';
+import { dhtServiceOptions } from './dht.js';
+import type { DiscoveryNode } from './discovery.js';
+
+export interface LoopbackAgent {
+  key: AgentKey;
+  node: DiscoveryNode;
+  /** `/ip4/127.0.0.1/tcp/<port>/p2p/<id>` */
+  addr: string;
+}
+
+/**
+ * Starts one loopback agent whose PeerId is `key` (a random key by default). `rawDht` replaces our DHT
+ * options entirely (a stock node, or one with a permissive validator that plays a forger).
+ */
+export async function startLoopbackAgent(
+  key: AgentKey = AgentKey.random(),
+  options: { init?: KadDHTInit; rawDht?: KadDHTInit } = {},
+): Promise<LoopbackAgent> {
+  const seed = key.exportSeed();
+  const privateKey = await generateKeyPairFromSeed('Ed25519', seed);
+  seed.fill(0);
+  const node = (await createLibp2p({
+    privateKey,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // Every inbound connection comes from 127.0.0.1: the per-IP defaults would refuse peers.
+    connectionManager: {
+      inboundConnectionThreshold: 10_000,
+      maxIncomingPendingConnections: 1_000,
+      maxConnections: 1_000,
+      dialTimeout: 30_000,
+    },
+    // 50 nodes share one event loop: under load its pings time out and would abort healthy connections.
+    connectionMonitor: { enabled: false },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT(options.rawDht ?? dhtServiceOptions({ allowPrivateAddresses: true, init: options.init })),
+    },
+  })) as unknown as DiscoveryNode;
+  const tcpAddr = node.getMultiaddrs().find((m) => m.toString().startsWith('/ip4/127.0.0.1/tcp/'));
+  if (tcpAddr === undefined) throw new Error('loopback agent has no TCP address');
+  return { key, node, addr: tcpAddr.toString() };
+}
+
+/** Routing-table size of a node's DHT (kad-dht exposes it on the single-DHT service). */
+export function routingTableSize(node: DiscoveryNode): number {
+  return (node.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0;
+}
