@@ -1,0 +1,34 @@
+/**
+ * Git-backed signed memory: a bare repository of content-addressed, signed entries per agent, and the sync
+ * protocol that exchanges them between agents (docs/protocol-memory.md).
+ * @module
+ */
+export {
+  authorOnion,
+  DEFAULT_CONFIDENCE,
+  type DecodedEntry,
+  decodeEntry,
+  ENTRY_FORMAT,
+  ENTRY_VERSION,
+  type EncodedEntry,
+  type Entry,
+  entryId,
+  entryPath,
+  MAX_ENTRY_BYTES,
+  MEMORY_LIMITS,
+  MEMORY_TYPES,
+  type MemoryBody,
+  type MemoryInput,
+  type MemoryType,
+  memoryBody,
+  signEntry,
+  type Visibility,
+} from './entry.js';
+export { PRIVATE_REF, PUBLIC_REF } from './refs.js';
+export {
+  COMMIT_IDENT,
+  MemoryStore,
+  type OpenOptions,
+  type RecallFilter,
+  type VerifiedEntry,
+} from './store.js';
