@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { TorNetworkInfo } from '../../src/tor/testnet.js';
 import { type CommandResult, endProgress, type GlobalOptions, progress } from '../output.js';
 import { configDirOf } from './_context.js';
+import { showProgress } from './_progress.js';
 
 interface TestnetArgs extends GlobalOptions {
   _: (string | number)[];
@@ -27,7 +28,7 @@ export default async function testnet(args: TestnetArgs): Promise<CommandResult>
     endProgress();
     progress('testnet: starting the DHT bootstrap agent…');
     const withPeers = await startBootstrapAgents(dir, {
-      onProgress: (p) => progress(`bootstrap agent: ${JSON.stringify(p)}`),
+      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
     });
     endProgress();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);

@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { MmogitError } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, MmogitError } from '../errors.js';
 import { AgentKey } from '../identity/keys.js';
 import { normaliseMnemonic } from '../identity/mnemonic.js';
 import { CONFIG_FILES, loadIdentity, resolveConfigDir, saveIdentity } from '../identity/store.js';
-import type { MemoryStore } from '../memory/store.js';
-import type { AgentRuntime, AgentStartOptions } from './runtime.js';
+import type { Entry, MemoryInput, Visibility } from '../memory/entry.js';
+import type { MemoryStore, RecallFilter, VerifiedEntry } from '../memory/store.js';
+import type { PingResult, ReceivedMessage, SendResult } from './messaging.js';
+import type { AgentRuntime, AgentStartOptions, DiscoveredAgent, SyncPeerResult } from './runtime.js';
 
 export interface AgentOpenOptions {
   /** Config dir (default `$MMOGIT_HOME` or `~/.mmogit`). */
@@ -120,6 +122,76 @@ export class Agent extends EventEmitter {
     const runtime = this.runtime;
     this.runtime = null;
     await runtime?.stop();
+  }
+
+  // ── Memory (offline) ────────────────────────────────────────────────────────────────────────────────
+
+  /** Stores a structured memory (signed, committed to the agent's git repo). */
+  async remember(input: MemoryInput): Promise<Entry> {
+    return (await this.memory()).remember(input);
+  }
+
+  /** Writes a signed post. */
+  async post(text: string, options: { tags?: string[]; visibility?: Visibility } = {}): Promise<Entry> {
+    return (await this.memory()).post(text, options);
+  }
+
+  /** Memories and other entries (own and synced from peers), newest first, each re-verified. */
+  async recall(filter: RecallFilter = {}): Promise<VerifiedEntry[]> {
+    return (await this.memory()).recall(filter);
+  }
+
+  // ── Network (after start) ───────────────────────────────────────────────────────────────────────────
+
+  /** Sends a signed, PQ-encrypted message; `queued` when the peer is unreachable (retried while running). */
+  send(peer: string, text: string, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
+    return this.net().send(peer, text, options);
+  }
+
+  /** Received messages, each re-verified. New ones also arrive as `message` events. */
+  inbox(options: { limit?: number } = {}): Promise<ReceivedMessage[]> {
+    return this.net().inbox(options);
+  }
+
+  /** Reaches a peer: verified identity, transport, handshake and round-trip time. */
+  connect(peer: string, options: { signal?: AbortSignal } = {}): Promise<PingResult> {
+    return this.net().connect(peer, options);
+  }
+
+  /** Publishes this agent's signed advertisement for `services` (re-published until stop). */
+  advertise(
+    services: string[],
+    options: { ttlMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Record<string, unknown>> {
+    return this.net().advertise(services, options);
+  }
+
+  /** Agents offering `service`, verified, as they are found. */
+  discover(
+    service: string,
+    options: { signal?: AbortSignal; timeoutMs?: number; limit?: number } = {},
+  ): AsyncIterable<DiscoveredAgent> {
+    return this.net().discover(service, options);
+  }
+
+  /** Syncs memory with one peer, both directions. */
+  async sync(
+    peer: string,
+    options: {
+      signal?: AbortSignal;
+      timeoutMs?: number;
+      onProgress?: (e: Record<string, unknown>) => void;
+    } = {},
+  ): Promise<SyncPeerResult> {
+    const [result] = await this.net().syncMany([peer], options);
+    if (!result) throw new MmogitError('ERR_INTERNAL', 'sync returned no result');
+    if (result.error) {
+      const code = (
+        Object.hasOwn(ERROR_CODES, result.error.code) ? result.error.code : 'ERR_SYNC'
+      ) as ErrorCode;
+      throw new MmogitError(code, result.error.message, { details: { peer } });
+    }
+    return result;
   }
 
   /** Closes the memory store too (after stop). */
