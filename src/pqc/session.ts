@@ -114,9 +114,12 @@ export class Session implements SecureSession {
         options.timeoutMs ?? SEND_TIMEOUT_MS,
         'secure channel send',
       );
+      if (signal.aborted) {
+        done();
+        throw abortReason(signal, 'secure channel send'); // nothing written: the session stays usable
+      }
       let offset = 0;
       try {
-        if (signal.aborted) throw abortReason(signal, 'secure channel send');
         do {
           const end = Math.min(offset + MAX_FRAME_DATA, payload.length);
           const type = end === payload.length ? FRAME_END : FRAME_MORE;
@@ -208,8 +211,9 @@ export class Session implements SecureSession {
         );
       }
       parts.push(frame.data);
+      // A fresh array either way, so `payload.buffer` holds exactly the payload (no frame type byte).
       if (frame.type === FRAME_END)
-        return parts.length === 1 ? (parts[0] as Uint8Array) : concat(parts, total);
+        return parts.length === 1 ? new Uint8Array(parts[0] as Uint8Array) : concat(parts, total);
     }
   }
 

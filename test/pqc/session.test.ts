@@ -196,3 +196,21 @@ describe('secure session: limits and cancellation', () => {
     expect(Array.from((await i.receive()) as Uint8Array)).toEqual([5]);
   });
 });
+
+describe('secure session: returned arrays and aborted sends', () => {
+  it('a received payload owns its whole buffer', async () => {
+    const { i, r } = await sessions();
+    await i.send(Uint8Array.of(1, 2, 3));
+    const got = (await r.receive()) as Uint8Array;
+    expect(got.byteOffset).toBe(0);
+    expect(got.buffer.byteLength).toBe(3);
+  });
+
+  it('a send aborted before it starts leaves the session usable', async () => {
+    const { i, r } = await sessions();
+    const err = await i.send(Uint8Array.of(1), { signal: AbortSignal.abort() }).catch((e) => e);
+    expect(hasCode(err, 'ERR_ABORTED')).toBe(true);
+    await i.send(Uint8Array.of(2));
+    expect(Array.from((await r.receive()) as Uint8Array)).toEqual([2]);
+  });
+});
