@@ -428,7 +428,7 @@ export async function startRuntime(
                 ? { onProgress: (e) => opts.onProgress?.({ phase: 'sync', peer, ...e }) }
                 : {}),
             });
-            results.push({ peer, sent: r.sent, received: r.received, head: r.head, ms: r.ms });
+            results.push({ peer, sent: r.sent, received: r.received, head: r.head, ms: Math.round(r.ms) });
             record('synced', `${peer}: sent ${r.sent}, received ${r.received}`);
           } catch (e) {
             const err =

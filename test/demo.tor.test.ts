@@ -1,0 +1,60 @@
+// `npm run demo` itself, as CI runs it: the compiled demo brings up its own private Tor network, three
+// agents, discovery, PQ messages and memory sync, and must leave no tor process behind.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const demo = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url));
+
+function torPids(): Set<string> {
+  try {
+    return new Set(
+      execFileSync('pgrep', ['-x', 'tor'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean),
+    );
+  } catch {
+    return new Set();
+  }
+}
+
+it('runs the demo end to end with --json and stops everything it started', async () => {
+  expect(existsSync(demo), 'dist/ is built by `npm test` before vitest').toBe(true);
+  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, [demo, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
+      child.on('error', reject);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c ?? -1, stdout, stderr });
+      });
+    },
+  );
+  expect(code, stderr).toBe(0);
+  const summary = JSON.parse(stdout) as {
+    ok: boolean;
+    agents: { onion: string }[];
+    discovery: { found: string[] };
+    messages: { status: string; suite: string }[];
+    recall: { fromPeers: number; allVerified: boolean };
+  };
+  expect(summary.ok).toBe(true);
+  expect(summary.agents).toHaveLength(3);
+  expect(summary.discovery.found.length).toBeGreaterThanOrEqual(1);
+  expect(
+    summary.messages.every((m) => m.status === 'delivered' && m.suite === 'hybrid-x25519-mlkem768'),
+  ).toBe(true);
+  expect(summary.recall.fromPeers).toBeGreaterThanOrEqual(2);
+  expect(summary.recall.allVerified).toBe(true);
+  expect(stderr).toContain('network bootstrap'); // progress went to stderr
+  // Every process the demo started is gone.
+  expect(demoProcesses()).toEqual([]);
+}, 600_000);
