@@ -7,14 +7,24 @@ import { expect, it } from 'vitest';
 
 const demo = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url));
 
-function torPids(): Set<string> {
+/** Live (non-zombie) processes whose command line names a demo dir: every tor the demo starts does. */
+function demoProcesses(): string[] {
+  let pids: string[];
   try {
-    return new Set(
-      execFileSync('pgrep', ['-x', 'tor'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean),
-    );
+    pids = execFileSync('pgrep', ['-f', 'mmogit-demo-'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   } catch {
-    return new Set();
+    return [];
   }
+  return pids.filter((p) => {
+    try {
+      return !execFileSync('ps', ['-o', 'stat=', '-p', p], { encoding: 'utf8' }).includes('Z');
+    } catch {
+      return false;
+    }
+  });
 }
 
 it('runs the demo end to end with --json and stops everything it started', async () => {
