@@ -13,6 +13,7 @@ import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
 import { AgentKey } from '../identity/index.js';
+import { bootstrapDialer } from './bootstrap.js';
 import { dhtServiceOptions } from './dht.js';
 import type { DiscoveryNode } from './discovery.js';
 
@@ -63,4 +64,34 @@ export async function startLoopbackAgent(
 /** Routing-table size of a node's DHT (kad-dht exposes it on the single-DHT service). */
 export function routingTableSize(node: DiscoveryNode): number {
   return (node.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0;
+}
+
+/**
+ * Starts `n` loopback agents; the first `bootstraps` are the bootstrap agents every other one dials (with
+ * `joinConcurrency` joins at a time: all nodes share one event loop). Resolves once every node joined.
+ */
+export async function startLoopbackNetwork(
+  n: number,
+  options: { bootstraps?: number; joinConcurrency?: number } = {},
+): Promise<{ agents: LoopbackAgent[]; stop: () => Promise<void> }> {
+  const agents = await Promise.all(Array.from({ length: n }, () => startLoopbackAgent()));
+  const stop = async (): Promise<void> => {
+    await Promise.all(agents.map((a) => a.node.stop()));
+  };
+  try {
+    const boot = agents.slice(0, Math.max(1, options.bootstraps ?? 2)).map((a) => a.addr);
+    const concurrency = options.joinConcurrency ?? 5;
+    for (let i = 0; i < n; i += concurrency) {
+      await Promise.all(
+        agents.slice(i, i + concurrency).map(async (a) => {
+          const r = await bootstrapDialer(a.node, boot, { retries: 3, retryDelayMs: 200 });
+          if (r.connected.length === 0 && n > 1) throw new Error(`agent ${a.addr} could not join`);
+        }),
+      );
+    }
+    return { agents, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }

@@ -327,6 +327,8 @@ export class Discovery {
         this.lookup(pk, { signal, settleMs: options.settleMs ?? DISCOVER_SETTLE_MS })
           .then((v) => {
             if (v?.advert.services.includes(service)) ready.push(v);
+            else
+              this.#log(`provider ${Buffer.from(pk).toString('hex').slice(0, 12)}: no advert for ${service}`);
           })
           .catch(() => {})
           .finally(() => {
