@@ -52,6 +52,14 @@ export function channelFromDuplex(stream: Duplex): ByteChannel {
   });
 
   const take = (n: number): Uint8Array => {
+    const first = chunks[0] as Buffer;
+    if (first.length >= n) {
+      // Common case: the head chunk holds the whole read; hand out a view instead of copying.
+      if (first.length === n) chunks.shift();
+      else chunks[0] = first.subarray(n);
+      buffered -= n;
+      return new Uint8Array(first.buffer, first.byteOffset, n);
+    }
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
