@@ -6,8 +6,8 @@
  */
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../identity/store.js';
 import { parseAck, parseEnvelope, type SignedAck, type SignedMessage } from './messaging-envelope.js';
+import { writeFileAtomicAsync } from './messaging-fs.js';
 
 /** One message as stored: the signed envelope, which way it went, and (for sent ones) the peer's ack. */
 export interface StoredMessage extends SignedMessage {
@@ -80,7 +80,7 @@ export class JsonlMessageStore implements MessageStore {
   /** Empties the file (atomically: a crash leaves the old content or none). */
   async clear(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.path, '', 0o600);
+    await writeFileAtomicAsync(this.path, '', 0o600);
   }
 
   async list(): Promise<StoredMessage[]> {

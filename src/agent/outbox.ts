@@ -8,8 +8,8 @@
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MmogitError } from '../errors.js';
-import { writeFileAtomic } from '../identity/store.js';
 import { parseEnvelope, type SignedMessage, verifyMessage } from './messaging-envelope.js';
+import { writeFileAtomicAsync } from './messaging-fs.js';
 
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
@@ -54,7 +54,7 @@ export class Outbox {
     await this.init();
     const item: OutboxItem = { message: signed.message, sig: signed.sig, queuedAt };
     const body = JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item });
-    await writeFileAtomic(this.path(signed.message.id), `${body}\n`, 0o600);
+    await writeFileAtomicAsync(this.path(signed.message.id), `${body}\n`, 0o600);
     return item;
   }
 
