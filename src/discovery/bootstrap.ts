@@ -141,7 +141,8 @@ export async function bootstrapDialer(
 
 /**
  * Bootstrap multiaddrs listed by a private network's `network.json` (written by `src/tor/testnet.ts`).
- * Accepts `bootstrap: string[]` or `bootstrap: [{ multiaddr }]`, and agents flagged `bootstrap: true`.
+ * Reads `bootstrapPeers: string[]` (what testnet.ts writes); also `bootstrap: string[] | [{ multiaddr }]` and
+ * agents flagged `bootstrap: true`.
  *
  * @throws MmogitError `ERR_NETWORK_CONFIG` when the file is missing or lists no bootstrap address.
  */
@@ -162,7 +163,8 @@ export async function bootstrapAddrsFromNetwork(dir: string): Promise<string[]> 
       if (Array.isArray(o.multiaddrs)) o.multiaddrs.forEach(take);
     }
   };
-  const d = (doc ?? {}) as { bootstrap?: unknown; agents?: unknown };
+  const d = (doc ?? {}) as { bootstrap?: unknown; bootstrapPeers?: unknown; agents?: unknown };
+  if (Array.isArray(d.bootstrapPeers)) d.bootstrapPeers.forEach(take);
   if (Array.isArray(d.bootstrap)) d.bootstrap.forEach(take);
   if (Array.isArray(d.agents)) {
     for (const a of d.agents) if ((a as { bootstrap?: unknown })?.bootstrap === true) take(a);
