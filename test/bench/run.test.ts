@@ -95,6 +95,9 @@ describe('bench runner: goals', () => {
     expect([cpu?.on, cpu?.op, cpu?.unit]).toEqual(['value', '<=', 'ms']);
     const rtt = ruleFromResult('x', result({ name: 'c', value: 30, ratio: 1.05, target: 1.1 }));
     expect([rtt?.on, rtt?.op]).toEqual(['ratio', '<=']);
+    // far from both, but a target ≤ 2 is a ratio
+    const far = ruleFromResult('x', result({ name: 'f', value: 89, ratio: 94.9, target: 1.1 }));
+    expect([far?.on, far?.op]).toEqual(['ratio', '<=']);
     const hinted = ruleFromResult(
       'x',
       result({ name: 'd', value: 0.5, ratio: 0.5, target: 0.4, targetOn: 'value', targetOp: '>=' }),
