@@ -4,6 +4,7 @@
  * network stack; each returns data and throws typed errors, and this file is the one place that prints them
  * and picks the exit code (docs/cli.md).
  */
+import { MmogitError } from '../src/errors.js';
 import { type CommandResult, type GlobalOptions, printResult, reportError } from './output.js';
 
 type Args = GlobalOptions & Record<string, unknown>;
@@ -290,13 +291,17 @@ async function main(argv: string[]): Promise<void> {
     .alias('help', 'h')
     .version()
     .fail((message, error) => {
-      if (error) throw error;
-      process.stderr.write(`mmogit: ${message} [ERR_INVALID_ARGUMENT]\nRun \`mmogit --help\` for usage.\n`);
-      process.exitCode = 2;
+      // Throwing stops yargs before any command handler runs; main() reports it as a usage error.
+      throw error ?? new MmogitError('ERR_INVALID_ARGUMENT', `${message} (see \`mmogit --help\`)`);
     })
     .wrap(Math.min(110, process.stdout.columns || 100));
 
-  await parser.parseAsync();
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('-v') });
+    return;
+  }
   if (pending) await pending;
 }
 

@@ -19,6 +19,8 @@ export interface SocketConnInit {
 
 class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
   private readonly socket: Socket;
+  /** True while writes are being gathered for the uncork at the end of this tick. */
+  private corked = false;
 
   constructor(init: SocketConnInit) {
     super({ remoteAddr: init.remoteAddr, direction: init.direction, log: init.log });
@@ -40,6 +42,17 @@ class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
   sendData(data: Uint8ArrayList): SendResult {
     let sentBytes = 0;
     let canSendMore = true;
+    // Coalesce every write of this tick into one TCP segment: noise writes a frame's length and its ciphertext
+    // separately, and tor (which does not set TCP_NODELAY) would hold the second part until our delayed ACK
+    // came back — ~40 ms per message over an onion service.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     for (const buf of data) {
       sentBytes += buf.byteLength;
       canSendMore = this.socket.write(buf);
