@@ -8,7 +8,7 @@
  */
 import '../src/_polyfill.js';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { kadDHT } from '@libp2p/kad-dht';
@@ -112,7 +112,7 @@ export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
         }
       }
     }
-    const notes = `${AGENTS} agents on ${TORS} agent tors, joined in ${joinSeconds.toFixed(1)} s; ${PROVIDERS} providers; ${first.length}/${2 * discoverers.length} discover runs found an advert (first run per agent includes cold circuits)`;
+    const notes = `${AGENTS} agents on ${TORS} agent tors, joined in ${joinSeconds.toFixed(1)} s; ${PROVIDERS} providers; ${first.length}/${2 * discoverers.length} discover runs found an advert (first run per agent includes cold circuits); load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores`;
     return [
       {
         name: `discover latency, first verified advert, ${AGENTS} agents on the private Tor network, median`,

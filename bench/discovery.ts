@@ -10,6 +10,7 @@
  * @module
  */
 import '../src/_polyfill.js';
+import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { startLoopbackNetwork } from '../src/discovery/_loopback.js';
 import { Discovery } from '../src/discovery/index.js';
@@ -31,6 +32,7 @@ export const DISCOVER_LOOPBACK_TARGET_MS = 300;
 const NODES = 50;
 const PROVIDERS = 5;
 const RUNS = 15;
+const SETTLE_MS = 5_000;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -64,6 +66,8 @@ export async function benchDiscoveryLoopback50(): Promise<BenchResult[]> {
       await ds[i]!.advertise(['memory_sync'], { timeoutMs: 60_000 });
       publish.push(performance.now() - t);
     }
+    // let the joins' background work (routing-table pings, self-queries) settle before measuring
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const discoverers = agents.map((_, i) => i).filter((i) => !providers.includes(i) && i >= 2);
     const first: number[] = [];
     const all: number[] = [];
@@ -78,7 +82,7 @@ export async function benchDiscoveryLoopback50(): Promise<BenchResult[]> {
       if (n === PROVIDERS) all.push(performance.now() - t);
       else incomplete++;
     }
-    const notes = `${NODES} nodes in one process joined in ${round(joinSeconds)} s; ${PROVIDERS} providers; ${RUNS} runs from different nodes${incomplete ? `; ${incomplete} runs found fewer than ${PROVIDERS}` : ''}`;
+    const notes = `${NODES} nodes in one process joined in ${round(joinSeconds)} s; ${PROVIDERS} providers; ${RUNS} runs from different nodes; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores${incomplete ? `; ${incomplete} runs found fewer than ${PROVIDERS}` : ''}`;
     return [
       {
         name: `discover latency, first verified advert, ${NODES} nodes loopback, median`,

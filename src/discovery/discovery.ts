@@ -311,6 +311,7 @@ export class Discovery {
     const self = this.#key.publicKey;
     const seen = new Set<string>();
     const ready: VerifiedAdvertisement[] = [];
+    const concurrency = Math.min(RESOLVE_CONCURRENCY, limit);
     let pending = 0;
     let searching = true;
     let wake: (() => void) | undefined;
@@ -321,7 +322,8 @@ export class Discovery {
     signal.addEventListener('abort', notify, { once: true });
     const queue: Uint8Array[] = [];
     const pump = (): void => {
-      while (pending < RESOLVE_CONCURRENCY && queue.length > 0 && !signal.aborted) {
+      // Each resolution is a DHT query; with a small limit, fewer at once reach the first result sooner.
+      while (pending < concurrency && queue.length > 0 && !signal.aborted) {
         const pk = queue.shift() as Uint8Array;
         pending++;
         this.lookup(pk, { signal, settleMs: options.settleMs ?? DISCOVER_SETTLE_MS })
