@@ -65,7 +65,7 @@ describe('renderAgentTorrc with torrc.template', () => {
     expect(lines).toContain('ControlPort 127.0.0.1:auto');
     expect(lines).toContain('ControlPortWriteToFile "/data dir/tor/control-port"');
     expect(lines).toContain('CookieAuthentication 1');
-    expect(lines).toContain('SocksPort 127.0.0.1:9150');
+    expect(lines).toContain('SocksPort 127.0.0.1:9150 ExtendedErrors');
     expect(lines).toContain('__OwningControllerProcess 1234');
     expect(lines).toContain('TestingTorNetwork 1');
     expect(lines).toContain('UseBridges 1');
