@@ -32,6 +32,16 @@ export function entryLine(v: VerifiedEntry): string {
       ? `[${String(body.type)}] ${String(body.content)}${Array.isArray(body.tags) && body.tags.length ? `  #${body.tags.join(' #')}` : ''}`
       : v.kind === 'post'
         ? `[post] ${String(body.text)}`
-        : `[${v.kind}]`;
+        : v.kind === 'message'
+          ? messageLine(body)
+          : `[${v.kind}]`;
   return `${v.createdAt}  ${v.author.slice(0, 12)}…  ${mark}  ${what}`;
+}
+
+/** A stored chat message (kind `message`): direction, peer and text. */
+function messageLine(body: Record<string, unknown>): string {
+  const m = (body.message ?? {}) as { from?: string; to?: string; text?: string };
+  return body.direction === 'in'
+    ? `[message from ${String(m.from).slice(0, 12)}…] ${String(m.text)}`
+    : `[message to ${String(m.to).slice(0, 12)}…] ${String(m.text)}`;
 }

@@ -18,6 +18,9 @@ export function showProgress(event: Record<string, unknown>): void {
         `DHT: ${event.state ?? ''} ${event.connected !== undefined ? `(${event.connected} peers)` : ''}`,
       );
       break;
+    case 'discover':
+      progress(`discover ${event.service ?? ''}: querying the DHT…`);
+      break;
     case 'found':
       progress(`found ${event.count} agent(s)…`);
       break;

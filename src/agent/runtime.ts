@@ -29,6 +29,10 @@ export type { TransportPolicy };
 const log = createLogger('mmogit:agent');
 
 export const DEFAULT_AGENT_START_TIMEOUT_MS = 180_000;
+/** Bootstrap rounds before giving up (each dials every bootstrap address with its own retries). */
+const BOOTSTRAP_ROUNDS = 6;
+/** How long advertise/discover wait for the DHT bootstrap before going ahead with what the node knows. */
+const BOOTSTRAP_WAIT_MS = 30_000;
 
 /** Progress of `Agent.start()`, for the CLI's stderr display. */
 export type AgentProgress =
@@ -315,14 +319,31 @@ export async function startRuntime(
     ].filter((a) => !a.includes(agent.key.serviceId));
     const bootstrapAbort = new AbortController();
     cleanups.push(async () => bootstrapAbort.abort());
-    const bootstrapped =
+    // A cold onion circuit can fail a first bootstrap round: retry in the background (bounded) until at least
+    // one bootstrap peer answers. advertise/discover wait for the first success, but never for long.
+    const bootstrapLoop =
       bootstrapAddrs.length === 0
         ? Promise.resolve()
         : (async () => {
             options.onProgress?.({ phase: 'dht', state: 'bootstrapping' });
-            const r = await bootstrapDialer(node.libp2p, bootstrapAddrs, { signal: bootstrapAbort.signal });
-            record('dht-bootstrap', `connected ${r.connected.length}, failed ${r.failed.length}`);
-          })().catch((e) => record('dht-bootstrap-failed', e instanceof Error ? e.message : String(e)));
+            for (let round = 1; round <= BOOTSTRAP_ROUNDS && !bootstrapAbort.signal.aborted; round++) {
+              try {
+                const r = await bootstrapDialer(node.libp2p, bootstrapAddrs, {
+                  signal: bootstrapAbort.signal,
+                });
+                record(
+                  'dht-bootstrap',
+                  `round ${round}: connected ${r.connected.length}, failed ${r.failed.length}`,
+                );
+                if (r.connected.length > 0) return;
+              } catch (e) {
+                record('dht-bootstrap-failed', e instanceof Error ? e.message : String(e));
+              }
+              await new Promise((r) => setTimeout(r, Math.min(5_000 * 2 ** (round - 1), 60_000)).unref());
+            }
+          })();
+    const bootstrapped = () =>
+      Promise.race([bootstrapLoop, new Promise<void>((r) => setTimeout(r, BOOTSTRAP_WAIT_MS).unref())]);
 
     // 6. memory sync: answered for peers, run by `sync`.
     const { registerSync, syncWithPeer } = await import('./sync.js');
@@ -377,7 +398,7 @@ export async function startRuntime(
         return messenger.ping(parseOnionAddress(peer).hostname, opts);
       },
       async advertise(services, opts = {}) {
-        await bootstrapped;
+        await bootstrapped();
         const signed = await discovery.advertise(services, {
           ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),
@@ -391,7 +412,7 @@ export async function startRuntime(
         };
       },
       async *discover(service, opts = {}) {
-        await bootstrapped;
+        await bootstrapped();
         opts.onProgress?.({ phase: 'discover', state: 'querying', service });
         for await (const ad of discovery.discover(service, {
           ...(opts.signal ? { signal: opts.signal } : {}),
