@@ -1,31 +1,12 @@
 // `npm run demo` itself, as CI runs it: the compiled demo brings up its own private Tor network, three
 // agents, discovery, PQ messages and memory sync, and must leave no tor process behind.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { liveProcesses } from './helpers/processes.js';
 
 const demo = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url));
-
-/** Live (non-zombie) processes whose command line names a demo dir: every tor the demo starts does. */
-function demoProcesses(): string[] {
-  let pids: string[];
-  try {
-    pids = execFileSync('pgrep', ['-f', 'mmogit-demo-'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean);
-  } catch {
-    return [];
-  }
-  return pids.filter((p) => {
-    try {
-      return !execFileSync('ps', ['-o', 'stat=', '-p', p], { encoding: 'utf8' }).includes('Z');
-    } catch {
-      return false;
-    }
-  });
-}
 
 it('runs the demo end to end with --json and stops everything it started', async () => {
   expect(existsSync(demo), 'dist/ is built by `npm test` before vitest').toBe(true);
@@ -66,5 +47,5 @@ it('runs the demo end to end with --json and stops everything it started', async
   expect(summary.recall.allVerified).toBe(true);
   expect(stderr).toContain('network bootstrap'); // progress went to stderr
   // Every process the demo started is gone.
-  expect(demoProcesses()).toEqual([]);
+  expect(liveProcesses('mmogit-demo-')).toEqual([]);
 }, 600_000);

@@ -3,13 +3,14 @@
 // dist/ must be built (`npm test` runs tsc first). Each must exit 0, print the facts it promises, and leave no
 // process and no temporary directory behind (its TMPDIR is a directory of this test, so every tor it starts
 // has that directory on its command line).
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { liveProcesses } from './helpers/processes.js';
 import { testNetwork } from './helpers/tor.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -48,23 +49,6 @@ function runExample(file: string, args: string[], env: Record<string, string>): 
   });
 }
 
-/** Live (non-zombie) processes whose command line mentions `dir`. */
-function processesUnder(dir: string): string[] {
-  let pids: string[];
-  try {
-    pids = execFileSync('pgrep', ['-f', dir], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-  return pids.filter((p) => {
-    try {
-      return !execFileSync('ps', ['-o', 'stat=', '-p', p], { encoding: 'utf8' }).includes('Z');
-    } catch {
-      return false;
-    }
-  });
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -99,7 +83,7 @@ describe('examples', () => {
     expect(r.signal, `killed after ${EXAMPLE_TIMEOUT_MS / 1000} s; stderr:\n${r.stderr}`).toBeNull();
     expect(r.code, `stderr:\n${r.stderr}`).toBe(0);
     expect(r.stderr).toContain(`using the private Tor network in ${networkDir}`);
-    expect(processesUnder(tmp)).toEqual([]);
+    expect(liveProcesses(tmp)).toEqual([]);
     expect(await readdir(tmp)).toEqual([]); // its temp dir (agents' config dirs, tor data) is gone
     return r.stdout;
   }

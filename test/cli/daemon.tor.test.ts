@@ -1,7 +1,3 @@
-// The CLI's daemon commands end to end on the private Tor network, through the real binary: two agents
-// started with `mmogit tor start --network`, then connect, send/inbox, advertise/discover, sync, offline
-// queueing across a daemon restart, and stop leaving no process behind.
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
 import { DEFAULT_ONION_VIRTUAL_PORT, onionMultiaddr, peerIdFromOnion } from '../../src/transport/addr.js';
 import { runCli } from '../helpers/cli.js';
+import { liveProcesses } from '../helpers/processes.js';
 import { testNetwork } from '../helpers/tor.js';
 
 let root: string;
@@ -16,25 +13,6 @@ let network: string;
 const A = () => join(root, 'a');
 const B = () => join(root, 'b');
 const onions: Record<string, string> = {};
-
-/** Live processes whose command line names `dir` (daemons and their tors). */
-function processesUnder(dir: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', dir], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .filter((p) => {
-        try {
-          return !execFileSync('ps', ['-o', 'stat=', '-p', p], { encoding: 'utf8' }).includes('Z');
-        } catch {
-          return false;
-        }
-      });
-  } catch {
-    return [];
-  }
-}
 
 async function start(home: string, extra: string[] = []) {
   const r = await runCli(['tor', 'start', '--network', network, '--json', '--config-dir', home, ...extra], {
@@ -166,7 +144,7 @@ describe('mmogit tor start / status / connect / send / inbox / stop', () => {
   it('queues a message for a stopped peer and delivers it once after the peer and the sender restart', async () => {
     const stopped = await runCli(['tor', 'stop', '--json', '--config-dir', B()], { timeoutMs: 60_000 });
     expect(stopped.json()).toMatchObject({ stopped: true });
-    expect(processesUnder(B())).toEqual([]);
+    expect(liveProcesses(B())).toEqual([]);
 
     const s = await runCli(['send', onions.b!, 'are you there?', '--json', '--config-dir', A()], {
       timeoutMs: 150_000,
@@ -194,7 +172,7 @@ describe('mmogit tor start / status / connect / send / inbox / stop', () => {
       expect(r.exitCode).toBe(0);
       const again = await runCli(['tor', 'stop', '--json', '--config-dir', home]);
       expect(again.json()).toMatchObject({ stopped: false, running: false });
-      expect(processesUnder(home)).toEqual([]);
+      expect(liveProcesses(home)).toEqual([]);
     }
   }, 180_000);
 });

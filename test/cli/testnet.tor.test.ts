@@ -1,33 +1,13 @@
-// `mmogit testnet up|status|down` through the real binary, and the issue-5 promise that agents started with
-// only `--network DIR` find each other through the network's DHT bootstrap agent.
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
 import { runCli } from '../helpers/cli.js';
+import { liveProcesses } from '../helpers/processes.js';
 
 let root: string;
 const net = () => join(root, 'net');
-
-function live(pattern: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .filter((p) => {
-        try {
-          return !execFileSync('ps', ['-o', 'stat=', '-p', p], { encoding: 'utf8' }).includes('Z');
-        } catch {
-          return false;
-        }
-      });
-  } catch {
-    return [];
-  }
-}
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'mmogit-testnet-cli-'));
@@ -91,7 +71,7 @@ it('brings a network up with a bootstrap agent; agents with only --network disco
   expect(down.exitCode).toBe(0);
   expect(down.json<{ stopped: number; agents: number }>()).toMatchObject({ agents: 1 });
   expect(down.json<{ stopped: number }>().stopped).toBeGreaterThanOrEqual(4);
-  expect(live(root)).toEqual([]);
+  expect(liveProcesses(root)).toEqual([]);
   const downAgain = await runCli(['testnet', 'down', '--dir', net(), '--json']);
   expect(downAgain.exitCode).toBe(0);
   expect(downAgain.json<{ stopped: number }>().stopped).toBe(0);
