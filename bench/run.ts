@@ -11,7 +11,8 @@
  * Each figure is checked against the issues' goals ({@link TARGETS}); a goal no benchmark produced is listed as
  * NOT MEASURED.
  *
- * Usage: `npm run bench [-- --only cli,pqc] [--json] [--write|--no-write] [--out file] [--timeout s] [--list]`.
+ * Usage: `npm run bench [-- --only cli,pqc] [--json] [--write|--no-write] [--out file] [--timeout s] [--list]`
+ * (`--json` output is clean with `npm run -s bench -- --json`: without `-s` npm prints its banner on stdout).
  * With `--only` the document is written only when `--write` is given (a partial run would drop rows).
  * @module
  */
@@ -778,7 +779,8 @@ export async function runBenchmarks(o: RunOptions): Promise<{ info: RunInfo; row
 
 const HELP = `usage: npm run bench [-- options]
   --only a,b     run only these areas, modules or functions (cli, pqc, tor, transport/benchTransport10MB, …)
-  --json         print one JSON document { info, rows } on stdout
+  --json         print one JSON document { info, rows } on stdout (npm prints its banner there too:
+                 use \`npm run -s bench -- --json\` or \`node dist/bench/run.js --json\` for clean output)
   --write        write docs/benchmarks.md even with --only;  --no-write: never write it
   --out <file>   write the document there instead of docs/benchmarks.md
   --timeout <s>  per benchmark function (default ${DEFAULT_BENCH_TIMEOUT_MS / 1000})
