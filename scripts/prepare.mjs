@@ -30,9 +30,12 @@ const installed =
   existsSync(join(root, 'node_modules', 'libp2p', 'package.json'));
 if (!installed) {
   process.stderr.write('mmogit setup: installing npm dependencies (npm ci)…\n');
-  const args = existsSync(join(root, 'package-lock.json')) ? ['ci'] : ['install'];
-  const r = spawnSync('npm', [...args, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) fail('`npm ci` failed: see the output above');
+  const npm = (args) => spawnSync('npm', [...args, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // `npm ci` can refuse our lockfile because npm omits other platforms' optional packages from it
+  // (npm/cli#8320); `npm install` from the same lockfile installs the same versions.
+  let r = existsSync(join(root, 'package-lock.json')) ? npm(['ci']) : { status: 1 };
+  if (r.status !== 0) r = npm(['install']);
+  if (r.status !== 0) fail('installing the npm dependencies failed: see the output above');
 }
 
 if (wantTor && !(has('tor') && has('tor-gencert'))) {
