@@ -5,11 +5,19 @@
  * @module
  */
 import '../_polyfill.js';
-import type { Libp2p, PeerId } from '@libp2p/interface';
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { createLogger } from '../_log.js';
 import { abortReason, MmogitError, throwIfAborted, withTimeout } from '../errors.js';
 import { type AgentKey, parseOnionAddress } from '../identity/index.js';
+import {
+  ADVERT_FETCH_TIMEOUT_MS,
+  ADVERT_MAX_INBOUND_STREAMS,
+  ADVERT_PROTOCOL,
+  fetchAdvert,
+  serveAdvert,
+} from './advert-protocol.js';
 import {
   ADVERT_DEFAULT_TTL_MS,
   compareAdvertisements,
@@ -32,8 +40,19 @@ export const REPUBLISH_INTERVAL_MS = Math.floor(ADVERT_DEFAULT_TTL_MS / 3);
  * walking the whole query: the owner re-publishes every copy, so the first valid one is current or nearly.
  */
 export const DISCOVER_SETTLE_MS = 50;
-/** How many adverts discover resolves at once. */
+/**
+ * discover first fetches a provider's advert from the provider itself (`/mmogit/advert/1.0.0`); if that has
+ * not produced a verified advert after this long (a cold onion connect, a provider that does not answer) it
+ * also starts the DHT lookup, and the first verified copy wins. A direct fetch that fails starts it at once.
+ */
+export const ADVERT_HEDGE_MS = 1_000;
+/** How many providers discover resolves at once. */
 const RESOLVE_CONCURRENCY = 8;
+/** Providers resolved beyond `limit` at once: a spare or two hides one slow provider. */
+const RESOLVE_SPARES = 2;
+
+/** Which Discovery answers `/mmogit/advert/1.0.0` on a node (the newest one constructed or advertising). */
+const servers = new WeakMap<object, Discovery>();
 
 const defaultLog = createLogger('mmogit:discovery');
 
@@ -89,6 +108,18 @@ export interface DiscoverOptions {
   limit?: number;
   /** Per-provider lookup settle time, default {@link DISCOVER_SETTLE_MS}. */
   settleMs?: number;
+  /**
+   * Fetch each provider's advert from the provider first (default true); false resolves through the DHT
+   * record only.
+   */
+  direct?: boolean;
+}
+
+/** A provider as findProviders reports it. */
+interface FoundProvider {
+  id: PeerId;
+  publicKey: Uint8Array;
+  multiaddrs: Multiaddr[];
 }
 
 /** Public key of an Ed25519 PeerId (agents' PeerIds are their Ed25519 keys), else undefined. */
@@ -124,6 +155,7 @@ export class Discovery {
   #stopped = new AbortController();
   #current: { services: string[]; options: AdvertiseOptions } | undefined;
   #last: SignedAdvertisement | undefined;
+  #serving: Promise<void>;
 
   constructor(node: DiscoveryNode, key: AgentKey, options: DiscoveryOptions = {}) {
     const dht = node.services?.dht;
@@ -137,6 +169,30 @@ export class Discovery {
     this.#dht = dht;
     this.#key = key;
     this.#options = options;
+    this.#serving = this.#serve();
+  }
+
+  /**
+   * Registers the `/mmogit/advert/1.0.0` handler (docs/protocol-discovery.md §Direct fetch); `force` so the
+   * newest Discovery on a node answers. Never throws: without it peers fall back to the DHT record.
+   */
+  async #serve(): Promise<void> {
+    servers.set(this.#node, this);
+    try {
+      await this.#node.handle(ADVERT_PROTOCOL, (stream: Stream) => this.#answer(stream), {
+        force: true,
+        maxInboundStreams: ADVERT_MAX_INBOUND_STREAMS,
+      });
+    } catch (e) {
+      this.#log(`cannot serve ${ADVERT_PROTOCOL}: ${(e as Error).message}`);
+    }
+  }
+
+  #answer(stream: Stream): Promise<void> {
+    const last = this.#last;
+    // nothing published yet, or it ran out: say nothing, the dialer falls back to the DHT
+    const bytes = last !== undefined && last.advert.expiresAt > this.#now() ? last.bytes : undefined;
+    return serveAdvert(stream, bytes, { signal: this.#stopped.signal });
   }
 
   /** The advertisement most recently published. */
@@ -170,7 +226,11 @@ export class Discovery {
    * @throws MmogitError `ERR_INVALID_ARGUMENT`, `ERR_TOO_LARGE`, `ERR_TIMEOUT`, `ERR_ABORTED`.
    */
   async advertise(services: string[], options: AdvertiseOptions = {}): Promise<SignedAdvertisement> {
-    if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
+    if (this.#stopped.signal.aborted) {
+      this.#stopped = new AbortController();
+      this.#serving = this.#serve();
+    }
+    await this.#serving;
     const report = await this.#publish(services, options);
     this.#current = { services, options: { ...options, signal: undefined } };
     this.#schedule(options.ttlMs ?? ADVERT_DEFAULT_TTL_MS);
@@ -311,7 +371,11 @@ export class Discovery {
     const self = this.#key.publicKey;
     const seen = new Set<string>();
     const ready: VerifiedAdvertisement[] = [];
-    const concurrency = Math.min(RESOLVE_CONCURRENCY, limit);
+    const direct = options.direct ?? true;
+    const settleMs = options.settleMs ?? DISCOVER_SETTLE_MS;
+    // Each DHT-only resolution is a query: with a small limit, fewer at once reach the first result sooner.
+    // A direct fetch is one stream, so a spare or two race a slow provider.
+    const concurrency = Math.min(RESOLVE_CONCURRENCY, direct ? limit + RESOLVE_SPARES : limit);
     let pending = 0;
     let searching = true;
     let wake: (() => void) | undefined;
@@ -320,17 +384,18 @@ export class Discovery {
       wake = undefined;
     };
     signal.addEventListener('abort', notify, { once: true });
-    const queue: Uint8Array[] = [];
+    const queue: FoundProvider[] = [];
     const pump = (): void => {
-      // Each resolution is a DHT query; with a small limit, fewer at once reach the first result sooner.
       while (pending < concurrency && queue.length > 0 && !signal.aborted) {
-        const pk = queue.shift() as Uint8Array;
+        const p = queue.shift() as FoundProvider;
         pending++;
-        this.lookup(pk, { signal, settleMs: options.settleMs ?? DISCOVER_SETTLE_MS })
+        this.#resolve(p, service, { signal, settleMs, direct })
           .then((v) => {
-            if (v?.advert.services.includes(service)) ready.push(v);
+            if (v !== null) ready.push(v);
             else
-              this.#log(`provider ${Buffer.from(pk).toString('hex').slice(0, 12)}: no advert for ${service}`);
+              this.#log(
+                `provider ${Buffer.from(p.publicKey).toString('hex').slice(0, 12)}: no advert for ${service}`,
+              );
           })
           .catch(() => {})
           .finally(() => {
@@ -350,7 +415,7 @@ export class Discovery {
             const hex = Buffer.from(pk).toString('hex');
             if (seen.has(hex)) continue;
             seen.add(hex);
-            queue.push(pk);
+            queue.push({ id: p.id, publicKey: pk, multiaddrs: p.multiaddrs });
             pump();
           }
         }
@@ -382,8 +447,68 @@ export class Discovery {
     throwIfAborted(options.signal, 'discover');
   }
 
+  /**
+   * Resolves one provider to its verified advertisement listing `service`, or null: the direct fetch first,
+   * the DHT record when that fails or after {@link ADVERT_HEDGE_MS}; the first verified copy wins and the
+   * other attempt is aborted. Never throws.
+   */
+  async #resolve(
+    p: FoundProvider,
+    service: string,
+    options: { signal: AbortSignal; settleMs: number; direct: boolean },
+  ): Promise<VerifiedAdvertisement | null> {
+    const usable = (v: VerifiedAdvertisement | null): VerifiedAdvertisement | null =>
+      v?.advert.services.includes(service) ? v : null;
+    const fromDht = (signal: AbortSignal): Promise<VerifiedAdvertisement | null> =>
+      this.lookup(p.publicKey, { signal, settleMs: options.settleMs }).then(usable, () => null);
+    if (!options.direct) return fromDht(options.signal);
+    const won = new AbortController();
+    const signal = AbortSignal.any([options.signal, won.signal]);
+    const id = Buffer.from(p.publicKey).toString('hex').slice(0, 12);
+    return new Promise<VerifiedAdvertisement | null>((resolve) => {
+      let open = 1;
+      let dhtStarted = false;
+      let hedge: ReturnType<typeof setTimeout> | undefined;
+      const settle = (v: VerifiedAdvertisement | null): void => {
+        open--;
+        if (v === null && open > 0) return;
+        clearTimeout(hedge);
+        won.abort();
+        resolve(v);
+      };
+      const startDht = (): void => {
+        if (dhtStarted || signal.aborted) return;
+        dhtStarted = true;
+        open++;
+        fromDht(signal).then(settle);
+      };
+      hedge = setTimeout(startDht, ADVERT_HEDGE_MS);
+      fetchAdvert(this.#node, p.id, p.multiaddrs, {
+        signal,
+        timeoutMs: ADVERT_FETCH_TIMEOUT_MS,
+        now: this.#now(),
+      })
+        .then(usable, (e: unknown) => {
+          if (!signal.aborted) {
+            const reason = (e as MmogitError).details?.reason;
+            this.#log(`direct fetch from ${id} failed: ${reason ?? (e as Error).message}`);
+          }
+          return null;
+        })
+        .then((v) => {
+          // a miss starts the DHT copy now (before settle, so `open` counts it)
+          if (v === null) startDht();
+          settle(v);
+        });
+    });
+  }
+
   /** Stops re-publishing and aborts publications in flight. Records already stored age out at expiresAt. */
   stop(): void {
+    if (servers.get(this.#node) === this) {
+      servers.delete(this.#node);
+      this.#node.unhandle(ADVERT_PROTOCOL).catch(() => {});
+    }
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#current = undefined;

@@ -14,6 +14,15 @@ export {
   SERVICE_DESCRIPTIONS,
 } from './a2a-card.js';
 export {
+  ADVERT_FETCH_TIMEOUT_MS,
+  ADVERT_MAX_INBOUND_STREAMS,
+  ADVERT_PROTOCOL,
+  ADVERT_SERVE_TIMEOUT_MS,
+  type AdvertDialer,
+  fetchAdvert,
+  serveAdvert,
+} from './advert-protocol.js';
+export {
   ADVERT_DEFAULT_TTL_MS,
   ADVERT_MAX_BYTES,
   ADVERT_MAX_SKEW_MS,
@@ -58,6 +67,7 @@ export {
   verifyAdvertRecord,
 } from './dht.js';
 export {
+  ADVERT_HEDGE_MS,
   ADVERTISE_TIMEOUT_MS,
   type AdvertiseOptions,
   DISCOVER_SETTLE_MS,
