@@ -30,7 +30,8 @@ const installed =
   existsSync(join(root, 'node_modules', 'libp2p', 'package.json'));
 if (!installed) {
   process.stderr.write('mmogit setup: installing npm dependencies (npm ci)…\n');
-  const npm = (args) => spawnSync('npm', [...args, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  const npm = (args) =>
+    spawnSync('npm', [...args, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   // `npm ci` can refuse our lockfile because npm omits other platforms' optional packages from it
   // (npm/cli#8320); `npm install` from the same lockfile installs the same versions.
   let r = existsSync(join(root, 'package-lock.json')) ? npm(['ci']) : { status: 1 };
