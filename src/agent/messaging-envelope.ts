@@ -3,12 +3,12 @@
  * inside a PQ session. Pure functions only (no I/O); the protocol is specified in docs/protocol-messaging.md.
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, verify as nodeVerify, randomBytes } from 'node:crypto';
 import { MmogitError } from '../errors.js';
 import { canonicalBytes } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
 import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
-import { SIGNING_CONTEXTS, verifySignature } from '../identity/signing.js';
+import { publicKeyObject, SIGNING_CONTEXTS, type SigningContext, signedBytes } from '../identity/signing.js';
 
 /** Envelope and ack format version (docs/protocol-messaging.md §Envelope). */
 export const MESSAGE_VERSION = 1;
@@ -127,36 +127,51 @@ function sigBytes(sig: string): Uint8Array {
   return SIG_RE.test(sig) ? new Uint8Array(Buffer.from(sig, 'base64')) : new Uint8Array(0);
 }
 
-/** True when `signed.sig` is `signed.message.from`'s signature of the envelope (the key is the onion's). */
-export function verifyMessage(signed: SignedMessage): boolean {
-  let publicKey: Uint8Array;
+/** Peers' public keys as Node KeyObjects, by onion: parsing the onion and importing the key cost ~15 µs each. */
+const peerKeys = new Map<string, KeyObject | null>();
+const PEER_KEY_CACHE_MAX = 1024;
+
+/** The KeyObject of the Ed25519 key `onion` encodes (rend-spec-v3 §6), or null when it is not a valid key. */
+function peerKey(onion: string): KeyObject | null {
+  let key = peerKeys.get(onion);
+  if (key !== undefined) return key;
   try {
-    publicKey = parseOnionAddress(signed.message.from).publicKey;
+    key = publicKeyObject(parseOnionAddress(onion).publicKey);
+  } catch {
+    key = null;
+  }
+  // The mapping never changes, so any entry may go: drop the oldest when full.
+  if (peerKeys.size >= PEER_KEY_CACHE_MAX) peerKeys.delete(peerKeys.keys().next().value as string);
+  peerKeys.set(onion, key);
+  return key;
+}
+
+/** Same result as identity/signing.ts `verifySignature`, with the signer's key taken from the cache. */
+function verifyBy(context: SigningContext, body: Uint8Array, sig: string, onion: string): boolean {
+  const signature = sigBytes(sig);
+  if (signature.length !== 64) return false;
+  const key = peerKey(onion);
+  if (!key) return false;
+  try {
+    return nodeVerify(null, signedBytes(context, body), key, signature);
   } catch {
     return false;
   }
-  return verifySignature(
+}
+
+/** True when `signed.sig` is `signed.message.from`'s signature of the envelope (the key is the onion's). */
+export function verifyMessage(signed: SignedMessage): boolean {
+  return verifyBy(
     SIGNING_CONTEXTS.message,
     canonicalBytes({ ...signed.message }),
-    sigBytes(signed.sig),
-    publicKey,
+    signed.sig,
+    signed.message.from,
   );
 }
 
 /** True when `signed.sig` is `signed.ack.by`'s signature of the ack. */
 export function verifyAck(signed: SignedAck): boolean {
-  let publicKey: Uint8Array;
-  try {
-    publicKey = parseOnionAddress(signed.ack.by).publicKey;
-  } catch {
-    return false;
-  }
-  return verifySignature(
-    SIGNING_CONTEXTS.messageAck,
-    canonicalBytes({ ...signed.ack }),
-    sigBytes(signed.sig),
-    publicKey,
-  );
+  return verifyBy(SIGNING_CONTEXTS.messageAck, canonicalBytes({ ...signed.ack }), signed.sig, signed.ack.by);
 }
 
 function isRecord(x: unknown): x is Record<string, unknown> {

@@ -4,10 +4,9 @@
  * and {@link JsonlMessageStore} is a plain append-only file for callers without one.
  * @module
  */
-import { mkdir, open, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { parseAck, parseEnvelope, type SignedAck, type SignedMessage } from './messaging-envelope.js';
-import { writeFileAtomicAsync } from './messaging-fs.js';
+import { AppendLog } from './messaging-fs.js';
 
 /** One message as stored: the signed envelope, which way it went, and (for sent ones) the peer's ack. */
 export interface StoredMessage extends SignedMessage {
@@ -28,6 +27,11 @@ export interface MessageStore {
   list(): Promise<StoredMessage[]>;
   /** Waits for background work (e.g. a journal's copies into the backing store). Called by `Messenger.stop()`. */
   flush?(): Promise<void>;
+  /**
+   * Releases open files after {@link flush}; the store stays usable (a later append reopens them). Called by
+   * `Messenger.stop()`.
+   */
+  close?(): Promise<void>;
 }
 
 /** Identity of a record: direction, sender and message id. */
@@ -55,32 +59,33 @@ export function parseStoredMessage(x: unknown): StoredMessage | null {
 }
 
 /**
- * An append-only JSON-lines file (one record per line, fsynced per append). Malformed lines, e.g. a torn
- * last line after a crash, are skipped.
+ * An append-only JSON-lines file (one record per line), kept open with O_DSYNC and group commit
+ * ({@link AppendLog}): records appended together share one synchronous write. Malformed lines, e.g. a torn last
+ * line after a crash, are skipped.
  *
  * @example
  * const store = new JsonlMessageStore(join(configDir, 'messages.jsonl'));
  */
 export class JsonlMessageStore implements MessageStore {
-  constructor(readonly path: string) {}
+  private readonly log: AppendLog;
 
-  async append(record: StoredMessage): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    // A leading newline isolates this record from a torn line a crash may have left.
-    const line = `\n${JSON.stringify(record)}\n`;
-    const fh = await open(this.path, 'a', 0o600);
-    try {
-      await fh.appendFile(line);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+  constructor(readonly path: string) {
+    this.log = new AppendLog(path, 0o600);
   }
 
-  /** Empties the file (atomically: a crash leaves the old content or none). */
-  async clear(): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    await writeFileAtomicAsync(this.path, '', 0o600);
+  /** Resolves once the record is on stable storage. The write is issued before this returns when idle. */
+  append(record: StoredMessage): Promise<void> {
+    // A leading newline isolates this record from a torn line a crash may have left.
+    return this.log.append(`\n${JSON.stringify(record)}\n`);
+  }
+
+  /** Empties the file durably, in order with appends (a crash leaves the old content or none). */
+  clear(): Promise<void> {
+    return this.log.truncate();
+  }
+
+  async close(): Promise<void> {
+    await this.log.close();
   }
 
   async list(): Promise<StoredMessage[]> {
@@ -107,77 +112,139 @@ export class JsonlMessageStore implements MessageStore {
   }
 }
 
+/** A journaled record reaches the backing store at most this long after the journal got it. */
+export const DEFAULT_COPY_MAX_DELAY_MS = 1_000;
+/** Copies wait until the journal has been quiet this long (or {@link DEFAULT_COPY_MAX_DELAY_MS} passed). */
+export const DEFAULT_COPY_IDLE_MS = 50;
+/** A batch this large is copied at once. */
+export const DEFAULT_COPY_MAX_BATCH = 256;
+
+/** When {@link JournaledMessageStore} copies journaled records into its backing store. */
+export interface JournalCopyPolicy {
+  idleMs?: number;
+  maxDelayMs?: number;
+  maxBatch?: number;
+}
+
 /**
- * A write-ahead journal in front of a slower store (the git memory store takes ~15 ms per write here): `append`
- * is durable once the record is fsynced to the journal (about a millisecond), which is all an ack needs; the
- * copy into `backing` runs in the background. Records the backing store does not have yet (a crash, a failed
- * copy) are copied over by {@link recover}, which the first `list()` runs; the journal is emptied whenever
- * every record in it has reached the backing store.
+ * A write-ahead journal in front of a slower store (the git memory store takes ~15 ms per commit here): `append`
+ * is durable once the record is in the journal (one O_DSYNC write, shared by records arriving together), which
+ * is all an ack needs. Records are copied into `backing` in the background, in batches: after the journal has
+ * been quiet for `idleMs`, at the latest `maxDelayMs` after the first uncopied record, or once `maxBatch` are
+ * waiting. One batch becomes one git commit, and the git work (mostly CPU on the event loop) stays out of the
+ * way of messages arriving back to back. Records the backing store does not have yet (a crash, a failed copy)
+ * are copied over by {@link recover}, which the first `list()` or `append()` runs; the journal is emptied
+ * whenever every record in it has reached the backing store.
  *
  * @example
  * const store = new JournaledMessageStore(messageStoreFromMemory(memory), join(configDir, 'messages.journal'));
  */
 export class JournaledMessageStore implements MessageStore {
   private readonly journal: JsonlMessageStore;
+  private readonly policy: Required<JournalCopyPolicy>;
   /** Journaled records not yet confirmed in the backing store, by key. */
   private readonly unbacked = new Map<string, StoredMessage>();
-  private readonly copies = new Set<Promise<void>>();
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Journaled records not handed to the backing store yet, oldest first. */
+  private waiting: StoredMessage[] = [];
+  private firstWaitingAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private copying: Promise<void> | undefined;
   private recovered: Promise<void> | undefined;
+  private recoveredDone = false;
+  /** Journal appends issued but not yet durable (the journal must not be emptied under them). */
+  private journalWrites = 0;
 
   constructor(
     readonly backing: MessageStore,
     journalPath: string,
     private readonly onError: (e: unknown) => void = () => {},
+    policy: JournalCopyPolicy = {},
   ) {
     this.journal = new JsonlMessageStore(journalPath);
+    this.policy = {
+      idleMs: policy.idleMs ?? DEFAULT_COPY_IDLE_MS,
+      maxDelayMs: policy.maxDelayMs ?? DEFAULT_COPY_MAX_DELAY_MS,
+      maxBatch: policy.maxBatch ?? DEFAULT_COPY_MAX_BATCH,
+    };
   }
 
-  /** Journal operations run one at a time, so emptying it never races an append. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => {});
-    return next;
+  append(record: StoredMessage): Promise<void> {
+    // After recovery the journal write is issued synchronously, so the caller can overlap work with the disk.
+    if (this.recoveredDone) return this.appendJournaled(record);
+    return this.recover().then(() => this.appendJournaled(record));
   }
 
-  async append(record: StoredMessage): Promise<void> {
-    await this.recover();
-    await this.serial(() => this.journal.append(record));
+  private async appendJournaled(record: StoredMessage): Promise<void> {
+    this.journalWrites++;
+    try {
+      await this.journal.append(record);
+    } finally {
+      this.journalWrites--;
+    }
     this.unbacked.set(storedMessageKey(record), record);
-    this.copy(record);
+    if (this.waiting.length === 0) this.firstWaitingAt = Date.now();
+    this.waiting.push(record);
+    this.scheduleCopy();
   }
 
-  private copy(record: StoredMessage): void {
-    const p = this.backing
-      .append(record)
-      .then(() => {
-        this.unbacked.delete(storedMessageKey(record));
-        if (this.unbacked.size === 0) return this.compact();
-      })
-      .catch((e) => this.onError(e)) // stays in the journal; the next recover() copies it again
-      .finally(() => this.copies.delete(p));
-    this.copies.add(p);
+  private scheduleCopy(): void {
+    if (this.copying) return; // the running copy reschedules when it ends
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.waiting.length === 0) return;
+    const due = Math.min(this.policy.idleMs, this.firstWaitingAt + this.policy.maxDelayMs - Date.now());
+    if (this.waiting.length >= this.policy.maxBatch || due <= 0) {
+      void this.copyNow();
+      return;
+    }
+    this.timer = setTimeout(() => void this.copyNow(), due);
+    this.timer.unref?.();
   }
 
-  private compact(): Promise<void> {
-    return this.serial(async () => {
-      if (this.unbacked.size === 0) await this.journal.clear();
+  /** Hands every waiting record to the backing store at once (one commit for the git store). */
+  private copyNow(): Promise<void> {
+    if (this.copying) return this.copying;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.waiting;
+    this.waiting = [];
+    if (batch.length === 0) return Promise.resolve();
+    this.copying = (async () => {
+      const results = await Promise.allSettled(batch.map((r) => this.backing.append(r)));
+      let failed: unknown;
+      results.forEach((res, i) => {
+        // A failed record stays in the journal; the next recover() copies it again.
+        if (res.status === 'fulfilled') this.unbacked.delete(storedMessageKey(batch[i] as StoredMessage));
+        else failed ??= res.reason;
+      });
+      if (failed !== undefined) this.onError(failed);
+      if (this.unbacked.size === 0 && this.waiting.length === 0 && this.journalWrites === 0) {
+        // Every journaled record is in the backing store: empty the journal. The truncation is queued behind no
+        // write and ahead of any later append, so it never removes a record that is not in the backing store.
+        await this.journal.clear().catch((e) => this.onError(e));
+      }
+    })().finally(() => {
+      this.copying = undefined;
+      this.scheduleCopy();
     });
+    return this.copying;
   }
 
   /** Copies journaled records missing from the backing store into it (once; later calls wait for it). */
   recover(): Promise<void> {
     this.recovered ??= (async () => {
       const journaled = await this.journal.list();
-      if (journaled.length === 0) return;
-      const have = new Set((await this.backing.list()).map(storedMessageKey));
-      for (const r of journaled) {
-        if (!have.has(storedMessageKey(r))) {
-          await this.backing.append(r);
-          have.add(storedMessageKey(r));
+      if (journaled.length > 0) {
+        const have = new Set((await this.backing.list()).map(storedMessageKey));
+        for (const r of journaled) {
+          if (!have.has(storedMessageKey(r))) {
+            await this.backing.append(r);
+            have.add(storedMessageKey(r));
+          }
         }
+        await this.journal.clear();
       }
-      await this.serial(() => this.journal.clear());
+      this.recoveredDone = true;
     })();
     return this.recovered;
   }
@@ -189,9 +256,15 @@ export class JournaledMessageStore implements MessageStore {
     return [...backed, ...[...this.unbacked.values()].filter((r) => !have.has(storedMessageKey(r)))];
   }
 
+  /** Copies everything journaled so far into the backing store now and waits for it. */
   async flush(): Promise<void> {
-    while (this.copies.size > 0) await Promise.allSettled([...this.copies]);
-    await this.chain;
+    while (this.copying || this.waiting.length > 0) await this.copyNow();
     await this.backing.flush?.();
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.journal.close();
+    await this.backing.close?.();
   }
 }

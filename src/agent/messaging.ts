@@ -28,7 +28,7 @@ import {
 } from './messaging-envelope.js';
 import { pqMessagingSecurity } from './messaging-pq.js';
 import type { MessageStore, StoredMessage } from './messaging-store.js';
-import { Outbox, type OutboxItem } from './outbox.js';
+import { Outbox, type OutboxItem, type OutboxWrite } from './outbox.js';
 import { DEFAULT_RATE_LIMIT, KeyedRateLimiter, type RateLimitOptions } from './rate-limit.js';
 
 const log = createLogger('mmogit:agent:messaging');
@@ -180,6 +180,15 @@ export interface MessengerDeps {
   allowClassical?: boolean;
 }
 
+/** A message waiting for its ack. */
+interface QueueEntry {
+  item: OutboxItem;
+  attempts: number;
+  nextAt: number;
+  /** The outbox write started by `send()` (absent for items loaded from disk at start). */
+  write?: OutboxWrite;
+}
+
 interface Pending {
   resolve(frame: MessagingFrame): void;
   reject(err: Error): void;
@@ -209,8 +218,13 @@ class Link {
     return next;
   }
 
-  /** Sends `frame` and waits for the reply registered under `key`. */
-  async request(key: string, frame: MessagingFrame, signal: AbortSignal): Promise<MessagingFrame> {
+  /** Sends `frame` and waits for the reply registered under `key`; `onSent` runs once the frame is written. */
+  async request(
+    key: string,
+    frame: MessagingFrame,
+    signal: AbortSignal,
+    onSent?: () => void,
+  ): Promise<MessagingFrame> {
     if (signal.aborted) throw abortReason(signal, `request to ${this.peer}`);
     if (this.closed) throw new MmogitError('ERR_CONNECTION_CLOSED', `link to ${this.peer} is closed`);
     const reply = new Promise<MessagingFrame>((resolve, reject) => {
@@ -237,6 +251,7 @@ class Link {
       reply.catch(() => {});
       throw e;
     }
+    onSent?.();
     return reply;
   }
 
@@ -303,8 +318,8 @@ export class Messenger extends EventEmitter {
   private readonly allLinks = new Set<Link>();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly seen = new Set<string>();
-  private readonly receiving = new Map<string, Promise<void>>();
-  private readonly queue = new Map<string, { item: OutboxItem; attempts: number; nextAt: number }>();
+  private readonly receiving = new Map<string, Promise<boolean>>();
+  private readonly queue = new Map<string, QueueEntry>();
   private readonly inflight = new Map<string, Promise<boolean>>();
   private readonly tasks = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
@@ -363,12 +378,16 @@ export class Messenger extends EventEmitter {
   }
 
   /**
-   * Sends `text` to `peerOnion`. The signed message is written to the outbox first; then one delivery
-   * attempt runs (bounded by `timeoutMs`). Returns `delivered` once the peer's signed ack is verified, or
-   * `queued` when the peer could not be reached (the outbox keeps retrying while the messenger runs).
+   * Sends `text` to `peerOnion`. The signed message's outbox write and the first delivery attempt (bounded by
+   * `timeoutMs`) run at the same time. Returns `delivered` once the peer's signed ack is verified (the peer
+   * then holds the message durably, and the outbox write is cancelled or undone), or `queued` when the peer
+   * could not be reached, only once the outbox file is durable (the outbox keeps retrying while the messenger
+   * runs, and after a restart).
    *
    * @throws `ERR_TOO_LARGE` (text over the cap), `ERR_INVALID_ONION`, `ERR_INVALID_ARGUMENT` (own address),
-   *   `ERR_ABORTED` when `signal` fires (the message then stays queued; `details.id` names it).
+   *   `ERR_ABORTED` when `signal` fires (the message then stays queued; `details.id` names it), or the outbox
+   *   write's error when the peer did not ack and the message could not be queued (`details.status` is
+   *   `'failed'`: it is not retried; the peer may still have received it).
    */
   async send(
     peerOnion: string,
@@ -379,11 +398,42 @@ export class Messenger extends EventEmitter {
     const to = parseOnionAddress(peerOnion).hostname;
     if (to === this.key.onion) throw new MmogitError('ERR_INVALID_ARGUMENT', 'cannot send a message to self');
     const signed = signMessage(this.key, to, text, { maxTextBytes: this.maxTextBytes });
-    const item = await this.outbox.put(signed);
     const id = signed.message.id;
-    this.queue.set(id, { item, attempts: 0, nextAt: Number.POSITIVE_INFINITY });
+    // The outbox write runs beside the first attempt: durability is owed only for a message reported `queued`
+    // (docs/protocol-messaging.md §7). A crash before send() answers made no promise; the peer de-duplicates.
+    const entry: QueueEntry = {
+      item: { ...signed, queuedAt: Date.now() },
+      attempts: 0,
+      nextAt: Number.POSITIVE_INFINITY,
+    };
+    // Started once the frame is on its way (its fs calls then do not delay the frame), or when the attempt
+    // ends without sending it.
+    const startWrite = (): OutboxWrite => {
+      if (!entry.write) {
+        entry.write = this.outbox.begin(signed, entry.item.queuedAt);
+        this.track(entry.write.done);
+      }
+      return entry.write;
+    };
+    this.queue.set(id, entry);
     const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `send to ${to}`);
-    const delivered = await this.attempt(id, signal);
+    if (await this.attempt(id, signal, startWrite)) return { id, status: 'delivered' };
+    const write = startWrite();
+    // Not acknowledged: `queued` is a promise to deliver, so it waits until the outbox file is durable.
+    let durable: boolean;
+    try {
+      durable = await write.done;
+    } catch (e) {
+      const err = asMmogitError(e);
+      // Not persisted, so not queued: stop retrying it (a retry already running may still deliver it).
+      if (this.queue.get(id) === entry) this.queue.delete(id);
+      throw new MmogitError(err.code, `message ${id} could not be queued: ${err.message}`, {
+        cause: e,
+        details: { id, status: 'failed' },
+      });
+    }
+    // A write is cancelled only once an ack arrived (a retry got it meanwhile).
+    const delivered = !durable || !this.queue.has(id);
     if (!delivered && options.signal?.aborted) {
       const err = abortReason(options.signal, `send to ${to}`);
       throw new MmogitError(err.code, `${err.message} (message ${id} stays queued)`, {
@@ -487,12 +537,16 @@ export class Messenger extends EventEmitter {
     await Promise.allSettled([...this.allLinks].map((link) => link.close(stopped, false)));
     await Promise.allSettled([...this.tasks]);
     await this.deps.store.flush?.().catch((e: unknown) => this.fail(asMmogitError(e)));
+    await this.deps.store.close?.().catch((e: unknown) => this.fail(asMmogitError(e)));
   }
 
   // ——— sending ———
 
-  /** One delivery attempt of queued message `id`; true when acknowledged. Never throws. */
-  private attempt(id: string, signal: AbortSignal): Promise<boolean> {
+  /**
+   * One delivery attempt of queued message `id`; true when acknowledged. Never throws. `onSent` runs once the
+   * message frame is written.
+   */
+  private attempt(id: string, signal: AbortSignal, onSent?: () => void): Promise<boolean> {
     const running = this.inflight.get(id);
     if (running) return running;
     const entry = this.queue.get(id);
@@ -501,10 +555,11 @@ export class Messenger extends EventEmitter {
       const { message, sig } = entry.item;
       const combined = AbortSignal.any([signal, this.stopper.signal]);
       try {
-        const ack = await this.deliver({ message, sig }, combined);
+        const ack = await this.deliver({ message, sig }, combined, onSent);
         this.queue.delete(id);
-        // Keeping the sent copy is not part of the round trip: the outbox entry stays until it is stored, so a
-        // crash in between only re-sends (the peer de-duplicates and acks again).
+        // The peer holds it durably now: an outbox write still in progress is no longer owed.
+        entry.write?.cancel();
+        // Keeping the sent copy is not part of the round trip (see archive()).
         this.track(this.archive(entry, ack));
         this.emit('delivered', { id, to: message.to, ack } satisfies DeliveredEvent);
         return true;
@@ -545,6 +600,7 @@ export class Messenger extends EventEmitter {
   private async deliver(
     signed: { message: MessageEnvelope; sig: string },
     signal: AbortSignal,
+    onSent?: () => void,
   ): Promise<SignedAck> {
     const peer = signed.message.to;
     const frame = await this.exclusive(peer, signal, async () => {
@@ -555,6 +611,7 @@ export class Messenger extends EventEmitter {
           `msg:${signed.message.id}`,
           { t: 'msg', m: signed.message, sig: signed.sig },
           signal,
+          onSent,
         );
       } catch (e) {
         const err = asMmogitError(e);
@@ -577,15 +634,18 @@ export class Messenger extends EventEmitter {
     return ack;
   }
 
-  /** Stores an acknowledged message's sent copy, then drops its outbox entry; on failure it is queued again. */
-  private async archive(
-    entry: { item: OutboxItem; attempts: number; nextAt: number },
-    ack: SignedAck,
-  ): Promise<void> {
+  /**
+   * Stores an acknowledged message's sent copy, then drops its outbox entry (waiting for a write that was too
+   * far along to cancel, so no file lingers); on failure it is queued again. A crash before the copy is
+   * journaled re-sends the message if its outbox file was written (the peer de-duplicates and acks again);
+   * otherwise only the sender's copy is lost, never the message.
+   */
+  private async archive(entry: QueueEntry, ack: SignedAck): Promise<void> {
     const { message, sig } = entry.item;
     try {
       await this.deps.store.append({ direction: 'out', message, sig, at: Date.now(), ack });
-      await this.outbox.remove(message.id);
+      if (entry.write) await this.outbox.discard(entry.write);
+      else await this.outbox.remove(message.id);
     } catch (e) {
       this.fail(asMmogitError(e));
       if (this.state === 'running' && !this.queue.has(message.id)) {
@@ -807,12 +867,16 @@ export class Messenger extends EventEmitter {
     const k = seenKey(m.from, m.id);
     // The same message may arrive on two links at once (sender retried after a lost ack): process it once.
     let work = this.receiving.get(k);
+    const mine = !work;
     if (!work) {
-      work = this.receiveNew(k, { message: m, sig }).finally(() => this.receiving.delete(k));
+      work = this.storeNew(k, { message: m, sig }).finally(() => this.receiving.delete(k));
       this.receiving.set(k, work);
     }
+    // The store's write is on the disk now: sign the ack meanwhile; only sending it waits for durability.
+    const ack = toAckFrame(signAck(this.key, m.id));
+    let fresh: boolean;
     try {
-      await work;
+      fresh = await work;
     } catch (e) {
       const err = asMmogitError(e);
       this.fail(err, peer);
@@ -820,23 +884,34 @@ export class Messenger extends EventEmitter {
       await this.refuse(link, m.id, new MmogitError('ERR_INTERNAL', 'could not store the message'));
       return;
     }
-    await link.write({ t: 'ack', ...toAckFrame(signAck(this.key, m.id)) }).catch(() => {});
+    await link.write({ t: 'ack', ...ack }).catch(() => {});
+    // Stored first, so exactly once; handed to the application after the ack so its listeners are not on the
+    // sender's round trip.
+    if (mine && fresh) this.deliverToApp(m);
   }
 
-  /** Stores a message not seen before, then hands it to the application: store first, so exactly once. */
-  private async receiveNew(k: string, signed: { message: MessageEnvelope; sig: string }): Promise<void> {
-    if (this.seen.has(k)) return;
+  /** Stores a message not seen before; true when it was new. Issues the store's write synchronously. */
+  private async storeNew(k: string, signed: { message: MessageEnvelope; sig: string }): Promise<boolean> {
+    if (this.seen.has(k)) return false;
     const rec: StoredMessage = { direction: 'in', ...signed, at: Date.now() };
     await this.deps.store.append(rec);
     this.seen.add(k);
-    const m = signed.message;
-    this.emit('message', {
-      id: m.id,
-      from: m.from,
-      text: m.text,
-      timestamp: m.timestamp,
-      verified: true,
-    } satisfies ReceivedMessage);
+    return true;
+  }
+
+  private deliverToApp(m: MessageEnvelope): void {
+    try {
+      this.emit('message', {
+        id: m.id,
+        from: m.from,
+        text: m.text,
+        timestamp: m.timestamp,
+        verified: true,
+      } satisfies ReceivedMessage);
+    } catch (e) {
+      // A throwing listener must not take the session down (the message is stored and acked).
+      this.fail(asMmogitError(e));
+    }
   }
 
   /** Tells the peer why its request was refused, keeping the stream. */

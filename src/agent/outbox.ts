@@ -1,15 +1,17 @@
 /**
- * The persisted outbox: one file per undelivered message, `<dir>/<id>.json`, written atomically before the
- * first delivery attempt and removed only after the recipient's signed ack was verified. A crash or restart at
- * any point therefore either finds the message still here (and sends it again; the recipient de-duplicates by
- * id) or it was acknowledged.
+ * The persisted outbox: one file per undelivered message, `<dir>/<id>.json`, written atomically (temp file,
+ * fsync, rename, directory fsync) alongside the first delivery attempt and removed once the recipient's signed
+ * ack was verified. `Messenger.send()` reports a message `queued` only after its file is durable, so a crash or
+ * restart finds every queued message here (and sends it again; the recipient de-duplicates by id). A write that
+ * is no longer needed (the ack came first) is cancelled before its rename where possible
+ * (docs/protocol-messaging.md §7).
  * @module
  */
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MmogitError } from '../errors.js';
 import { parseEnvelope, type SignedMessage, verifyMessage } from './messaging-envelope.js';
-import { writeFileAtomicAsync } from './messaging-fs.js';
+import { syncDir, writeFileAtomicAsync } from './messaging-fs.js';
 
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
@@ -28,6 +30,18 @@ export interface OutboxListing {
   corrupt: string[];
 }
 
+/** An outbox write in progress ({@link Outbox.begin}). */
+export interface OutboxWrite {
+  readonly item: OutboxItem;
+  /**
+   * Resolves true once the item's file is durable, false when {@link cancel} stopped the write before its file
+   * appeared; rejects when the write failed (nothing is left behind then).
+   */
+  readonly done: Promise<boolean>;
+  /** Asks the write to stop; it does unless its file is already being renamed into place. */
+  cancel(): void;
+}
+
 /**
  * A directory of queued signed messages.
  *
@@ -37,6 +51,8 @@ export interface OutboxListing {
  * (await outbox.list()).items.length // 1
  */
 export class Outbox {
+  private ready: Promise<void> | undefined;
+
   constructor(readonly dir: string) {}
 
   private path(id: string): string {
@@ -44,18 +60,67 @@ export class Outbox {
     return join(this.dir, `${id}.json`);
   }
 
-  /** Creates the directory (mode 0700: messages are private). */
+  /** Creates the directory (mode 0700: messages are private) and makes its name durable. */
   async init(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const made = await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (made !== undefined) await syncDir(dirname(this.dir));
   }
 
-  /** Persists `signed` atomically (temp file, fsync, rename). Idempotent for the same id. */
+  /** {@link init} once per instance (and again if the directory disappeared). */
+  private ensureDir(): Promise<void> {
+    this.ready ??= this.init().catch((e) => {
+      this.ready = undefined;
+      throw e;
+    });
+    return this.ready;
+  }
+
+  /** Persists `signed` atomically (temp file, fsync, rename, directory fsync; mode 0600). Idempotent per id. */
   async put(signed: SignedMessage, queuedAt = Date.now()): Promise<OutboxItem> {
-    await this.init();
+    const w = this.begin(signed, queuedAt);
+    await w.done;
+    return w.item;
+  }
+
+  /**
+   * Starts persisting `signed` like {@link put} and returns at once, so the first delivery attempt can run
+   * while the disk works. {@link OutboxWrite.cancel} stops a write that is no longer needed.
+   */
+  begin(signed: SignedMessage, queuedAt = Date.now()): OutboxWrite {
     const item: OutboxItem = { message: signed.message, sig: signed.sig, queuedAt };
-    const body = JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item });
-    await writeFileAtomicAsync(this.path(signed.message.id), `${body}\n`, 0o600);
-    return item;
+    const path = this.path(signed.message.id);
+    let cancelled = false;
+    const stop = () => cancelled;
+    const write = async (): Promise<boolean> => {
+      const body = `${JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item })}\n`;
+      await this.ensureDir();
+      try {
+        return await writeFileAtomicAsync(path, body, 0o600, stop);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        // The directory was removed under us: make it again, once.
+        this.ready = undefined;
+        await this.ensureDir();
+        return writeFileAtomicAsync(path, body, 0o600, stop);
+      }
+    };
+    return {
+      item,
+      done: write(),
+      cancel: () => {
+        cancelled = true;
+      },
+    };
+  }
+
+  /**
+   * Makes sure `write` leaves nothing behind: cancels it, and removes its file if it got there first.
+   * Never throws for a failed write (that left nothing).
+   */
+  async discard(write: OutboxWrite): Promise<void> {
+    write.cancel();
+    const written = await write.done.catch(() => false);
+    if (written) await this.remove(write.item.message.id);
   }
 
   /** Removes the item for `id`; false if there was none. */

@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { messageStoreFromMemory } from '../../src/agent/messaging-adapters.js';
 import { signMessage } from '../../src/agent/messaging-envelope.js';
+import { AppendLog } from '../../src/agent/messaging-fs.js';
 import {
   JournaledMessageStore,
   JsonlMessageStore,
@@ -55,6 +56,7 @@ describe('message stores', () => {
     await store.flush?.();
     expect((await memory.recall({ kind: 'message' })).length).toBe(3);
     expect(await readFile(journalPath, 'utf8')).toBe('');
+    await store.close?.();
     await memory.close();
   });
 
@@ -69,8 +71,11 @@ describe('message stores', () => {
     await failing.flush?.();
     expect(errors.length).toBe(1);
     expect((await failing.list()).map((r) => r.message.text)).toEqual(['kept by the journal']);
+    await failing.close?.();
     // A torn line from a crash mid-append is skipped.
-    await new JsonlMessageStore(journalPath).append(rec('also journaled'));
+    const plain = new JsonlMessageStore(journalPath);
+    await plain.append(rec('also journaled'));
+    await plain.close();
     await import('node:fs/promises').then((fs) => fs.appendFile(journalPath, '{"direction":"in","mess'));
 
     const memory = await MemoryStore.open(join(dir, 'memory'), me);
@@ -84,6 +89,90 @@ describe('message stores', () => {
     // Recovery is idempotent: a second instance finds nothing to copy and no duplicates appear.
     const again = new JournaledMessageStore(messageStoreFromMemory(memory), journalPath);
     expect((await again.list()).length).toBe(2);
+    await store.close();
+    await again.close();
     await memory.close();
+  });
+});
+
+describe('journal file (AppendLog)', () => {
+  it('records appended together are all durable, in call order, and the file is 0600', async () => {
+    const path = join(dir, 'j', 'log');
+    const log = new AppendLog(path);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(`${i}\n`)));
+    expect((await readFile(path, 'utf8')).split('\n').filter(Boolean)).toEqual(
+      Array.from({ length: 50 }, (_, i) => String(i)),
+    );
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    await log.close();
+    await log.append('after reopen\n'); // a closed log reopens on the next append
+    expect((await readFile(path, 'utf8')).endsWith('49\nafter reopen\n')).toBe(true);
+    await log.close();
+  });
+
+  it('a truncation keeps its place among appends: earlier ones are cut, later ones kept', async () => {
+    const path = join(dir, 'log');
+    const log = new AppendLog(path);
+    const ops = [log.append('a\n'), log.append('b\n'), log.truncate(), log.append('c\n'), log.append('d\n')];
+    await Promise.all(ops);
+    expect(await readFile(path, 'utf8')).toBe('c\nd\n');
+    await log.close();
+  });
+
+  it('a failed write rejects its own appends only', async () => {
+    const log = new AppendLog(join(dir, 'no-such-dir-is-a-file', 'log'));
+    await writeFile(join(dir, 'no-such-dir-is-a-file'), 'x');
+    await expect(log.append('lost\n')).rejects.toMatchObject({
+      code: expect.stringMatching(/EEXIST|ENOTDIR/),
+    });
+    const ok = new AppendLog(join(dir, 'ok'));
+    await ok.append('kept\n');
+    expect(await readFile(join(dir, 'ok'), 'utf8')).toBe('kept\n');
+    await ok.close();
+  });
+});
+
+describe('journaled store: batched copies and crashes', () => {
+  it('copies arrive in batches and the journal is emptied only once everything is backed', async () => {
+    const backing = new JsonlMessageStore(join(dir, 'backing.jsonl'));
+    const journalPath = join(dir, 'messages.journal');
+    const store = new JournaledMessageStore(backing, journalPath, undefined, { idleMs: 0, maxBatch: 4 });
+    // Appends keep coming while copies and truncations run: none may be lost from both files.
+    const records: StoredMessage[] = [];
+    for (let round = 0; round < 10; round++) {
+      const batch = Array.from({ length: 7 }, (_, i) => rec(`r${round}.${i}`));
+      records.push(...batch);
+      await Promise.all(batch.map((r) => store.append(r)));
+      // Crash now: a new instance on the same files must see every record appended so far, once.
+      const after = new JournaledMessageStore(new JsonlMessageStore(join(dir, 'backing.jsonl')), journalPath);
+      const seen = (await after.list()).map((r) => r.message.text);
+      expect(new Set(seen)).toEqual(new Set(records.map((r) => r.message.text)));
+      await after.close();
+    }
+    await store.close();
+    expect((await backing.list()).length).toBeGreaterThanOrEqual(records.length);
+    expect(new Set((await backing.list()).map((r) => r.message.text)).size).toBe(records.length);
+    expect(await readFile(journalPath, 'utf8')).toBe('');
+  });
+
+  it('with the default policy a burst is copied as one batch after the journal goes quiet', async () => {
+    const backing = new JsonlMessageStore(join(dir, 'backing.jsonl'));
+    const appends: number[] = [];
+    const counting = {
+      append: (r: StoredMessage) => {
+        appends.push(Date.now());
+        return backing.append(r);
+      },
+      list: () => backing.list(),
+    };
+    const store = new JournaledMessageStore(counting, join(dir, 'messages.journal'));
+    for (let i = 0; i < 10; i++) await store.append(rec(`burst ${i}`));
+    expect(appends).toEqual([]); // nothing copied while the records keep coming
+    expect((await store.list()).length).toBe(10); // but listed (from the journal)
+    await new Promise((r) => setTimeout(r, 300));
+    expect(appends.length).toBe(10);
+    // One batch: all handed over within the same tick.
+    expect(Math.max(...appends) - Math.min(...appends)).toBeLessThan(20);
+    await store.close();
   });
 });

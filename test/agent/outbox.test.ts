@@ -75,6 +75,36 @@ describe('Outbox', () => {
     );
   });
 
+  it('begin(): a write cancelled before its rename leaves no file and no temp file', async () => {
+    const outbox = new Outbox(join(dir, 'outbox'));
+    await outbox.init();
+    const w = outbox.begin(signMessage(key, peer, 'never needed'));
+    w.cancel(); // e.g. the ack came first
+    expect(await w.done).toBe(false);
+    expect(await readdir(outbox.dir)).toEqual([]);
+  });
+
+  it('begin(): a completed write is durable and readable; discard() removes it', async () => {
+    const outbox = new Outbox(join(dir, 'outbox'));
+    const signed = signMessage(key, peer, 'kept');
+    const w = outbox.begin(signed, 42);
+    expect(await w.done).toBe(true);
+    expect(await outbox.read(signed.message.id)).toEqual({ ...signed, queuedAt: 42 });
+    w.cancel(); // too late: no effect on a finished write
+    expect(await outbox.has(signed.message.id)).toBe(true);
+    await outbox.discard(w);
+    expect(await readdir(outbox.dir)).toEqual([]);
+  });
+
+  it('begin(): a failed write rejects, leaves nothing, and discard() does not throw', async () => {
+    await writeFile(join(dir, 'outbox'), 'a file where the directory should be');
+    const outbox = new Outbox(join(dir, 'outbox'));
+    const w = outbox.begin(signMessage(key, peer, 'nowhere'));
+    await expect(w.done).rejects.toMatchObject({ code: expect.stringMatching(/^E/) });
+    await outbox.discard(w);
+    expect(await readdir(dir)).toEqual(['outbox']);
+  });
+
   it('refuses a path-traversing id', async () => {
     await expect(new Outbox(dir).remove('../../etc/passwd')).rejects.toMatchObject({
       code: 'ERR_INVALID_ARGUMENT',
