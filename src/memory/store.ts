@@ -17,7 +17,6 @@ import {
 } from './_git.js';
 import { verifyMany } from './_verify-pool.js';
 import {
-  authorOnion,
   checkVisibility,
   type DecodedEntry,
   decodeEntry,
@@ -105,7 +104,8 @@ export class MemoryStore {
   /** Object database (shared with the sync protocol). */
   readonly odb: ObjectDb;
   private readonly trees = new Map<string, TreeEntry[]>();
-  private readonly parsed = new Map<string, DecodedEntry>();
+  private readonly parsed = new Map<string, { d: DecodedEntry; bytes: Uint8Array }>();
+  private readonly onions = new Map<string, string>();
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
@@ -368,14 +368,24 @@ export class MemoryStore {
     return out;
   }
 
-  private decode(leaf: Leaf): DecodedEntry {
-    let d = this.parsed.get(leaf.blob);
-    if (!d) {
-      d = decodeEntry(this.odb.readTyped(leaf.blob, 'blob'), leaf.id, { checkSignature: false });
+  private decode(leaf: Leaf): { d: DecodedEntry; bytes: Uint8Array } {
+    let p = this.parsed.get(leaf.blob);
+    if (!p) {
+      const bytes = this.odb.readTyped(leaf.blob, 'blob');
+      p = { d: decodeEntry(bytes, leaf.id, { checkSignature: false }), bytes };
       if (this.parsed.size > 200_000) this.parsed.clear();
-      this.parsed.set(leaf.blob, d);
+      this.parsed.set(leaf.blob, p);
     }
-    return d;
+    return p;
+  }
+
+  private onionOf(hex: string): string {
+    let o = this.onions.get(hex);
+    if (!o) {
+      o = onionFromPublicKey(Buffer.from(hex, 'hex'));
+      this.onions.set(hex, o);
+    }
+    return o;
   }
 
   /**
@@ -394,11 +404,13 @@ export class MemoryStore {
     const kind = filter.type ? 'memory' : filter.kind;
     const seen = new Set<string>();
     const found: DecodedEntry[] = [];
+    const bytesOf = new Map<DecodedEntry, Uint8Array>();
     for (const ref of [PUBLIC_REF, PRIVATE_REF]) {
       for (const leaf of this.leaves(readRef(this.dir, ref))) {
         if (seen.has(leaf.id)) continue;
         seen.add(leaf.id);
-        const d = this.decode(leaf);
+        const { d, bytes } = this.decode(leaf);
+        bytesOf.set(d, bytes);
         const e = d.entry;
         if (!e) {
           if (filter.includeUnverified !== false && !kind && !filter.type && !filter.tag && !authorHex) {
@@ -408,7 +420,7 @@ export class MemoryStore {
         }
         if (kind && e.kind !== kind) continue;
         if (filter.visibility && e.visibility !== filter.visibility) continue;
-        if (authorHex && e.author !== authorHex && authorOnion(e) !== authorHex) continue;
+        if (authorHex && e.author !== authorHex && this.onionOf(e.author) !== authorHex) continue;
         if (since !== null && Date.parse(e.createdAt) < since) continue;
         const body = e.body as { type?: unknown; tags?: unknown; expiresAt?: unknown };
         if (filter.type && body.type !== filter.type) continue;
@@ -436,7 +448,7 @@ export class MemoryStore {
       const batch = found.slice(next, next + Math.min(limit - out.length, found.length));
       next += batch.length;
       const checkable = batch.filter((d) => d.entry && d.problem === UNCHECKED);
-      const results = await verifyMany(checkable.map((d) => signatureItem(d.entry as Entry)));
+      const results = await verifyMany(checkable.map((d) => signatureItem(d.entry as Entry, bytesOf.get(d))));
       const ok = new Map(checkable.map((d, i) => [d, results[i] === true]));
       for (const d of batch) {
         const verified = ok.get(d) === true;
@@ -449,7 +461,7 @@ export class MemoryStore {
           entry: e,
           verified,
           ...(problem === undefined ? {} : { problem }),
-          author: e ? onionFromPublicKey(Buffer.from(e.author, 'hex')) : '',
+          author: e ? this.onionOf(e.author) : '',
           kind: e?.kind ?? '',
           createdAt: e?.createdAt ?? '',
           visibility: e?.visibility ?? 'public',

@@ -495,6 +495,7 @@ async function verifyIncoming(
   if (!head || !objects.has(head)) throw untrusted('pack does not contain the offered head');
   const used = new Set<string>();
   const decoded: DecodedEntry[] = [];
+  const fileOf = new Map<DecodedEntry, Uint8Array>();
   const decodedIds = new Set<string>();
   const seenTree = new Set<string>();
   const get = (oid: string, type: ObjectType): StoredObject | null => {
@@ -547,6 +548,7 @@ async function verifyIncoming(
             });
           }
           decoded.push(d);
+          fileOf.set(d, blob.content);
         }
       }
     }
@@ -568,7 +570,7 @@ async function verifyIncoming(
   }
   for (const oid of objects.keys()) if (!used.has(oid)) throw untrusted(`unreferenced object ${oid}`);
   const ok = await verifyMany(
-    decoded.map((d) => signatureItem(d.entry as NonNullable<DecodedEntry['entry']>)),
+    decoded.map((d) => signatureItem(d.entry as NonNullable<DecodedEntry['entry']>, fileOf.get(d))),
   );
   const bad = ok.findIndex((v) => !v);
   if (bad >= 0) {

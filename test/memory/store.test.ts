@@ -39,7 +39,11 @@ describe('MemoryStore', () => {
     expect(await store.head()).toBeNull();
     await store.remember({ type: 'learning', content: 'tor takes a while', tags: ['tor'], confidence: 0.9 });
     await store.post('hello world', { tags: ['intro'] });
-    await store.append('note', { text: 'a generic kind' });
+    await store.append('note', {
+      text: 'a generic kind',
+      signature: ',"signature":"x"',
+      nested: { signature: 'y' },
+    });
     expect(gitCli(dir, 'rev-parse', '--is-bare-repository').trim()).toBe('true');
     expect(gitCli(dir, 'symbolic-ref', 'HEAD').trim()).toBe('refs/heads/main');
     const log = gitCli(dir, 'log', '--format=%H %s', 'main').trim().split('\n');
@@ -54,6 +58,9 @@ describe('MemoryStore', () => {
     const parsed = JSON.parse(bytes.toString('utf8'));
     expect(parsed.author).toBe(key.publicKeyHex);
     expect(fsck(dir)).toMatchObject({ status: 0 });
+    const recalled = await store.recall();
+    expect(recalled.map((e) => e.verified)).toEqual([true, true, true]);
+    expect(recalled.find((e) => e.kind === 'note')?.entry?.body.nested).toEqual({ signature: 'y' });
     // isomorphic-git reads what we wrote too.
     const ilog = await git.log({ fs, dir, gitdir: dir, ref: 'main' });
     expect(ilog.map((c) => c.oid)).toEqual(log.map((l) => l.split(' ')[0]));
