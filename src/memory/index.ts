@@ -32,3 +32,13 @@ export {
   type RecallFilter,
   type VerifiedEntry,
 } from './store.js';
+export {
+  DEFAULT_SYNC_TIMEOUT_MS,
+  MAX_SYNC_PACK_BYTES,
+  SYNC_PROTOCOL_VERSION,
+  type SyncOptions,
+  type SyncPeer,
+  type SyncProgress,
+  type SyncResult,
+  syncOverChannel,
+} from './sync.js';
