@@ -82,11 +82,11 @@ describe('TorController faults', () => {
       first = false;
       queue = queue.then(
         () =>
-          new Promise((r) =>
-            setTimeout(
-              () => r(sock.write(`250-${key}=${key === 'a' ? 'late' : 'prompt'}\r\n250 OK\r\n`)),
-              delay,
-            ),
+          new Promise<void>((r) =>
+            setTimeout(() => {
+              sock.write(`250-${key}=${key === 'a' ? 'late' : 'prompt'}\r\n250 OK\r\n`);
+              r();
+            }, delay),
           ),
       );
     });
