@@ -22,6 +22,20 @@ export default async function daemon(
   const shutdown = () => void served.stop();
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  // A stray rejection from a peer's stream must not take the agent down: log it and keep serving. An
+  // uncaught exception leaves state unknown, so stop cleanly (tor with us) instead of dying mid-write.
+  process.on('unhandledRejection', (e) => {
+    process.stderr.write(
+      `${new Date().toISOString()} unhandled rejection: ${(e as Error)?.stack ?? String(e)}\n`,
+    );
+  });
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(
+      `${new Date().toISOString()} uncaught exception, stopping: ${e.stack ?? e.message}\n`,
+    );
+    process.exitCode = 1;
+    shutdown();
+  });
   served.ready.then(
     (s) => process.stderr.write(`${new Date().toISOString()} ready ${s.onion}\n`),
     (e) => process.stderr.write(`${new Date().toISOString()} start failed: ${(e as Error).message}\n`),
