@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { BenchResult } from './_types.js';
+import { type BenchResult, median } from './_shared.js';
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/cli.js';
 /** The issue's goal for the median cold start of `mmogit tor address`. */
@@ -19,11 +19,6 @@ export const TOR_ADDRESS_TARGET_MS = 150;
 /** A spawned process that takes longer than this is a failure, not a sample. */
 const SPAWN_TIMEOUT_MS = 30_000;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** The package root: the nearest parent directory holding `bin/mmogit.js` (works from bench/ and dist/bench/). */

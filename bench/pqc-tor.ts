@@ -15,24 +15,9 @@ import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { dialOnion } from '../src/tor/socks.js';
-import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
+import type { TorNetworkInfo } from '../src/tor/testnet.js';
+import { withNetwork } from './_shared.js';
 import { type BenchResult, benchPqThroughput, type StreamPair } from './pqc.js';
-
-async function withNetwork<T>(
-  given: TorNetworkInfo | undefined,
-  fn: (n: TorNetworkInfo) => Promise<T>,
-): Promise<T> {
-  if (given) return fn(given);
-  const dir = process.env.MMOGIT_TEST_NETWORK || process.env.MMOGIT_TOR_NETWORK;
-  if (dir) return fn(await loadNetwork(dir));
-  const own = await mkdtemp(join(tmpdir(), 'mmogit-bench-pqc-'));
-  try {
-    return await fn(await testnetUp({ dir: join(own, 'net'), ownerPid: process.pid }));
-  } finally {
-    await testnetDown({ dir: join(own, 'net') });
-    await rm(own, { recursive: true, force: true });
-  }
-}
 
 /**
  * 10 MB through the PQ channel vs the bare stream, both over alice-tor → bob's onion on the private network;

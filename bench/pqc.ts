@@ -11,21 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { AgentKey } from '../src/identity/keys.js';
 import { acceptSession, initiateSession } from '../src/pqc/index.js';
 import { channelFromDuplex } from '../src/transport/byte-channel.js';
+import { type BenchResult, median } from './_shared.js';
 
-/** The shape every mmogit benchmark returns. */
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  /** A reference value the result is compared with (see `notes`). */
-  anchor?: number;
-  /** value ÷ anchor (handshake) or channel ÷ bare throughput. */
-  ratio?: number;
-  /** The issue's goal for `value` (handshake: ≤) or `ratio` (throughput: ≥). */
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 /** Two connected byte streams: `a` writes, `b` reads (loopback TCP by default; tor in the lead's runner). */
 export interface StreamPair {
@@ -58,12 +46,6 @@ export async function loopbackPair(): Promise<StreamPair> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /**

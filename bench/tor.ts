@@ -18,47 +18,14 @@ import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { dialOnion, socksConnect } from '../src/tor/socks.js';
-import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
+import type { TorNetworkInfo } from '../src/tor/testnet.js';
+import { type BenchResult, median, round, withNetwork } from './_shared.js';
 
-/** The shape every mmogit benchmark returns. */
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/tor.js';
 /** The issue's goal for our overhead over tor's own start + publish time. */
 export const START_OVERHEAD_TARGET_MS = 1_000;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-
-/** Uses the network named by the environment, or brings one up (and down again in `release`). */
-async function withNetwork<T>(
-  given: TorNetworkInfo | undefined,
-  fn: (n: TorNetworkInfo) => Promise<T>,
-): Promise<T> {
-  if (given) return fn(given);
-  const dir = process.env.MMOGIT_TEST_NETWORK || process.env.MMOGIT_TOR_NETWORK;
-  if (dir) return fn(await loadNetwork(dir));
-  const own = await mkdtemp(join(tmpdir(), 'mmogit-bench-tor-'));
-  try {
-    return await fn(await testnetUp({ dir: join(own, 'net'), ownerPid: process.pid }));
-  } finally {
-    await testnetDown({ dir: join(own, 'net') });
-    await rm(own, { recursive: true, force: true });
-  }
-}
 
 async function echoServer(): Promise<net.Server> {
   const server = net.createServer((s) => {

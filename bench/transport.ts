@@ -21,18 +21,9 @@ import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
 import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
+import { type BenchResult, median, round as roundTo } from './_shared.js';
 
-/** The shape every mmogit benchmark returns. */
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/transport.js';
 /** The goal: libp2p-over-tor throughput ≥ 0.90 × a bare socket through the same tors. */
@@ -42,12 +33,7 @@ const VPORT = 4001;
 const CHUNK = 64 * 1024;
 const MB = 1_000_000;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const round = (x: number, d = 3) => roundTo(x, d);
 
 /** Two agent tors, two agent nodes with a warm connection, and a bare sink onion reachable from A's tor. */
 export interface TransportBenchSetup {
