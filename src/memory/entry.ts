@@ -5,6 +5,7 @@ import type { AgentKey } from '../identity/keys.js';
 import { onionFromPublicKey } from '../identity/onion.js';
 import { publicKeyObject, SIGNING_CONTEXTS, signedBytes } from '../identity/signing.js';
 import type { VerifyItem } from './_verify-pool.js';
+import { SEALED_KIND, SHARE_KIND, sealedBodyProblem, shareBodyProblem } from './sealed.js';
 
 /**
  * The signed entry: one file per post, memory, message or other kind, content-addressed by the SHA-256 of its
@@ -80,6 +81,12 @@ export interface MemoryInput {
   /** ISO 8601 time after which recall hides the memory. */
   expiresAt?: string | Date;
   visibility?: Visibility;
+  /**
+   * Peers (onion addresses or hex Ed25519 public keys) allowed to read this private memory: it stays on the
+   * private branch and each of them gets an encrypted `sealed` envelope on the public one. Implies (and
+   * requires) `visibility: 'private'`.
+   */
+  shareWith?: readonly string[];
 }
 
 const KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
@@ -305,6 +312,13 @@ export function decodeEntry(
       }
     } catch (err) {
       return fail(`invalid memory body: ${(err as Error).message}`, entry);
+    }
+  } else if (entry.kind === SEALED_KIND || entry.kind === SHARE_KIND) {
+    const problem = entry.kind === SEALED_KIND ? sealedBodyProblem(entry.body) : shareBodyProblem(entry.body);
+    if (problem) return fail(problem, entry);
+    // Envelopes are public by construction, share records private: anything else is not ours.
+    if (entry.visibility !== (entry.kind === SEALED_KIND ? 'public' : 'private')) {
+      return fail(`${entry.kind} entry with the wrong visibility`, entry);
     }
   }
   if (options.checkSignature === false) return fail(UNCHECKED, entry);

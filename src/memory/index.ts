@@ -26,6 +26,17 @@ export {
 } from './entry.js';
 export { PRIVATE_REF, PUBLIC_REF } from './refs.js';
 export {
+  MAX_SHARE_RECIPIENTS,
+  SEALED_FORMAT,
+  SEALED_KIND,
+  SEALED_SUITE,
+  SEALED_VERSION,
+  type SealedBody,
+  SHARE_KIND,
+  type ShareBody,
+} from './sealed.js';
+export {
+  type AppendOptions,
   COMMIT_IDENT,
   MemoryStore,
   type OpenOptions,

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import git from 'isomorphic-git';
@@ -30,9 +31,23 @@ import {
   signEntry,
   UNCHECKED,
   type Visibility,
+  verifyEntrySignature,
 } from './entry.js';
 import { makeObject, ObjectDb, type StoredObject } from './odb.js';
 import { PRIVATE_REF, PUBLIC_REF, readRef, updateRef } from './refs.js';
+import {
+  MAX_SHARE_RECIPIENTS,
+  type OpenedEnvelope,
+  openEnvelope,
+  openerFor,
+  type Recipient,
+  recipientOf,
+  SEALED_KIND,
+  SHARE_KIND,
+  type ShareBody,
+  sealEntry,
+  shareRecord,
+} from './sealed.js';
 
 /** Identity line of every commit a store writes (commit metadata is not trusted; entries carry the signatures). */
 export const COMMIT_IDENT = 'mmogit <mmogit@localhost>';
@@ -50,6 +65,21 @@ export interface VerifiedEntry {
   kind: string;
   createdAt: string;
   visibility: Visibility;
+  /**
+   * For a private entry shared with peers: on the author's side, the onions it was shared with; on a
+   * recipient's side, its own onion (it was read from an envelope sealed to it).
+   */
+  sharedWith?: string[];
+  /** Id of the `sealed` envelope a shared private entry was opened from (recipient side). */
+  envelope?: string;
+}
+
+/** Options of {@link MemoryStore.append} and {@link MemoryStore.post}. */
+export interface AppendOptions {
+  visibility?: Visibility;
+  createdAt?: string | Date;
+  /** Peers allowed to read this private entry (see {@link MemoryInput.shareWith}); implies `private`. */
+  shareWith?: readonly string[];
 }
 
 /** Filters for {@link MemoryStore.recall}; all given ones must match. */
@@ -106,6 +136,9 @@ export class MemoryStore {
   private readonly trees = new Map<string, TreeEntry[]>();
   private readonly parsed = new Map<string, { d: DecodedEntry; bytes: Uint8Array }>();
   private readonly onions = new Map<string, string>();
+  /** Opened envelopes and checked share records, by blob id. */
+  private readonly sealedCache = new Map<string, OpenedEnvelope | ShareBody | null>();
+  private opener: KeyObject | null = null;
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
   private chain: Promise<unknown> = Promise.resolve();
@@ -151,21 +184,91 @@ export class MemoryStore {
 
   /** Remembers many memories in one commit (validates all before writing any). */
   async rememberMany(inputs: readonly MemoryInput[]): Promise<Entry[]> {
-    const encoded = inputs.map((input) =>
-      signEntry(this.key, 'memory', memoryBody(input) as unknown as { [k: string]: CanonicalValue }, {
-        visibility: checkVisibility(input.visibility),
-      }),
-    );
-    await this.enqueue(encoded);
+    const extra: EncodedEntry[] = [];
+    const encoded = inputs.map((input) => {
+      const recipients = this.recipients(input?.shareWith, input?.visibility);
+      const e = signEntry(
+        this.key,
+        'memory',
+        memoryBody(input) as unknown as { [k: string]: CanonicalValue },
+        { visibility: recipients ? 'private' : checkVisibility(input.visibility) },
+      );
+      if (recipients) extra.push(...this.sealFor(e, recipients));
+      return e;
+    });
+    await this.enqueue([...encoded, ...extra]);
     return encoded.map((e) => e.entry);
   }
 
+  /**
+   * Shares an existing private entry of ours with more peers (onion addresses or hex public keys): writes one
+   * `sealed` envelope per peer on the public branch (synced; only that peer can open it) and a private `share`
+   * record. Returns the envelopes. Throws ERR_NOT_FOUND if `entryId` is not one of our private entries.
+   */
+  async share(entryId: string, peers: readonly string[]): Promise<Entry[]> {
+    const recipients = this.recipients(peers, 'private') ?? [];
+    const leaf = this.leaves(readRef(this.dir, PRIVATE_REF)).find((l) => l.id === entryId);
+    const bytes = leaf ? this.odb.readTyped(leaf.blob, 'blob') : null;
+    const d = bytes ? decodeEntry(bytes, entryId) : null;
+    if (!bytes || !d?.verified || !d.entry || d.entry.author !== this.key.publicKeyHex) {
+      throw new MmogitError('ERR_NOT_FOUND', `no private entry ${entryId} of ours to share`, {
+        details: { id: entryId },
+      });
+    }
+    if (d.entry.kind === SEALED_KIND || d.entry.kind === SHARE_KIND) {
+      throw new MmogitError('ERR_INVALID_ARGUMENT', `a ${d.entry.kind} entry cannot be shared`);
+    }
+    const out = this.sealFor({ id: d.id, entry: d.entry, bytes }, recipients);
+    await this.enqueue(out);
+    return out.filter((e) => e.entry.kind === SEALED_KIND).map((e) => e.entry);
+  }
+
+  /**
+   * Checks `shareWith`: null when absent (then `visibility` decides), else the peers other than ourselves,
+   * deduplicated by key (possibly none: the entry is still private). Refuses it with a public visibility.
+   */
+  private recipients(shareWith: readonly string[] | undefined, visibility: unknown): Recipient[] | null {
+    if (shareWith === undefined) return null;
+    if (!Array.isArray(shareWith) || shareWith.length > MAX_SHARE_RECIPIENTS) {
+      throw new MmogitError(
+        'ERR_INVALID_MEMORY',
+        `shareWith must be an array of at most ${MAX_SHARE_RECIPIENTS} onion addresses or public keys`,
+      );
+    }
+    if (visibility !== undefined && visibility !== 'private') {
+      throw new MmogitError(
+        'ERR_INVALID_MEMORY',
+        'shareWith needs visibility private (public is for everyone)',
+      );
+    }
+    const byOnion = new Map<string, Recipient>();
+    for (const p of shareWith) {
+      const r = recipientOf(p);
+      if (r.onion !== this.key.onion) byOnion.set(r.onion, r);
+    }
+    return [...byOnion.values()];
+  }
+
+  /** The envelopes of `inner` for each recipient, and our private record of the share. */
+  private sealFor(inner: EncodedEntry, recipients: Recipient[]): EncodedEntry[] {
+    if (recipients.length === 0) return [];
+    return [
+      ...recipients.map((r) => sealEntry(this.key, inner, r)),
+      shareRecord(
+        this.key,
+        inner.id,
+        recipients.map((r) => r.onion),
+      ),
+    ];
+  }
+
   /** Publishes a post (kind `post`, body `{ text, tags }`). */
-  async post(text: string, options: { tags?: string[]; visibility?: Visibility } = {}): Promise<Entry> {
+  async post(text: string, options: { tags?: string[] } & AppendOptions = {}): Promise<Entry> {
     if (typeof text !== 'string' || text.length === 0) {
       throw new MmogitError('ERR_INVALID_MEMORY', 'post text must be a non-empty string');
     }
-    return this.append('post', { text, tags: [...new Set(options.tags ?? [])] }, options);
+    const { tags, ...rest } = options;
+    return this.append('post', { text, tags: [...new Set(tags ?? [])] }, rest);
   }
 
   /**
@@ -175,13 +278,22 @@ export class MemoryStore {
   async append(
     kind: string,
     body: { [key: string]: CanonicalValue },
-    options: { visibility?: Visibility; createdAt?: string | Date } = {},
+    options: AppendOptions = {},
   ): Promise<Entry> {
     if (kind === 'memory') {
       throw new MmogitError('ERR_INVALID_MEMORY', 'use remember() for kind memory', { details: { kind } });
     }
-    const encoded = signEntry(this.key, kind, body, options);
-    await this.enqueue([encoded]);
+    if (kind === SEALED_KIND || kind === SHARE_KIND) {
+      throw new MmogitError('ERR_INVALID_MEMORY', `kind ${kind} is written by share(), not append()`, {
+        details: { kind },
+      });
+    }
+    const recipients = this.recipients(options.shareWith, options.visibility);
+    const encoded = signEntry(this.key, kind, body, {
+      ...(options.createdAt === undefined ? {} : { createdAt: options.createdAt }),
+      visibility: recipients ? 'private' : checkVisibility(options.visibility),
+    });
+    await this.enqueue([encoded, ...(recipients ? this.sealFor(encoded, recipients) : [])]);
     return encoded.entry;
   }
 
@@ -233,7 +345,8 @@ export class MemoryStore {
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    for (const ref of [PUBLIC_REF, PRIVATE_REF]) {
+    // Private first: an envelope on the synced branch never exists without its entry kept here.
+    for (const ref of [PRIVATE_REF, PUBLIC_REF]) {
       const mine = batch.filter((p) => p.ref === ref);
       if (mine.length === 0) continue;
       try {
@@ -405,13 +518,41 @@ export class MemoryStore {
     const seen = new Set<string>();
     const found: DecodedEntry[] = [];
     const bytesOf = new Map<DecodedEntry, Uint8Array>();
+    const fromEnvelope = new Map<DecodedEntry, string>();
+    const shares = new Map<string, Set<string>>();
+    const me = this.key.publicKeyHex;
     for (const ref of [PUBLIC_REF, PRIVATE_REF]) {
       for (const leaf of this.leaves(readRef(this.dir, ref))) {
         if (seen.has(leaf.id)) continue;
         seen.add(leaf.id);
-        const { d, bytes } = this.decode(leaf);
+        let { d, bytes } = this.decode(leaf);
+        let e = d.entry;
+        // Envelopes and share records are plumbing: recall shows what they carry unless asked for by kind.
+        if (e && d.problem === UNCHECKED && kind !== e.kind) {
+          if (e.kind === SHARE_KIND) {
+            const share = this.checkedShare(leaf.blob, e);
+            if (share) {
+              const set = shares.get(share.entry) ?? new Set<string>();
+              for (const o of share.with) set.add(o);
+              shares.set(share.entry, set);
+            }
+            continue;
+          }
+          if (e.kind === SEALED_KIND) {
+            if ((e.body as { to?: unknown }).to !== me) continue;
+            const opened = this.openSealed(leaf.blob, e);
+            if (opened.inner?.entry && !opened.problem) {
+              if (seen.has(opened.inner.id)) continue;
+              seen.add(opened.inner.id);
+              d = opened.inner;
+            } else {
+              d = { id: d.id, entry: e, verified: false, problem: opened.problem ?? 'unreadable envelope' };
+            }
+            fromEnvelope.set(d, leaf.id);
+            e = d.entry;
+          }
+        }
         bytesOf.set(d, bytes);
-        const e = d.entry;
         if (!e) {
           if (filter.includeUnverified !== false && !kind && !filter.type && !filter.tag && !authorHex) {
             found.push(d);
@@ -451,11 +592,18 @@ export class MemoryStore {
       const results = await verifyMany(checkable.map((d) => signatureItem(d.entry as Entry, bytesOf.get(d))));
       const ok = new Map(checkable.map((d, i) => [d, results[i] === true]));
       for (const d of batch) {
-        const verified = ok.get(d) === true;
+        const verified = ok.has(d) ? ok.get(d) === true : d.verified;
         const problem = ok.has(d) ? (verified ? undefined : 'bad signature') : d.problem;
         if (!verified && filter.includeUnverified === false) continue;
         if (out.length >= limit) break;
         const e = d.entry;
+        const envelope = fromEnvelope.get(d);
+        const sharedWith =
+          envelope !== undefined && verified
+            ? [this.key.onion]
+            : e?.visibility === 'private' && e.author === me
+              ? [...(shares.get(d.id) ?? [])].sort()
+              : [];
         out.push({
           id: d.id,
           entry: e,
@@ -465,10 +613,40 @@ export class MemoryStore {
           kind: e?.kind ?? '',
           createdAt: e?.createdAt ?? '',
           visibility: e?.visibility ?? 'public',
+          ...(sharedWith.length > 0 ? { sharedWith } : {}),
+          ...(envelope === undefined ? {} : { envelope }),
         });
       }
     }
     return out;
+  }
+
+  /**
+   * Opens an envelope sealed to us (cached by blob id): checks its own signature, decrypts, and checks the inner
+   * entry (see {@link openEnvelope}).
+   */
+  private openSealed(blob: string, envelope: Entry): OpenedEnvelope {
+    const cached = this.sealedCache.get(blob);
+    if (cached && 'inner' in cached) return cached;
+    let opened: OpenedEnvelope;
+    if (!verifyEntrySignature(envelope)) opened = { inner: null, problem: 'bad signature' };
+    else {
+      this.opener ??= openerFor(this.key);
+      opened = openEnvelope(this.key, this.opener, envelope);
+    }
+    if (this.sealedCache.size > 100_000) this.sealedCache.clear();
+    this.sealedCache.set(blob, opened);
+    return opened;
+  }
+
+  /** A share record of ours whose signature verifies (cached by blob id), else null. */
+  private checkedShare(blob: string, record: Entry): ShareBody | null {
+    const cached = this.sealedCache.get(blob);
+    if (cached !== undefined && !(cached && 'inner' in cached)) return cached;
+    const ok = record.author === this.key.publicKeyHex && verifyEntrySignature(record);
+    const share = ok ? (record.body as unknown as ShareBody) : null;
+    this.sealedCache.set(blob, share);
+    return share;
   }
 
   /** Waits for pending writes; later writes are refused. */
