@@ -213,7 +213,11 @@ async function main(argv: string[]): Promise<void> {
           .option('confidence', { type: 'number', describe: '0..1' })
           .option('references', { type: 'string', describe: 'comma-separated entry ids' })
           .option('expires', { type: 'string', describe: 'ISO date or duration (e.g. 7d)' })
-          .option('private', { type: 'boolean', describe: 'never share with peers' }),
+          .option('private', { type: 'boolean', describe: 'keep it private (never synced in clear)' })
+          .option('share', {
+            type: 'string',
+            describe: 'private, but readable by these peers (comma-separated onions): encrypted to each',
+          }),
       handle(() => import('./commands/remember.js')),
     )
     .command(

@@ -19,6 +19,9 @@ export function entryView(v: VerifiedEntry): Record<string, unknown> {
     visibility: v.visibility,
     verified: v.verified,
     ...(v.problem ? { problem: v.problem } : {}),
+    ...((v as { sharedWith?: string[] }).sharedWith
+      ? { sharedWith: (v as { sharedWith?: string[] }).sharedWith }
+      : {}),
     ...(v.entry ? v.entry.body : {}),
   };
 }
@@ -35,7 +38,13 @@ export function entryLine(v: VerifiedEntry): string {
         : v.kind === 'message'
           ? messageLine(body)
           : `[${v.kind}]`;
-  return `${v.createdAt}  ${v.author.slice(0, 12)}…  ${mark}  ${what}`;
+  const shared = (v as { sharedWith?: string[] }).sharedWith;
+  const note = shared?.length
+    ? `  (private, shared with ${shared.length})`
+    : v.visibility === 'private'
+      ? '  (private)'
+      : '';
+  return `${v.createdAt}  ${v.author.slice(0, 12)}…  ${mark}  ${what}${note}`;
 }
 
 /** A stored chat message (kind `message`): direction, peer and text. */

@@ -1,4 +1,5 @@
 import { MmogitError } from '../../src/errors.js';
+import { parseOnionAddress } from '../../src/identity/onion.js';
 import { MEMORY_TYPES, type MemoryType } from '../../src/memory/entry.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { splitList } from './_context.js';
@@ -13,6 +14,7 @@ interface RememberArgs extends GlobalOptions {
   references?: string;
   expires?: string;
   private?: boolean;
+  share?: string;
 }
 
 function expiry(text: string | undefined): string | undefined {
@@ -49,9 +51,13 @@ export default async function remember(args: RememberArgs): Promise<CommandResul
       references: splitList(args.references),
       ...(args.confidence !== undefined ? { confidence: args.confidence } : {}),
       ...(expiresAt ? { expiresAt } : {}),
-      visibility: args.private ? 'private' : 'public',
+      ...(args.share !== undefined
+        ? { shareWith: splitList(args.share).map((p) => parseOnionAddress(p).hostname) }
+        : { visibility: args.private ? ('private' as const) : ('public' as const) }),
     });
-    return { data: entry, human: `remembered ${args.type} (${entry.createdAt})` };
+    const shared =
+      args.share !== undefined ? `, private, shared with ${splitList(args.share).length} peer(s)` : '';
+    return { data: entry, human: `remembered ${args.type} (${entry.createdAt}${shared})` };
   } finally {
     await agent.close();
   }

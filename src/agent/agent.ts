@@ -131,6 +131,11 @@ export class Agent extends EventEmitter {
     return (await this.memory()).remember(input);
   }
 
+  /** Shares one of this agent's private entries with peers (onions): an encrypted envelope per peer. */
+  async share(entryId: string, peers: string[]): Promise<Entry[]> {
+    return (await this.memory()).share(entryId, peers);
+  }
+
   /** Writes a signed post. */
   async post(text: string, options: { tags?: string[]; visibility?: Visibility } = {}): Promise<Entry> {
     return (await this.memory()).post(text, options);

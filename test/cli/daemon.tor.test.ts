@@ -126,6 +126,17 @@ describe('mmogit tor start / status / connect / send / inbox / stop', () => {
     expect(
       (await runCli(['remember', '-t', 'observation', 'b saw this', '--config-dir', B()])).exitCode,
     ).toBe(0);
+    const shared = await runCli([
+      'remember',
+      '-t',
+      'task',
+      'only b may read this',
+      '--share',
+      onions.b!,
+      '--config-dir',
+      A(),
+    ]);
+    expect(shared.exitCode, shared.stderr).toBe(0);
     const sync = await runCli(['sync', onions.b!, '--json', '--config-dir', A()], { timeoutMs: 150_000 });
     expect(sync.exitCode, sync.stderr).toBe(0);
     const [result] =
@@ -133,6 +144,16 @@ describe('mmogit tor start / status / connect / send / inbox / stop', () => {
     expect(result).toMatchObject({ peer: onions.b });
     expect(result!.received).toBeGreaterThanOrEqual(1);
     expect(result!.sent).toBeGreaterThanOrEqual(1);
+    // The shared private memory reached B encrypted, and B reads it, verified, as A's.
+    const atB = await runCli(['recall', '-t', 'task', '--json', '--config-dir', B()]);
+    expect(atB.json<{ author: string; content: string; verified: boolean; visibility: string }[]>()).toEqual([
+      expect.objectContaining({
+        author: onions.a,
+        content: 'only b may read this',
+        verified: true,
+        visibility: 'private',
+      }),
+    ]);
     const recalled = await runCli(['recall', '--json', '--config-dir', A()]);
     expect(recalled.json<{ author: string; content: string; verified: boolean }[]>()).toEqual(
       expect.arrayContaining([
