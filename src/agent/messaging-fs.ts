@@ -30,19 +30,21 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes `data` to `path` atomically: an exclusive temp file with `mode`, fsynced, renamed over `path`, and the
- * directory fsynced so the new name is durable too. A crash leaves the old file or the new one, never a mix.
+ * Writes `data` to `path` atomically: an exclusive temp file with `mode`, fsynced, renamed over `path`, and (unless
+ * `options.syncDir` is false) the directory fsynced so the new name is durable too. A crash leaves the old file
+ * or the new one, never a mix.
  *
- * `cancelled` is checked between the steps: once it returns true before the rename, the temp file is removed
- * and nothing is written (the result is then false). After the rename the write completes regardless.
- * Resolves true when `path` holds `data` durably.
+ * `options.cancelled` is checked between the steps: once it returns true before the rename, the temp file is
+ * removed and nothing is written (the result is then false). After the rename the write completes regardless.
+ * Resolves true when `path` holds `data` (durably, unless the directory sync was left to the caller).
  */
 export async function writeFileAtomicAsync(
   path: string,
   data: string | Uint8Array,
   mode = 0o600,
-  cancelled: () => boolean = () => false,
+  options: { cancelled?: () => boolean; syncDir?: boolean } = {},
 ): Promise<boolean> {
+  const cancelled = options.cancelled ?? (() => false);
   if (cancelled()) return false;
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const fh = await open(tmp, 'wx', mode);
@@ -72,7 +74,7 @@ export async function writeFileAtomicAsync(
     await unlink(tmp).catch(() => {});
     throw e;
   }
-  await syncDir(dirname(path));
+  if (options.syncDir !== false) await syncDir(dirname(path));
   return true;
 }
 

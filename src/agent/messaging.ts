@@ -422,7 +422,9 @@ export class Messenger extends EventEmitter {
     // Not acknowledged: `queued` is a promise to deliver, so it waits until the outbox file is durable.
     let durable: boolean;
     try {
+      // The file's content is synced by the write; its name by the directory sync.
       durable = await write.done;
+      if (durable) await this.outbox.sync();
     } catch (e) {
       const err = asMmogitError(e);
       // Not persisted, so not queued: stop retrying it (a retry already running may still deliver it).

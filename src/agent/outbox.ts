@@ -34,8 +34,9 @@ export interface OutboxListing {
 export interface OutboxWrite {
   readonly item: OutboxItem;
   /**
-   * Resolves true once the item's file is durable, false when {@link cancel} stopped the write before its file
-   * appeared; rejects when the write failed (nothing is left behind then).
+   * Resolves true once the item's file is in place with its content synced (its name is durable after
+   * {@link Outbox.sync}), false when {@link cancel} stopped the write before its file appeared; rejects when the
+   * write failed (nothing is left behind then).
    */
   readonly done: Promise<boolean>;
   /** Asks the write to stop; it does unless its file is already being renamed into place. */
@@ -79,29 +80,41 @@ export class Outbox {
   async put(signed: SignedMessage, queuedAt = Date.now()): Promise<OutboxItem> {
     const w = this.begin(signed, queuedAt);
     await w.done;
+    await this.sync();
     return w.item;
   }
 
   /**
+   * Makes the names of files written by {@link begin} durable (fsyncs the directory). One call covers every
+   * write that finished before it.
+   */
+  sync(): Promise<void> {
+    return syncDir(this.dir);
+  }
+
+  /**
    * Starts persisting `signed` like {@link put} and returns at once, so the first delivery attempt can run
-   * while the disk works. {@link OutboxWrite.cancel} stops a write that is no longer needed.
+   * while the disk works. {@link OutboxWrite.cancel} stops a write that is no longer needed. The file's content
+   * is fsynced before `done` resolves, but its name is durable only after a {@link sync}: that directory sync
+   * is left to whoever needs the item to survive a crash (a `queued` answer), so a delivered message never
+   * pays for it.
    */
   begin(signed: SignedMessage, queuedAt = Date.now()): OutboxWrite {
     const item: OutboxItem = { message: signed.message, sig: signed.sig, queuedAt };
     const path = this.path(signed.message.id);
     let cancelled = false;
-    const stop = () => cancelled;
+    const opts = { cancelled: () => cancelled, syncDir: false };
     const write = async (): Promise<boolean> => {
       const body = `${JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item })}\n`;
       await this.ensureDir();
       try {
-        return await writeFileAtomicAsync(path, body, 0o600, stop);
+        return await writeFileAtomicAsync(path, body, 0o600, opts);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
         // The directory was removed under us: make it again, once.
         this.ready = undefined;
         await this.ensureDir();
-        return writeFileAtomicAsync(path, body, 0o600, stop);
+        return writeFileAtomicAsync(path, body, 0o600, opts);
       }
     };
     return {
