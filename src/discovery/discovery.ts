@@ -377,7 +377,11 @@ export class Discovery {
     // A direct fetch is one stream, so a spare or two race a slow provider.
     const concurrency = Math.min(RESOLVE_CONCURRENCY, direct ? limit + RESOLVE_SPARES : limit);
     let pending = 0;
-    let searching = true;
+    let yielded = 0;
+    let searching = false;
+    /** a search ran to its end: every provider the DHT knows was seen */
+    let exhausted = false;
+    let search: Promise<void> = Promise.resolve();
     let wake: (() => void) | undefined;
     const notify = (): void => {
       wake?.();
@@ -385,6 +389,8 @@ export class Discovery {
     };
     signal.addEventListener('abort', notify, { once: true });
     const queue: FoundProvider[] = [];
+    /** providers yielded, verified or still being resolved: what `limit` may still get from what we know */
+    const inHand = (): number => yielded + ready.length + pending + queue.length;
     const pump = (): void => {
       while (pending < concurrency && queue.length > 0 && !signal.aborted) {
         const p = queue.shift() as FoundProvider;
@@ -392,7 +398,7 @@ export class Discovery {
         this.#resolve(p, service, { signal, settleMs, direct })
           .then((v) => {
             if (v !== null) ready.push(v);
-            else
+            else if (!signal.aborted)
               this.#log(
                 `provider ${Buffer.from(p.publicKey).toString('hex').slice(0, 12)}: no advert for ${service}`,
               );
@@ -401,32 +407,52 @@ export class Discovery {
           .finally(() => {
             pending--;
             pump();
+            // the search stopped early and a provider fell through: look for more
+            if (!searching && !exhausted && inHand() < limit && !signal.aborted) startSearch();
             notify();
           });
       }
     };
-    const search = (async () => {
-      try {
-        for await (const e of this.#dht.findProviders(serviceProviderKey(service), { signal })) {
-          if (e.name !== 'PROVIDER') continue;
-          for (const p of e.providers) {
-            const pk = peerIdPublicKey(p.id);
-            if (pk === undefined || Buffer.from(pk).equals(Buffer.from(self))) continue;
-            const hex = Buffer.from(pk).toString('hex');
-            if (seen.has(hex)) continue;
-            seen.add(hex);
-            queue.push({ id: p.id, publicKey: pk, multiaddrs: p.multiaddrs });
+    const startSearch = (): void => {
+      searching = true;
+      // Stopped once `limit` providers are in hand: the rest of the query (more hops, more peers) would only
+      // load the network while the fetches run. Restarted if one of them falls through (seen ones skipped).
+      const enough = new AbortController();
+      const searchSignal = AbortSignal.any([signal, enough.signal]);
+      search = (async () => {
+        try {
+          for await (const e of this.#dht.findProviders(serviceProviderKey(service), {
+            signal: searchSignal,
+          })) {
+            if (e.name !== 'PROVIDER') continue;
+            for (const p of e.providers) {
+              const pk = peerIdPublicKey(p.id);
+              if (pk === undefined || Buffer.from(pk).equals(Buffer.from(self))) continue;
+              const hex = Buffer.from(pk).toString('hex');
+              if (seen.has(hex)) continue;
+              seen.add(hex);
+              const found = { id: p.id, publicKey: pk, multiaddrs: p.multiaddrs };
+              // a provider we are already connected to answers without a dial (over tor: a rendezvous)
+              if (direct && this.#node.getConnections(p.id).length > 0) queue.unshift(found);
+              else queue.push(found);
+            }
             pump();
+            if (inHand() >= limit) {
+              enough.abort();
+              return;
+            }
           }
+          exhausted = true;
+        } catch (e) {
+          if (!enough.signal.aborted) exhausted = true;
+          if (!searchSignal.aborted) this.#log(`findProviders ended: ${(e as Error).message}`);
+        } finally {
+          searching = false;
+          notify();
         }
-      } catch (e) {
-        if (!signal.aborted) this.#log(`findProviders ended: ${(e as Error).message}`);
-      } finally {
-        searching = false;
-        notify();
-      }
-    })();
-    let yielded = 0;
+      })();
+    };
+    startSearch();
     try {
       while (yielded < limit) {
         const next = ready.shift();

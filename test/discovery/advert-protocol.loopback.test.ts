@@ -203,6 +203,14 @@ describe('direct advertisement fetch', () => {
     // the hanging provider cost one hedge delay, not the fetch timeout
     expect(elapsed).toBeLessThan(ADVERT_HEDGE_MS + 8_000);
 
+    // with a limit the search stops once enough providers are in hand, and resumes when hostile ones fall
+    // through: still exactly the honest ones, each once
+    const limited = await collect(dCarol.discover(SERVICE, { timeoutMs: 20_000, limit: expected.length }));
+    expect(limited.map((v) => v.advert.onion).sort()).toEqual(expected);
+    const one = await collect(dCarol.discover(SERVICE, { timeoutMs: 20_000, limit: 1 }));
+    expect(one).toHaveLength(1);
+    expect(expected).toContain(one[0]!.advert.onion);
+
     // DHT-only resolution (direct: false) cannot see the provider that has no record: the direct path was used
     const dhtOnly = await collect(dCarol.discover(SERVICE, { timeoutMs: 20_000, direct: false }));
     expect(dhtOnly.map((v) => v.advert.onion).sort()).toEqual(
