@@ -77,7 +77,12 @@ describe('discovery over a loopback DHT', () => {
 
   beforeAll(async () => {
     boot = await startLoopbackAgent();
-    [b, c, d, e] = await Promise.all([1, 2, 3, 4].map(() => startLoopbackAgent()));
+    [b, c, d, e] = (await Promise.all([1, 2, 3, 4].map(() => startLoopbackAgent()))) as [
+      LoopbackAgent,
+      LoopbackAgent,
+      LoopbackAgent,
+      LoopbackAgent,
+    ];
     m = await startLoopbackAgent(AgentKey.random(), { rawDht: forgerDht });
     stock = await startLoopbackAgent(AgentKey.random(), { rawDht: stockDht });
     all = [boot, b, c, d, e, m, stock] as LoopbackAgent[];

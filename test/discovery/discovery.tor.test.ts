@@ -89,7 +89,12 @@ beforeAll(async () => {
   tors.push(
     ...(await Promise.all(['t1', 't2', 't3'].map((name) => startTestTor(tmp, { name, restart: false })))),
   );
-  [a, b, c, d] = await Promise.all([0, 1, 2, 0].map((i) => agent(tors[i] as TorHandle)));
+  [a, b, c, d] = (await Promise.all([0, 1, 2, 0].map((i) => agent(tors[i] as TorHandle)))) as [
+    TorAgent,
+    TorAgent,
+    TorAgent,
+    TorAgent,
+  ];
   m = await agent(tors[1] as TorHandle, forgerDht);
   // everyone joins through A's onion multiaddr (the stock bootstrap module would refuse it)
   await Promise.all(
