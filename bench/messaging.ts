@@ -1,9 +1,10 @@
 /**
  * Benchmarks of agent messaging over the private Tor network, each compared with a bare socket through the
  * same tors (an echo server behind an onion, reached through the client's SOCKS port):
- * - {@link benchMessageRoundTrip}: `Messenger.send()` until the verified ack (sign, outbox fsync, PQ frame,
- *   tor, verify, receiver's journal fsync, signed ack) vs a bare echo of as many bytes; both agents' git
- *   copies run in the background of this one process, so back-to-back sends also pay for that contention;
+ * - {@link benchMessageRoundTrip}: `Messenger.send()` until the verified ack (sign, PQ frame, tor, verify,
+ *   receiver's O_DSYNC journal write, signed ack, verify; the sender's outbox write runs beside the attempt)
+ *   vs a bare echo of as many bytes; both agents' batched git copies run in the background of this one
+ *   process, so back-to-back sends also pay for that contention;
  * - {@link benchMessagePingRoundTrip}: a ping/pong on the warm messaging session (the protocol's transport
  *   cost: libp2p + yamux + PQ frames + JSON) vs the same bare echo.
  * Both use one warm session per peer pair, as agents do. The network is `MMOGIT_TEST_NETWORK` (a testnet dir)
@@ -227,8 +228,10 @@ export async function benchMessageRoundTrip(
       command: COMMAND,
       notes:
         `median of ${sends.length} send() → verified ack on a warm session, ${bytes}-byte frames; anchor: median ` +
-        `bare echo of ${bytes} bytes through the same two tors (SOCKS → onion). Includes the outbox fsync and ` +
-        'the receiver’s journal fsync before its ack (exactly-once); git copies run in the background.',
+        `bare echo of ${bytes} bytes through the same two tors (SOCKS → onion). Includes the receiver’s ` +
+        'synchronous journal write before its ack (exactly-once) and the sender’s outbox write beside the ' +
+        'attempt; git copies run in the background in batches. A message frame this size needs two tor cells, ' +
+        'the echo one (docs/protocol-messaging.md §7.2).',
     };
   });
 }
