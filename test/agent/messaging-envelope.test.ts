@@ -80,7 +80,7 @@ describe('message envelope', () => {
     ['invalid utf-8', 'BIN'],
   ])('refuses %s with ERR_BAD_FRAME', (_n, input) => {
     const s = signMessage(a, b.onion, 'x');
-    let bytes = new TextEncoder().encode(input);
+    let bytes: Uint8Array = new TextEncoder().encode(input);
     if (input === 'UPPER')
       bytes = encodeFrame({ t: 'msg', m: { ...s.message, from: a.onion.toUpperCase() }, sig: s.sig });
     if (input === 'FLOAT') bytes = encodeFrame({ t: 'msg', m: { ...s.message, timestamp: 1.5 }, sig: s.sig });

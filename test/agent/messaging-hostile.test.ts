@@ -22,7 +22,7 @@ afterEach(async () => {
   while (cleanup.length) await cleanup.pop()?.();
 });
 
-async function victim(dir: Directory, deps: Parameters<typeof startAgent>[1]['deps'] = {}) {
+async function victim(dir: Directory, deps: NonNullable<Parameters<typeof startAgent>[1]>['deps'] = {}) {
   const b = await startAgent(dir, { deps });
   cleanup.push(async () => {
     await b.stop();
