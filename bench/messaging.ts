@@ -231,7 +231,7 @@ export async function benchMessageRoundTrip(
         `bare echo of ${bytes} bytes through the same two tors (SOCKS → onion). Includes the receiver’s ` +
         'synchronous journal write before its ack (exactly-once) and the sender’s outbox write beside the ' +
         'attempt; git copies run in the background in batches. A message frame this size needs two tor cells, ' +
-        'the echo one (docs/protocol-messaging.md §7.2).',
+        'the echo one (docs/protocol.md §5.7.2).',
     };
   });
 }

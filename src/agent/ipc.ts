@@ -10,7 +10,7 @@ import { abortReason, ERROR_CODES, type ErrorCode, MmogitError, withTimeout } fr
  *   client → `{"method":"send","params":{…}}\n`
  *   daemon → zero or more `{"progress":{…}}\n`, then exactly one `{"result":…}\n` or `{"error":{code,message,details}}\n`
  *
- * Wire format documented in docs/protocol.md §Daemon IPC.
+ * Wire format documented in docs/protocol.md §7.
  */
 
 const log = createLogger('mmogit:agent:ipc');

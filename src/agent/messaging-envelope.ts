@@ -1,6 +1,6 @@
 /**
  * The messaging wire model: signed message envelopes, signed acknowledgements and the frames that carry them
- * inside a PQ session. Pure functions only (no I/O); the protocol is specified in docs/protocol-messaging.md.
+ * inside a PQ session. Pure functions only (no I/O); the protocol is specified in docs/protocol.md §5.
  * @module
  */
 import { type KeyObject, verify as nodeVerify, randomBytes } from 'node:crypto';
@@ -10,7 +10,7 @@ import type { AgentKey } from '../identity/keys.js';
 import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
 import { publicKeyObject, SIGNING_CONTEXTS, type SigningContext, signedBytes } from '../identity/signing.js';
 
-/** Envelope and ack format version (docs/protocol-messaging.md §Envelope). */
+/** Envelope and ack format version (docs/protocol.md §5.2.1). */
 export const MESSAGE_VERSION = 1;
 /**
  * Default cap on a message's text, counted by {@link textBytes}. 48 KiB leaves room for the envelope, the

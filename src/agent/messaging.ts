@@ -2,7 +2,7 @@
  * Agent-to-agent messaging over `/mmogit/msg/1.0.0`: signed (domain-separated), carried in a PQ session,
  * acknowledged with a signed ack, de-duplicated by id (exactly once to the application), stored, and queued in
  * a persisted outbox with capped exponential backoff while the peer is unreachable.
- * Wire format: docs/protocol-messaging.md.
+ * Wire format: docs/protocol.md §5.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -400,7 +400,7 @@ export class Messenger extends EventEmitter {
     const signed = signMessage(this.key, to, text, { maxTextBytes: this.maxTextBytes });
     const id = signed.message.id;
     // The outbox write runs beside the first attempt: durability is owed only for a message reported `queued`
-    // (docs/protocol-messaging.md §7). A crash before send() answers made no promise; the peer de-duplicates.
+    // (docs/protocol.md §5.7). A crash before send() answers made no promise; the peer de-duplicates.
     const entry: QueueEntry = {
       item: { ...signed, queuedAt: Date.now() },
       attempts: 0,

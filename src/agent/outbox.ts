@@ -4,7 +4,7 @@
  * ack was verified. `Messenger.send()` reports a message `queued` only after its file is durable, so a crash or
  * restart finds every queued message here (and sends it again; the recipient de-duplicates by id). A write that
  * is no longer needed (the ack came first) is cancelled before its rename where possible
- * (docs/protocol-messaging.md §7).
+ * (docs/protocol.md §5.7).
  * @module
  */
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';

@@ -7,7 +7,7 @@
  * {@link ADVERT_MAX_BYTES} (a larger announced length is refused before any body byte is buffered), verifies
  * the bytes exactly as a DHT copy (see advertisement.ts) and also checks that the advert's key is the key of
  * the peer it talked to (the noise handshake authenticated that PeerId): a provider can only serve its own
- * advertisement. See docs/protocol-discovery.md §Direct fetch.
+ * advertisement. See docs/protocol.md §6, Direct fetch.
  * @module
  */
 import '../_polyfill.js';

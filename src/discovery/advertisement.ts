@@ -3,7 +3,7 @@
  *
  * Wire form: the UTF-8 canonical JSON (RFC 8785 subset, see identity/canonical.ts) of an {@link Advertisement}.
  * The signature is Ed25519 over the canonical JSON of the same object without `signature`, under the
- * domain-separation context `advertisement/v1` (docs/protocol-discovery.md §Signature). The encoding is
+ * domain-separation context `advertisement/v1` (docs/protocol.md §6 (Signature)). The encoding is
  * unique: a record whose bytes are not the canonical re-encoding of what they parse to is rejected, so two
  * nodes never hold two byte-different forms of one advertisement.
  *
@@ -254,7 +254,7 @@ function checkCard(card: Record<string, unknown>, advert: Advertisement): void {
 }
 
 /**
- * Checks everything a receiver must check before using an advertisement (docs/protocol-discovery.md
+ * Checks everything a receiver must check before using an advertisement (docs/protocol.md §6
  * §Verification): size, canonical encoding, version, pubkey, onion ↔ pubkey binding (rend-spec-v3 §6),
  * signature, services, card, lifetime, not expired, not issued in the future beyond `maxSkewMs`.
  *

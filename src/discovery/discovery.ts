@@ -173,7 +173,7 @@ export class Discovery {
   }
 
   /**
-   * Registers the `/mmogit/advert/1.0.0` handler (docs/protocol-discovery.md §Direct fetch); `force` so the
+   * Registers the `/mmogit/advert/1.0.0` handler (docs/protocol.md §6, Direct fetch); `force` so the
    * newest Discovery on a node answers. Never throws: without it peers fall back to the DHT record.
    */
   async #serve(): Promise<void> {

@@ -75,7 +75,7 @@ export class AgentKey {
     return this.onion.slice(0, -'.onion'.length);
   }
 
-  /** Domain-separated Ed25519 signature (see docs/protocol.md §Signatures). */
+  /** Domain-separated Ed25519 signature (see docs/protocol.md §2). */
   sign(context: SigningContext, message: Uint8Array): Uint8Array {
     return signWithKeyObject(this[SECRET].keyObject, context, message);
   }

@@ -10,7 +10,7 @@ import { MmogitError } from '../errors.js';
 /**
  * Domain separation: every signed object kind has its own context string, and what is signed is
  * `"mmogit-sig-v1" 0x00 context 0x00 message`. A signature made for one kind can therefore never be replayed as
- * another (e.g. a chat message as a memory entry). Documented in docs/protocol.md §Signatures.
+ * another (e.g. a chat message as a memory entry). Documented in docs/protocol.md §2.
  */
 export const SIGNING_CONTEXTS = {
   memoryEntry: 'memory-entry/v1',

@@ -9,7 +9,7 @@ import { SEALED_KIND, SHARE_KIND, sealedBodyProblem, shareBodyProblem } from './
 
 /**
  * The signed entry: one file per post, memory, message or other kind, content-addressed by the SHA-256 of its
- * bytes. Format `mmogit-entry` version 1 (docs/protocol-memory.md §Entries):
+ * bytes. Format `mmogit-entry` version 1 (docs/protocol.md §3 (Entries)):
  *
  * ```json
  * {"author":"<hex ed25519>","body":{…},"createdAt":"2025-01-01T00:00:00.000Z","format":"mmogit-entry",

@@ -1,6 +1,6 @@
 /**
  * Git-backed signed memory: a bare repository of content-addressed, signed entries per agent, and the sync
- * protocol that exchanges them between agents (docs/protocol-memory.md).
+ * protocol that exchanges them between agents (docs/protocol.md §3).
  * @module
  */
 export {

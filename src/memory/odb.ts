@@ -22,7 +22,7 @@ import { type GitObject, hashObject, type ObjectType, objectHeader } from './_gi
  * and version-2 packs with their version-2 indexes (Documentation/gitformat-pack.txt), read and written with
  * Node's zlib and SHA-1. isomorphic-git creates the repository; the hot path is here because isomorphic-git's
  * per-object cost (Web Streams compression, `crypto.subtle`, async fs) was 2–3 ms against ≈0.1 ms here
- * (docs/protocol-memory.md §Implementation).
+ * (docs/protocol.md §3 (Implementation)).
  *
  * Durability: every file appears by rename of a `tmp_obj_*` / `tmp_pack_*` file (names git's fsck ignores), so
  * a crash never leaves a half-written object; packs are fsynced before their index is renamed into place.

@@ -11,7 +11,7 @@ import { type DecodedEntry, decodeEntry, type EncodedEntry, type Entry, signEntr
  * Sealed envelopes: a private entry shared with chosen peers travels on the public branch as one `sealed` entry
  * per recipient, whose body is the private entry's file bytes encrypted to that recipient's X25519 key (derived
  * from its Ed25519 identity key). Signed by the author like every entry; only the recipient can open it.
- * Format `mmogit-sealed` version 1: docs/protocol-memory.md §Sharing private entries.
+ * Format `mmogit-sealed` version 1: docs/protocol.md §3, Sharing private entries.
  * @module
  */
 

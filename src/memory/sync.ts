@@ -23,7 +23,7 @@ import { COMMIT_IDENT, type MemoryStore } from './store.js';
 /**
  * Memory sync between two agents over any {@link ByteChannel} (in an agent: a libp2p stream inside the
  * post-quantum session). No git server: both sides run this function, one as `initiator`, one as `responder`,
- * and both directions happen in one call. Wire format and rules: docs/protocol-memory.md §Sync.
+ * and both directions happen in one call. Wire format and rules: docs/protocol.md §3 (Sync).
  *
  * @example
  * const r = await syncOverChannel(store, channel, { role: 'initiator', peer: session.peer });

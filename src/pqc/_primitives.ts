@@ -56,7 +56,7 @@ export function x25519Shared(privateKey: KeyObject, peerPublic: Uint8Array): Uin
 }
 
 /**
- * Verifies a domain-separated mmogit Ed25519 signature (docs/protocol.md §Signatures: the bytes of
+ * Verifies a domain-separated mmogit Ed25519 signature (docs/protocol.md §2: the bytes of
  * `signedBytes(context, message)`), like identity's `verifySignature` but with the fast JWK key import.
  */
 export function verifyEd25519(

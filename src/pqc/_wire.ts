@@ -1,5 +1,5 @@
 /**
- * Wire constants and the fixed 8-byte header of every handshake message (docs/protocol-pqc.md §2).
+ * Wire constants and the fixed 8-byte header of every handshake message (docs/protocol.md §4.2).
  * Pure encode/parse; no I/O.
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Traffic frames of a live session (docs/protocol-pqc.md §5): `u32 length ‖ AES-256-GCM(type ‖ data) ‖ tag`,
+ * Traffic frames of a live session (docs/protocol.md §4.5): `u32 length ‖ AES-256-GCM(type ‖ data) ‖ tag`,
  * with the 4 length bytes as associated data, a 96-bit nonce from a per-direction 64-bit counter, and a
  * one-way rekey every {@link REKEY_AFTER_FRAMES} frames.
  * @module

@@ -1,5 +1,5 @@
 /**
- * The hybrid post-quantum handshake (docs/protocol-pqc.md): a 3-message SIGMA-I exchange over a ByteChannel.
+ * The hybrid post-quantum handshake (docs/protocol.md §4): a 3-message SIGMA-I exchange over a ByteChannel.
  * Ephemeral X25519 + ML-KEM-768 secrets are combined X-Wing style with the transcript hash, both agents sign the
  * transcript with their Ed25519 identity keys (whose public key *is* their onion address), and identities
  * travel encrypted under handshake keys, so only the two agents learn who talked.
@@ -107,7 +107,7 @@ function checkMaxPayload(max: number | undefined): number {
   return value;
 }
 
-/** What each side signs: role ‖ 0x00 ‖ transcript hash ‖ public keys (docs/protocol-pqc.md §4). */
+/** What each side signs: role ‖ 0x00 ‖ transcript hash ‖ public keys (docs/protocol.md §4.4). */
 function signedPayload(role: 'responder' | 'initiator', th: Uint8Array, ...keys: Uint8Array[]): Uint8Array {
   return concatBytes(new TextEncoder().encode(`${role}\0`), th, ...keys);
 }

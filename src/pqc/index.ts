@@ -1,6 +1,6 @@
 /**
  * Hybrid post-quantum agent channel: X25519 + ML-KEM-768 key agreement authenticated by both agents' Ed25519
- * (onion) keys, then AES-256-GCM frames. Wire format: docs/protocol-pqc.md.
+ * (onion) keys, then AES-256-GCM frames. Wire format: docs/protocol.md §4.
  * @module
  */
 export { type CipherSuite, PQ_PROTOCOL_VERSION } from './_wire.js';

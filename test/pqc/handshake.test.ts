@@ -6,7 +6,7 @@ import { acceptSession, HandshakeError, initiateSession } from '../../src/pqc/in
 import { channelFromDuplex } from '../../src/transport/byte-channel.js';
 import { type ChannelPair, channelPair, connect, flipAt, listen, relayedPair, settle } from './_net.js';
 
-// Wire sizes of the hybrid handshake (docs/protocol-pqc.md §3).
+// Wire sizes of the hybrid handshake (docs/protocol.md §4.3).
 const MSG1 = 1256;
 const MSG2 = 1272;
 const MSG3 = 120;
