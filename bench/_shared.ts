@@ -21,22 +21,50 @@ export function round(x: number, digits = 1): number {
   return Math.round(x * 10 ** digits) / 10 ** digits;
 }
 
+/** A private Tor network to run on, and how to let go of it. */
+export interface NetworkLease {
+  network: TorNetworkInfo;
+  /** Stops and removes the network if it was brought up here; a no-op for a joined one. */
+  release(): Promise<void>;
+}
+
 /**
- * Runs `fn` on a private Tor network: the one given, else the one named by `MMOGIT_TEST_NETWORK` or
- * `MMOGIT_TOR_NETWORK` (a testnet dir, e.g. the runner's), else one brought up here and down again afterwards.
+ * Joins the private Tor network named by `MMOGIT_TEST_NETWORK` or `MMOGIT_TOR_NETWORK` (a testnet dir, e.g. the
+ * runner's), else brings one up in a temp dir; call `release()` when done (for benches that keep a network
+ * across several measurements).
  */
+export async function useNetwork(): Promise<NetworkLease> {
+  const dir = process.env.MMOGIT_TEST_NETWORK || process.env.MMOGIT_TOR_NETWORK;
+  if (dir) return { network: await loadNetwork(dir), release: async () => {} };
+  const own = await mkdtemp(join(tmpdir(), 'mmogit-bench-net-'));
+  const release = async () => {
+    try {
+      await testnetDown({ dir: join(own, 'net') });
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  };
+  try {
+    return {
+      network: await testnetUp({ dir: join(own, 'net'), ownerPid: process.pid, timeoutMs: 180_000 }),
+      release,
+    };
+  } catch (e) {
+    await release().catch(() => {});
+    throw e;
+  }
+}
+
+/** Runs `fn` on a private Tor network: the one given, else the one {@link useNetwork} finds or brings up. */
 export async function withNetwork<T>(
   given: TorNetworkInfo | undefined,
   fn: (network: TorNetworkInfo) => Promise<T>,
 ): Promise<T> {
   if (given) return fn(given);
-  const dir = process.env.MMOGIT_TEST_NETWORK || process.env.MMOGIT_TOR_NETWORK;
-  if (dir) return fn(await loadNetwork(dir));
-  const own = await mkdtemp(join(tmpdir(), 'mmogit-bench-net-'));
+  const { network, release } = await useNetwork();
   try {
-    return await fn(await testnetUp({ dir: join(own, 'net'), ownerPid: process.pid, timeoutMs: 180_000 }));
+    return await fn(network);
   } finally {
-    await testnetDown({ dir: join(own, 'net') });
-    await rm(own, { recursive: true, force: true });
+    await release();
   }
 }

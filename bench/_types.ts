@@ -1,6 +1,6 @@
 /**
- * Shared shapes of the benchmarks and the runner (bench/run.ts). Each bench file declares its own structurally
- * equal `BenchResult`; this one is a superset the runner accepts.
+ * Shared shapes of the benchmarks and the runner (bench/run.ts). Every bench file returns this `BenchResult`
+ * (re-exported through bench/_shared.ts).
  * @module
  */
 

@@ -16,20 +16,11 @@ import { bootstrapDialer, Discovery, type DiscoveryNode, dhtServiceOptions } fro
 import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
-import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
 import { onionMultiaddr } from '../src/transport/addr.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
+import { type BenchResult, median, round as roundTo, useNetwork } from './_shared.js';
 
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/discovery-tor.js';
 /** The goal for discover latency on the private Tor network (median). */
@@ -39,23 +30,12 @@ const TORS = 5;
 const PROVIDERS = 3;
 const VPORT = 4001;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const round = (x: number): number => Math.round(x);
+const round = (x: number): number => roundTo(x, 0);
 
 /** 10 agents on the private Tor network: discover latency (first verified advert) and publish latency. */
 export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
   const tmp = await mkdtemp(join(tmpdir(), 'mmogit-bench-discovery-'));
-  let network: TorNetworkInfo;
-  let ownNetwork = false;
-  if (process.env.MMOGIT_TEST_NETWORK) network = await loadNetwork(process.env.MMOGIT_TEST_NETWORK);
-  else {
-    network = await testnetUp({ dir: join(tmp, 'net'), ownerPid: process.pid, timeoutMs: 180_000 });
-    ownNetwork = true;
-  }
+  const { network, release } = await useNetwork();
   const tors: TorHandle[] = [];
   const nodes: AgentNode[] = [];
   const ds: Discovery[] = [];
@@ -136,7 +116,7 @@ export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
     for (const d of ds) d.stop();
     await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
     await Promise.all(tors.map((t) => t.stop().catch(() => {})));
-    if (ownNetwork) await testnetDown({ dir: join(tmp, 'net') }).catch(() => {});
+    await release().catch(() => {});
     await rm(tmp, { recursive: true, force: true });
   }
 }

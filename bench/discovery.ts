@@ -14,17 +14,9 @@ import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { startLoopbackNetwork } from '../src/discovery/_loopback.js';
 import { Discovery } from '../src/discovery/index.js';
+import { type BenchResult, median, round } from './_shared.js';
 
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/discovery.js';
 /** The goal for the loopback discover latency (median). */
@@ -34,12 +26,6 @@ const PROVIDERS = 5;
 const RUNS = 15;
 const SETTLE_MS = 5_000;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 const MiB = 1024 * 1024;
 
 /** 50 loopback nodes: discover latency (first and all results), publish latency, memory per node. */

@@ -18,17 +18,9 @@ import type { MemoryInput } from '../src/memory/entry.js';
 import { MemoryStore } from '../src/memory/store.js';
 import { type SyncResult, syncOverChannel } from '../src/memory/sync.js';
 import { channelFromDuplex } from '../src/transport/byte-channel.js';
+import { type BenchResult, median, round } from './_shared.js';
 
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/memory.js';
 const N = 10_000;
@@ -257,10 +249,9 @@ export async function benchSyncNoop(): Promise<BenchResult> {
   }
   const times: number[] = [];
   for (let i = 0; i < 5; i++) times.push((await syncPair(state.b, state.a)).ms);
-  times.sort((x, y) => x - y);
   return {
     name: 'no-op sync (nothing new)',
-    value: Math.round((times[2] as number) * 10) / 10,
+    value: round(median(times)),
     unit: 'ms',
     target: 50,
     command: COMMAND,

@@ -26,20 +26,11 @@ import { MemoryStore } from '../src/memory/store.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
-import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
+import type { TorNetworkInfo } from '../src/tor/testnet.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
+import { type BenchResult, median, round as roundTo, useNetwork } from './_shared.js';
 
-/** The shape every mmogit benchmark returns. */
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  ratio?: number;
-  target?: number;
-  command: string;
-  notes?: string;
-}
+export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/messaging.js';
 /** The issue's goal: a message round trip within 1.10× of a bare SOCKS echo through the same tor. */
@@ -47,12 +38,7 @@ export const MESSAGE_RTT_TARGET_RATIO = 1.1;
 const VPORT = 4001;
 const TEXT = 'benchmark message: the quick brown fox jumps over the lazy dog'.repeat(2);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const round = (x: number, d = 3) => roundTo(x, d);
 
 /** Two agent tors on a private network, two messaging agents on them, and a bare echo onion. */
 export interface MessagingBenchSetup {
@@ -72,13 +58,8 @@ export async function messagingBenchSetup(): Promise<MessagingBenchSetup> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    let network: TorNetworkInfo;
-    if (process.env.MMOGIT_TEST_NETWORK) network = await loadNetwork(process.env.MMOGIT_TEST_NETWORK);
-    else {
-      const dir = join(tmp, 'net');
-      network = await testnetUp({ dir, ownerPid: process.pid, timeoutMs: 180_000 });
-      cleanups.push(() => testnetDown({ dir }));
-    }
+    const { network, release } = await useNetwork();
+    cleanups.push(release);
     const tors: TorHandle[] = await Promise.all(
       ['tor-a', 'tor-b'].map((name) =>
         startTor({ dataDir: join(tmp, name), network, restart: false, timeoutMs: 120_000 }),
@@ -196,6 +177,41 @@ async function withSetup<T>(
 }
 
 /**
+ * `rounds` timings (ms) of `measure` and as many bare echoes of `bytes`, interleaved in blocks of 10 so drift in
+ * tor's load hits both alike.
+ */
+async function interleaved(
+  s: MessagingBenchSetup,
+  bytes: number,
+  rounds: number,
+  measure: () => Promise<number>,
+): Promise<{ ours: number[]; bare: number[] }> {
+  const ours: number[] = [];
+  const bare: number[] = [];
+  for (let block = 0; block < rounds / 10; block++) {
+    bare.push(...(await s.bareEchoRtt(bytes, 10)));
+    for (let i = 0; i < 10; i++) ours.push(await measure());
+  }
+  return { ours, bare };
+}
+
+/** The result row: median of `ours` against the median bare echo, with the issue's ratio target. */
+function vsBare(name: string, ours: number[], bare: number[], notes: string): BenchResult {
+  const value = median(ours);
+  const anchor = median(bare);
+  return {
+    name,
+    value: round(value),
+    unit: 'ms',
+    anchor: round(anchor),
+    ratio: round(value / anchor),
+    target: MESSAGE_RTT_TARGET_RATIO,
+    command: COMMAND,
+    notes,
+  };
+}
+
+/**
  * Median `send()` round trip (until the verified ack) on a warm session vs the median bare echo of a frame's
  * worth of bytes through the same tors. Interleaved in blocks so drift in tor's load hits both alike.
  */
@@ -205,34 +221,22 @@ export async function benchMessageRoundTrip(
   const rounds = options.rounds ?? 60;
   return withSetup(options.setup, async (s) => {
     const bytes = frameBytes(s.a.key, s.b.key.onion);
-    const sends: number[] = [];
-    const bare: number[] = [];
-    for (let block = 0; block < rounds / 10; block++) {
-      bare.push(...(await s.bareEchoRtt(bytes, 10)));
-      for (let i = 0; i < 10; i++) {
-        const t0 = performance.now();
-        const r = await s.a.messenger.send(s.b.key.onion, TEXT, { timeoutMs: 30_000 });
-        if (r.status !== 'delivered') throw new Error(`benchmark message was ${r.status}`);
-        sends.push(performance.now() - t0);
-      }
-    }
-    const value = median(sends);
-    const anchor = median(bare);
-    return {
-      name: 'messaging.send-round-trip.tor',
-      value: round(value),
-      unit: 'ms',
-      anchor: round(anchor),
-      ratio: round(value / anchor),
-      target: MESSAGE_RTT_TARGET_RATIO,
-      command: COMMAND,
-      notes:
-        `median of ${sends.length} send() → verified ack on a warm session, ${bytes}-byte frames; anchor: median ` +
+    const { ours: sends, bare } = await interleaved(s, bytes, rounds, async () => {
+      const t0 = performance.now();
+      const r = await s.a.messenger.send(s.b.key.onion, TEXT, { timeoutMs: 30_000 });
+      if (r.status !== 'delivered') throw new Error(`benchmark message was ${r.status}`);
+      return performance.now() - t0;
+    });
+    return vsBare(
+      'messaging.send-round-trip.tor',
+      sends,
+      bare,
+      `median of ${sends.length} send() → verified ack on a warm session, ${bytes}-byte frames; anchor: median ` +
         `bare echo of ${bytes} bytes through the same two tors (SOCKS → onion). Includes the receiver’s ` +
         'synchronous journal write before its ack (exactly-once) and the sender’s outbox write beside the ' +
         'attempt; git copies run in the background in batches. A message frame this size needs two tor cells, ' +
         'the echo one (docs/protocol.md §5.7.2).',
-    };
+    );
   });
 }
 
@@ -243,26 +247,18 @@ export async function benchMessagePingRoundTrip(
   const rounds = options.rounds ?? 100;
   return withSetup(options.setup, async (s) => {
     const bytes = encodeFrame({ t: 'ping', n: '00'.repeat(16) }).length;
-    const pings: number[] = [];
-    const bare: number[] = [];
-    for (let block = 0; block < rounds / 10; block++) {
-      bare.push(...(await s.bareEchoRtt(bytes, 10)));
-      for (let i = 0; i < 10; i++) {
-        pings.push((await s.a.messenger.ping(s.b.key.onion, { timeoutMs: 30_000 })).rttMs);
-      }
-    }
-    const value = median(pings);
-    const anchor = median(bare);
-    return {
-      name: 'messaging.ping-round-trip.tor',
-      value: round(value),
-      unit: 'ms',
-      anchor: round(anchor),
-      ratio: round(value / anchor),
-      target: MESSAGE_RTT_TARGET_RATIO,
-      command: COMMAND,
-      notes: `median of ${pings.length} pings on the warm messaging session (libp2p/yamux + PQ frames) vs the bare echo of ${bytes} bytes.`,
-    };
+    const { ours: pings, bare } = await interleaved(
+      s,
+      bytes,
+      rounds,
+      async () => (await s.a.messenger.ping(s.b.key.onion, { timeoutMs: 30_000 })).rttMs,
+    );
+    return vsBare(
+      'messaging.ping-round-trip.tor',
+      pings,
+      bare,
+      `median of ${pings.length} pings on the warm messaging session (libp2p/yamux + PQ frames) vs the bare echo of ${bytes} bytes.`,
+    );
   });
 }
 

@@ -19,9 +19,9 @@ import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
-import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
+import type { TorNetworkInfo } from '../src/tor/testnet.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
-import { type BenchResult, median, round as roundTo } from './_shared.js';
+import { type BenchResult, median, round as roundTo, useNetwork } from './_shared.js';
 
 export type { BenchResult };
 
@@ -85,13 +85,8 @@ export async function transportBenchSetup(): Promise<TransportBenchSetup> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    let network: TorNetworkInfo;
-    if (process.env.MMOGIT_TEST_NETWORK) network = await loadNetwork(process.env.MMOGIT_TEST_NETWORK);
-    else {
-      const dir = join(tmp, 'net');
-      network = await testnetUp({ dir, ownerPid: process.pid, timeoutMs: 180_000 });
-      cleanups.push(() => testnetDown({ dir }));
-    }
+    const { network, release } = await useNetwork();
+    cleanups.push(release);
     const tors: TorHandle[] = await Promise.all(
       ['tor-a', 'tor-b'].map((name) =>
         startTor({ dataDir: join(tmp, name), network, restart: false, timeoutMs: 120_000 }),
