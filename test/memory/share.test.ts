@@ -1,10 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
-import { connect, createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { encodeCommit } from '../../src/memory/_git.js';
@@ -12,43 +9,12 @@ import { decodeEntry, type EncodedEntry, entryPath, signEntry } from '../../src/
 import { makeObject, type StoredObject } from '../../src/memory/odb.js';
 import { PUBLIC_REF, readRef, updateRef } from '../../src/memory/refs.js';
 import { openerFor, recipientOf, sealEntry } from '../../src/memory/sealed.js';
-import { COMMIT_IDENT, MemoryStore } from '../../src/memory/store.js';
+import { COMMIT_IDENT, type MemoryStore } from '../../src/memory/store.js';
 import { syncOverChannel } from '../../src/memory/sync.js';
 import { type ByteChannel, channelFromDuplex } from '../../src/transport/byte-channel.js';
-import { fsck, tempDir } from './_helpers.js';
+import { fsck, peerOf, socketPair, storeOpener } from './_helpers.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-async function open(name: string, key = AgentKey.random()): Promise<MemoryStore> {
-  const t = tempDir(`share-${name}`);
-  cleanups.push(t.cleanup);
-  return MemoryStore.open(join(t.dir, 'memory'), key);
-}
-
-async function socketPair(): Promise<[Socket, Socket, () => void]> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect(port, '127.0.0.1');
-  await once(client, 'connect');
-  const [sock] = await accepted;
-  return [
-    client,
-    sock,
-    () => {
-      client.destroy();
-      sock.destroy();
-      server.close();
-    },
-  ];
-}
-
-const peerOf = (s: MemoryStore) => ({ publicKey: s.key.publicKey, onion: s.key.onion });
+const open = storeOpener('share');
 
 /** Records every byte `ch` reads (what the peer sent us). */
 function tap(ch: ByteChannel, into: Uint8Array[]): ByteChannel {

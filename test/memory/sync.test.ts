@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { canonicalBytes, canonicalJson } from '../../src/identity/canonical.js';
 import { AgentKey } from '../../src/identity/keys.js';
@@ -12,40 +12,12 @@ import { SIGNING_CONTEXTS } from '../../src/identity/signing.js';
 import { encodeCommit, encodeTree, MODE_FILE, MODE_TREE } from '../../src/memory/_git.js';
 import { entryId, signEntry } from '../../src/memory/entry.js';
 import { makeObject, type StoredObject } from '../../src/memory/odb.js';
-import { COMMIT_IDENT, MemoryStore } from '../../src/memory/store.js';
+import { COMMIT_IDENT, type MemoryStore } from '../../src/memory/store.js';
 import { type SyncResult, syncOverChannel } from '../../src/memory/sync.js';
 import { type ByteChannel, channelFromDuplex } from '../../src/transport/byte-channel.js';
-import { fsck, git as gitCli, tempDir } from './_helpers.js';
+import { fsck, git as gitCli, peerOf, socketPair, storeOpener } from './_helpers.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-async function open(name: string, key = AgentKey.random()): Promise<MemoryStore> {
-  const t = tempDir(`sync-${name}`);
-  cleanups.push(t.cleanup);
-  return MemoryStore.open(join(t.dir, 'memory'), key);
-}
-
-async function socketPair(): Promise<[Socket, Socket, () => void]> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect(port, '127.0.0.1');
-  await once(client, 'connect');
-  const [sock] = await accepted;
-  const done = () => {
-    client.destroy();
-    sock.destroy();
-    server.close();
-  };
-  return [client, sock, done];
-}
-
-const peerOf = (s: MemoryStore) => ({ publicKey: s.key.publicKey, onion: s.key.onion });
+const open = storeOpener('sync');
 
 async function sync(a: MemoryStore, b: MemoryStore): Promise<[SyncResult, SyncResult]> {
   const [ca, cb, done] = await socketPair();
