@@ -10,8 +10,6 @@ import {
   ADVERT_HEDGE_MS,
   ADVERT_MAX_BYTES,
   ADVERT_PROTOCOL,
-  type Advertisement,
-  advertisementSigningBytes,
   bootstrapDialer,
   createAdvertisement,
   Discovery,
@@ -19,27 +17,8 @@ import {
   serviceProviderKey,
   type VerifiedAdvertisement,
 } from '../../src/discovery/index.js';
-import { type AgentKey, canonicalBytes, SIGNING_CONTEXTS } from '../../src/identity/index.js';
-
-function resign(key: AgentKey, body: Omit<Advertisement, 'signature'>): Uint8Array {
-  const sig = key.sign(SIGNING_CONTEXTS.advertisement, advertisementSigningBytes(body));
-  return canonicalBytes({ ...body, signature: Buffer.from(sig).toString('hex') } as never);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { canonicalBytes } from '../../src/identity/index.js';
+import { collect, resign, waitFor } from './_helpers.js';
 
 /** Serves `frame` raw on the advert protocol (a varint length + body unless `raw`), replacing any handler. */
 async function serveRaw(a: LoopbackAgent, frame: Uint8Array | 'hang', raw = false): Promise<void> {

@@ -3,27 +3,18 @@ import { describe, expect, it } from 'vitest';
 import {
   ADVERT_MAX_BYTES,
   ADVERT_MAX_SKEW_MS,
-  type Advertisement,
-  advertisementSigningBytes,
   createAdvertisement,
   decodeAdvertisement,
   encodeAdvertisement,
   MMOGIT_PROTOCOL_BINDING,
   verifyAdvertisement,
 } from '../../src/discovery/index.js';
-import { AgentKey, canonicalBytes, SIGNING_CONTEXTS } from '../../src/identity/index.js';
+import { AgentKey } from '../../src/identity/index.js';
+import { resign } from './_helpers.js';
 
 const NOW = 1_800_000_000_000;
 const alice = AgentKey.fromSeed(new Uint8Array(32).fill(1));
 const bob = AgentKey.fromSeed(new Uint8Array(32).fill(2));
-
-/** Re-signs a modified body with `key`: a forged record that is correctly signed by someone. */
-function resign(key: AgentKey, body: Omit<Advertisement, 'signature'>): Uint8Array {
-  const signature = Buffer.from(
-    key.sign(SIGNING_CONTEXTS.advertisement, advertisementSigningBytes(body)),
-  ).toString('hex');
-  return canonicalBytes({ ...body, signature } as never);
-}
 
 function reasonOf(fn: () => unknown): unknown {
   try {

@@ -5,8 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../../src/discovery/_loopback.js';
 import {
   ADVERT_MAX_BYTES,
-  type Advertisement,
-  advertisementSigningBytes,
   advertRecordKey,
   advertSelector,
   advertValidator,
@@ -17,19 +15,10 @@ import {
   serviceProviderKey,
   verifyAdvertisement,
 } from '../../src/discovery/index.js';
-import { AgentKey, canonicalBytes, SIGNING_CONTEXTS } from '../../src/identity/index.js';
+import { AgentKey, canonicalBytes } from '../../src/identity/index.js';
+import { collect, FORGER_DHT, resign, waitFor } from './_helpers.js';
 
 const REPUBLISH_MS = 1_500;
-
-/** A forger: same protocol, but a validator that accepts anything, so it can try to PUT bad records. */
-const forgerDht: KadDHTInit = {
-  protocol: DHT_PROTOCOL,
-  clientMode: false,
-  allowQueryWithZeroPeers: true,
-  peerInfoMapper: passthroughMapper,
-  validators: { mmogit: () => {} },
-  selectors: { mmogit: () => 0 },
-};
 
 /** A stock kad-dht configured only with the protocol id and our validator/selector (not dhtServiceOptions). */
 const stockDht: KadDHTInit = {
@@ -39,28 +28,6 @@ const stockDht: KadDHTInit = {
   validators: { mmogit: advertValidator },
   selectors: { mmogit: advertSelector },
 };
-
-function resign(key: AgentKey, body: Omit<Advertisement, 'signature'>): Uint8Array {
-  const signature = Buffer.from(
-    key.sign(SIGNING_CONTEXTS.advertisement, advertisementSigningBytes(body)),
-  ).toString('hex');
-  return canonicalBytes({ ...body, signature } as never);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('discovery over a loopback DHT', () => {
   let boot: LoopbackAgent;
@@ -83,7 +50,9 @@ describe('discovery over a loopback DHT', () => {
       LoopbackAgent,
       LoopbackAgent,
     ];
-    m = await startLoopbackAgent(AgentKey.random(), { rawDht: forgerDht });
+    m = await startLoopbackAgent(AgentKey.random(), {
+      rawDht: { ...FORGER_DHT, peerInfoMapper: passthroughMapper },
+    });
     stock = await startLoopbackAgent(AgentKey.random(), { rawDht: stockDht });
     all = [boot, b, c, d, e, m, stock] as LoopbackAgent[];
     for (const a of all.slice(1)) {

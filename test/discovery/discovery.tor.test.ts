@@ -8,33 +8,23 @@ import { type KadDHTInit, kadDHT } from '@libp2p/kad-dht';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADVERT_MAX_BYTES,
-  type Advertisement,
-  advertisementSigningBytes,
   advertRecordKey,
   bootstrapDialer,
   createAdvertisement,
-  DHT_PROTOCOL,
   Discovery,
   type DiscoveryNode,
   dhtServiceOptions,
   serviceProviderKey,
 } from '../../src/discovery/index.js';
-import { AgentKey, canonicalBytes, SIGNING_CONTEXTS } from '../../src/identity/index.js';
+import { AgentKey, canonicalBytes } from '../../src/identity/index.js';
 import type { TorHandle } from '../../src/tor/daemon.js';
 import { publishOnion } from '../../src/tor/onion-service.js';
 import { onionMultiaddr } from '../../src/transport/addr.js';
 import { type AgentNode, createAgentNode } from '../../src/transport/node.js';
 import { startTestTor } from '../helpers/tor.js';
+import { collect, FORGER_DHT, resign } from './_helpers.js';
 
 const VPORT = 4001;
-const forgerDht: KadDHTInit = {
-  protocol: DHT_PROTOCOL,
-  clientMode: false,
-  allowQueryWithZeroPeers: true,
-  validators: { mmogit: () => {} },
-  selectors: { mmogit: () => 0 },
-};
-
 interface TorAgent {
   key: AgentKey;
   node: AgentNode;
@@ -67,17 +57,6 @@ async function agent(tor: TorHandle, dht: KadDHTInit = dhtServiceOptions()): Pro
   return a;
 }
 
-function resign(key: AgentKey, body: Omit<Advertisement, 'signature'>): Uint8Array {
-  const sig = key.sign(SIGNING_CONTEXTS.advertisement, advertisementSigningBytes(body));
-  return canonicalBytes({ ...body, signature: Buffer.from(sig).toString('hex') } as never);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
 let a: TorAgent;
 let b: TorAgent;
 let c: TorAgent;
@@ -95,7 +74,7 @@ beforeAll(async () => {
     TorAgent,
     TorAgent,
   ];
-  m = await agent(tors[1] as TorHandle, forgerDht);
+  m = await agent(tors[1] as TorHandle, FORGER_DHT);
   // everyone joins through A's onion multiaddr (the stock bootstrap module would refuse it)
   await Promise.all(
     [b, c, d, m].map(async (x) => {
