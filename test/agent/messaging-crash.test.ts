@@ -5,32 +5,21 @@ import { cpSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { DeliveredEvent, ReceivedMessage } from '../../src/agent/messaging.js';
+import { describe, expect, it } from 'vitest';
+import type { DeliveredEvent } from '../../src/agent/messaging.js';
 import type { SignedMessage } from '../../src/agent/messaging-envelope.js';
 import { Outbox, type OutboxWrite } from '../../src/agent/outbox.js';
 import { AgentKey } from '../../src/identity/keys.js';
-import { type Directory, removeHome, startAgent, type TestAgent, waitFor } from './messaging-helpers.js';
+import {
+  agentsPerTest,
+  collect,
+  type Directory,
+  removeHome,
+  startAgent,
+  waitFor,
+} from './messaging-helpers.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()?.();
-});
-
-async function agent(dir: Directory, opts: Parameters<typeof startAgent>[1] = {}): Promise<TestAgent> {
-  const a = await startAgent(dir, opts);
-  cleanup.push(async () => {
-    await a.stop();
-    await removeHome(a.home);
-  });
-  return a;
-}
-
-function collect(a: TestAgent): ReceivedMessage[] {
-  const got: ReceivedMessage[] = [];
-  a.messenger.on('message', (m: ReceivedMessage) => got.push(m));
-  return got;
-}
+const { agent, cleanup } = agentsPerTest();
 
 /** The config dir as it is on disk right now, copied to a fresh directory (a crash at this instant). */
 function snapshot(home: string): string {

@@ -4,7 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type MessagingNode, Messenger, type MessengerDeps } from '../../src/agent/messaging.js';
+import { afterEach } from 'vitest';
+import {
+  type MessagingNode,
+  Messenger,
+  type MessengerDeps,
+  type ReceivedMessage,
+} from '../../src/agent/messaging.js';
 import { JsonlMessageStore } from '../../src/agent/messaging-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { type ByteChannel, channelFromDuplex } from '../../src/transport/byte-channel.js';
@@ -144,4 +150,35 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Per-test agents: `agent(dir, opts)` starts one that is stopped after the test, its home removed too unless
+ * `keepGivenHome` and the home was given; `cleanup` takes further steps (run last-in first-out after each test).
+ * Call at the top level of a test file (it registers an `afterEach`).
+ */
+export function agentsPerTest(options: { keepGivenHome?: boolean } = {}): {
+  cleanup: (() => Promise<void>)[];
+  agent(dir: Directory, opts?: Parameters<typeof startAgent>[1]): Promise<TestAgent>;
+} {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()?.();
+  });
+  const agent = async (dir: Directory, opts: Parameters<typeof startAgent>[1] = {}): Promise<TestAgent> => {
+    const a = await startAgent(dir, opts);
+    cleanup.push(async () => {
+      await a.stop();
+      if (!(options.keepGivenHome && opts.home)) await removeHome(a.home);
+    });
+    return a;
+  };
+  return { cleanup, agent };
+}
+
+/** Every message `a` receives from now on, in order. */
+export function collect(a: TestAgent): ReceivedMessage[] {
+  const got: ReceivedMessage[] = [];
+  a.messenger.on('message', (m: ReceivedMessage) => got.push(m));
+  return got;
 }

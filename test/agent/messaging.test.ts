@@ -1,34 +1,18 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type DeliveredEvent,
-  MESSAGE_PROTOCOL,
-  type QueuedEvent,
-  type ReceivedMessage,
-} from '../../src/agent/messaging.js';
+import { describe, expect, it } from 'vitest';
+import { type DeliveredEvent, MESSAGE_PROTOCOL, type QueuedEvent } from '../../src/agent/messaging.js';
 import { AgentKey } from '../../src/identity/keys.js';
-import { type Directory, removeHome, startAgent, type TestAgent, waitFor } from './messaging-helpers.js';
+import {
+  agentsPerTest,
+  collect,
+  type Directory,
+  removeHome,
+  startAgent,
+  waitFor,
+} from './messaging-helpers.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()?.();
-});
-
-async function agent(dir: Directory, opts: Parameters<typeof startAgent>[1] = {}): Promise<TestAgent> {
-  const a = await startAgent(dir, opts);
-  cleanup.push(async () => {
-    await a.stop();
-    if (!opts.home) await removeHome(a.home);
-  });
-  return a;
-}
-
-function collect(a: TestAgent): ReceivedMessage[] {
-  const got: ReceivedMessage[] = [];
-  a.messenger.on('message', (m: ReceivedMessage) => got.push(m));
-  return got;
-}
+const { agent, cleanup } = agentsPerTest({ keepGivenHome: true });
 
 describe('Messenger between two agents (loopback, real PQ sessions)', () => {
   it('delivers a signed message, gets a verified ack, stores both sides and empties the outbox', async () => {
