@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { abortReason, MmogitError } from '../errors.js';
+import { readWaiter } from './_read-waiter.js';
 
 export interface IoOptions {
   signal?: AbortSignal;
@@ -26,13 +27,7 @@ export function channelFromDuplex(stream: Duplex): ByteChannel {
   let buffered = 0;
   let ended = false;
   let failure: Error | null = null;
-  let waiter: (() => void) | null = null;
-
-  const wake = () => {
-    const w = waiter;
-    waiter = null;
-    w?.();
-  };
+  const { wake, wait } = readWaiter();
   stream.on('data', (chunk: Buffer) => {
     chunks.push(chunk);
     buffered += chunk.length;
@@ -86,19 +81,7 @@ export function channelFromDuplex(stream: Duplex): ByteChannel {
         if (ended) {
           throw new MmogitError('ERR_CONNECTION_CLOSED', `connection closed after ${buffered} of ${n} bytes`);
         }
-        const signal = options.signal;
-        if (signal?.aborted) throw abortReason(signal, 'read');
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => {
-            waiter = null;
-            reject(abortReason(signal as AbortSignal, 'read'));
-          };
-          waiter = () => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          };
-          signal?.addEventListener('abort', onAbort, { once: true });
-        });
+        await wait(options.signal);
       }
     },
     async write(bytes, options = {}) {

@@ -7,6 +7,7 @@
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { abortReason, MmogitError } from '../errors.js';
+import { readWaiter } from './_read-waiter.js';
 import type { ByteChannel } from './byte-channel.js';
 
 /** Above this many unread bytes the stream is paused (yamux then stops granting window to the sender). */
@@ -26,13 +27,7 @@ export function channelFromStream(stream: Stream): ByteChannel {
   let paused = false;
   /** Bytes the pending reader waits for: never pause while it needs more than we hold. */
   let wanted = 0;
-  let waiter: (() => void) | null = null;
-
-  const wake = () => {
-    const w = waiter;
-    waiter = null;
-    w?.();
-  };
+  const { wake, wait } = readWaiter();
   const resume = () => {
     if (!paused) return;
     paused = false;
@@ -83,19 +78,7 @@ export function channelFromStream(stream: Stream): ByteChannel {
         wanted = n;
         resume();
         if (failure || ended) throw closedError(n);
-        const signal = options.signal;
-        if (signal?.aborted) throw abortReason(signal, 'read');
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => {
-            waiter = null;
-            reject(abortReason(signal as AbortSignal, 'read'));
-          };
-          waiter = () => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          };
-          signal?.addEventListener('abort', onAbort, { once: true });
-        });
+        await wait(options.signal);
       }
     },
     async write(bytes, options = {}) {
