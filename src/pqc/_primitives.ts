@@ -11,11 +11,10 @@ import {
   diffieHellman,
   generateKeyPairSync,
   type KeyObject,
-  verify as nodeVerify,
   randomBytes,
 } from 'node:crypto';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
-import { type SigningContext, signedBytes } from '../identity/signing.js';
+import { verifySignature } from '../identity/signing.js';
 
 // Raw keys go in and out as JWK (RFC 8037 OKP): with OpenSSL 3, DER import/export of a key costs 80–150 µs
 // here, JWK 1–15 µs, which is a quarter of the handshake's CPU budget.
@@ -57,21 +56,9 @@ export function x25519Shared(privateKey: KeyObject, peerPublic: Uint8Array): Uin
 
 /**
  * Verifies a domain-separated mmogit Ed25519 signature (docs/protocol.md §2: the bytes of
- * `signedBytes(context, message)`), like identity's `verifySignature` but with the fast JWK key import.
+ * `signedBytes(context, message)`): identity's `verifySignature` (JWK key import, false on any bad input).
  */
-export function verifyEd25519(
-  context: SigningContext,
-  message: Uint8Array,
-  signature: Uint8Array,
-  publicKey: Uint8Array,
-): boolean {
-  if (signature.length !== 64 || publicKey.length !== 32) return false;
-  try {
-    return nodeVerify(null, signedBytes(context, message), okpPublicKey('Ed25519', publicKey), signature);
-  } catch {
-    return false;
-  }
-}
+export const verifyEd25519: typeof verifySignature = verifySignature;
 
 export interface MlKemKeyPair {
   publicKey: Uint8Array;
