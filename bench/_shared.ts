@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
 
 export type { BenchResult } from './_types.js';
@@ -66,5 +67,42 @@ export async function withNetwork<T>(
     return await fn(network);
   } finally {
     await release();
+  }
+}
+
+/** Two agent tors on a private network, in a temp dir, with the steps that undo them. */
+export interface TwoTors {
+  /** The temp dir (the tors' data dirs are `tor-a`, `tor-b` in it); removed by `close()`. */
+  tmp: string;
+  network: TorNetworkInfo;
+  torA: TorHandle;
+  torB: TorHandle;
+  /** Undo steps, run last-in first-out by `close()`; push what you build on top. */
+  cleanups: (() => Promise<unknown>)[];
+  /** Runs every cleanup (errors ignored). */
+  close(): Promise<void>;
+}
+
+/** Joins or brings up the network ({@link useNetwork}) and starts two agent tors on it in a fresh temp dir. */
+export async function twoTors(prefix: string): Promise<TwoTors> {
+  const tmp = await mkdtemp(join(tmpdir(), prefix));
+  const cleanups: (() => Promise<unknown>)[] = [async () => rm(tmp, { recursive: true, force: true })];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    const { network, release } = await useNetwork();
+    cleanups.push(release);
+    const tors: TorHandle[] = await Promise.all(
+      ['tor-a', 'tor-b'].map((name) =>
+        startTor({ dataDir: join(tmp, name), network, restart: false, timeoutMs: 120_000 }),
+      ),
+    );
+    cleanups.push(() => Promise.all(tors.map((t) => t.stop())));
+    const [torA, torB] = tors as [TorHandle, TorHandle];
+    return { tmp, network, torA, torB, cleanups, close };
+  } catch (e) {
+    await close();
+    throw e;
   }
 }

@@ -9,19 +9,16 @@
  * @module
  */
 import '../src/_polyfill.js';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Stream } from '@libp2p/interface';
 import { AgentKey } from '../src/identity/keys.js';
-import { startTor, type TorHandle } from '../src/tor/daemon.js';
+import type { TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
 import type { TorNetworkInfo } from '../src/tor/testnet.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
-import { type BenchResult, median, round as roundTo, useNetwork } from './_shared.js';
+import { type BenchResult, median, round as roundTo, twoTors } from './_shared.js';
 
 export type { BenchResult };
 
@@ -79,22 +76,8 @@ async function writeAll(stream: Stream, bytes: number): Promise<void> {
 
 /** Starts (or joins) the network, two agent tors and nodes, the sink onion; warms both paths. */
 export async function transportBenchSetup(): Promise<TransportBenchSetup> {
-  const tmp = await mkdtemp(join(tmpdir(), 'mmogit-bench-transport-'));
-  const cleanups: (() => Promise<unknown>)[] = [async () => rm(tmp, { recursive: true, force: true })];
-  const close = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-  };
+  const { network, torA, torB, cleanups, close } = await twoTors('mmogit-bench-transport-');
   try {
-    const { network, release } = await useNetwork();
-    cleanups.push(release);
-    const tors: TorHandle[] = await Promise.all(
-      ['tor-a', 'tor-b'].map((name) =>
-        startTor({ dataDir: join(tmp, name), network, restart: false, timeoutMs: 120_000 }),
-      ),
-    );
-    cleanups.push(() => Promise.all(tors.map((t) => t.stop())));
-    const [torA, torB] = tors as [TorHandle, TorHandle];
-
     const agent = async (tor: TorHandle) => {
       const key = AgentKey.random();
       const node: AgentNode = await createAgentNode({
