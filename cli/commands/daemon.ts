@@ -1,7 +1,7 @@
 import { serveAgent } from '../../src/agent/daemon.js';
 import type { CommandResult } from '../output.js';
 import { configDirOf } from './_context.js';
-import type { TorStartArgs } from './tor-start.js';
+import { startOptions, type TorStartArgs } from './tor-start.js';
 
 /** `mmogit daemon` (internal): what `mmogit tor start` runs detached. Logs go to stderr (daemon.log). */
 export default async function daemon(
@@ -9,14 +9,7 @@ export default async function daemon(
 ): Promise<CommandResult> {
   const served = await serveAgent({
     configDir: configDirOf(args),
-    ...(args.network ? { network: args.network } : {}),
-    ...(args.torControl ? { torControl: args.torControl } : {}),
-    ...(args.torPassword ? { torPassword: args.torPassword } : {}),
-    ...(args.useBridges ? { useBridges: true } : {}),
-    ...(args.policy ? { policy: args.policy } : {}),
-    ...(args.allowClassical ? { allowClassical: true } : {}),
-    ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
-    ...(args.networkBootstrap === false ? { networkBootstrap: false } : {}),
+    ...startOptions(args),
     onProgress: (p) => process.stderr.write(`${new Date().toISOString()} progress ${JSON.stringify(p)}\n`),
   });
   const shutdown = () => void served.stop();

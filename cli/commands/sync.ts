@@ -1,17 +1,11 @@
 import { callDaemon } from '../../src/agent/daemon.js';
+import type { SyncPeerResult } from '../../src/agent/runtime.js';
 import { parseOnionAddress } from '../../src/identity/onion.js';
 import { type CommandResult, endProgress, type GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
 import { showProgress } from './_progress.js';
 
-interface PeerSync {
-  peer: string;
-  sent: number;
-  received: number;
-  head: string | null;
-  ms: number;
-  error?: { code: string; message: string };
-}
+type PeerSync = SyncPeerResult;
 
 /** `mmogit sync [<onion>…]` → per peer `{"peer","sent","received","head","ms"}` */
 export default async function sync(

@@ -1,4 +1,4 @@
-import { type DaemonState, serveAgent, spawnDaemon } from '../../src/agent/daemon.js';
+import { type DaemonState, type ServeOptions, serveAgent, spawnDaemon } from '../../src/agent/daemon.js';
 import type { TransportPolicy } from '../../src/agent/runtime.js';
 import { MmogitError } from '../../src/errors.js';
 import { type CommandResult, endProgress, type GlobalOptions, note } from '../output.js';
@@ -15,6 +15,23 @@ export interface TorStartArgs extends GlobalOptions {
   bootstrap?: string[];
   foreground?: boolean;
   timeout?: number;
+}
+
+/** The agent start options these flags ask for (shared by `--foreground` and `mmogit daemon`). */
+export function startOptions(
+  args: TorStartArgs & { networkBootstrap?: boolean },
+): Omit<ServeOptions, 'configDir'> {
+  const network = args.network ?? process.env.MMOGIT_TOR_NETWORK;
+  return {
+    ...(network ? { network } : {}),
+    ...(args.torControl ? { torControl: args.torControl } : {}),
+    ...(args.torPassword ? { torPassword: args.torPassword } : {}),
+    ...(args.useBridges ? { useBridges: true } : {}),
+    ...(args.policy ? { policy: args.policy } : {}),
+    ...(args.allowClassical ? { allowClassical: true } : {}),
+    ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
+    ...(args.networkBootstrap === false ? { networkBootstrap: false } : {}),
+  };
 }
 
 /** The daemon flags, as `mmogit daemon` takes them. */
@@ -56,15 +73,7 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
   if (args.foreground) {
     const served = await serveAgent({
       configDir,
-      ...((args.network ?? process.env.MMOGIT_TOR_NETWORK)
-        ? { network: args.network ?? process.env.MMOGIT_TOR_NETWORK }
-        : {}),
-      ...(args.torControl ? { torControl: args.torControl } : {}),
-      ...(args.torPassword ? { torPassword: args.torPassword } : {}),
-      ...(args.useBridges ? { useBridges: true } : {}),
-      ...(args.policy ? { policy: args.policy } : {}),
-      ...(args.allowClassical ? { allowClassical: true } : {}),
-      ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
+      ...startOptions(args),
       timeoutMs,
       onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
     });
