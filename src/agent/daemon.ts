@@ -82,7 +82,6 @@ export async function serveAgent(options: ServeOptions = {}): Promise<ServedAgen
   const statePath = join(configDir, CONFIG_FILES.daemonState);
   const watchers = new Set<(p: AgentProgress) => void>();
   let lastProgress: AgentProgress | null = null;
-  let state: DaemonState | null = null;
   let startError: unknown = null;
 
   let resolveStopped!: () => void;
@@ -91,44 +90,38 @@ export async function serveAgent(options: ServeOptions = {}): Promise<ServedAgen
   });
   let stopping: Promise<void> | null = null;
 
-  const ready: Promise<DaemonState> = new Promise<DaemonState>((resolve, reject) => {
-    // Filled in below once the IPC server is up.
-    queueMicrotask(() => {
-      agent
-        .start({
-          ...options,
-          onProgress: (p) => {
-            lastProgress = p;
-            options.onProgress?.(p);
-            for (const w of watchers) w(p);
-          },
-        })
-        .then(() => {
-          const net = agent.net();
-          const status = net.status();
-          state = {
-            pid: process.pid,
-            onion: agent.address,
-            startedAt: new Date().toISOString(),
-            socksPort: status.socksPort,
-            controlPort: status.controlPort,
-            onionPort: status.onionPort,
-            mode: status.torMode,
-          };
-          return writeFileAtomic(statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600).then(() =>
-            resolve(state!),
-          );
-        })
-        .catch((e) => {
-          startError = e;
-          reject(e);
-        });
-    });
-  });
-  ready.catch(() => {
-    // A failed start ends the daemon; callers of waitReady get the error first.
-    setTimeout(() => void stop(), 200).unref();
-  });
+  /** Starts the agent and records the daemon's state file; called once the IPC socket is up. */
+  const startAgent = async (): Promise<DaemonState> => {
+    try {
+      await agent.start({
+        ...options,
+        onProgress: (p) => {
+          lastProgress = p;
+          options.onProgress?.(p);
+          for (const w of watchers) w(p);
+        },
+      });
+      const status = agent.net().status();
+      const state: DaemonState = {
+        pid: process.pid,
+        onion: agent.address,
+        startedAt: new Date().toISOString(),
+        socksPort: status.socksPort,
+        controlPort: status.controlPort,
+        onionPort: status.onionPort,
+        mode: status.torMode,
+      };
+      await writeFileAtomic(statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+      return state;
+    } catch (e) {
+      startError = e;
+      // A failed start ends the daemon; callers of waitReady get the error first.
+      setTimeout(() => void stop(), 200).unref();
+      throw e;
+    }
+  };
+  // Assigned right after the socket listens, before any connection can be handled.
+  let ready!: Promise<DaemonState>;
 
   const requireNet = () => {
     if (!agent.running) {
@@ -213,6 +206,8 @@ export async function serveAgent(options: ServeOptions = {}): Promise<ServedAgen
   };
 
   const server = await startIpcServer(socketPath(configDir), handlers);
+  ready = startAgent();
+  ready.catch(() => {}); // observed by waitReady callers and the ServedAgent's owner
   log('daemon %d serving %s', process.pid, configDir);
 
   async function stop(): Promise<void> {
@@ -231,6 +226,33 @@ export async function serveAgent(options: ServeOptions = {}): Promise<ServedAgen
   options.signal?.addEventListener('abort', () => void stop(), { once: true });
 
   return { agent, ready, stopped, stop };
+}
+
+/** How long {@link stopDaemon} waits for the daemon process to exit before killing it. */
+export const DEFAULT_STOP_WAIT_MS = 30_000;
+
+/**
+ * Asks the daemon of `configDir` to stop and waits (bounded) until its process is gone, so a new start right
+ * after works; kills it when it does not exit in time. Stopping a daemon that is not running is fine.
+ */
+export async function stopDaemon(
+  configDir: string,
+  options: { timeoutMs?: number } = {},
+): Promise<{ stopped: boolean; pid?: number; killed?: boolean }> {
+  if (!(await daemonRunning(configDir))) return { stopped: false };
+  const { pid } = await callDaemon<{ pid: number }>(configDir, 'ping');
+  await callDaemon(configDir, 'stop').catch(() => {});
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_STOP_WAIT_MS);
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return { stopped: true, pid };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.kill(pid, 'SIGKILL');
+  return { stopped: true, pid, killed: true };
 }
 
 export interface SpawnDaemonOptions {
