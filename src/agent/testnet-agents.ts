@@ -1,9 +1,10 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hasCode } from '../errors.js';
 import { writeFileAtomic } from '../identity/store.js';
 import type { TorNetworkInfo } from '../tor/testnet.js';
 import { Agent } from './agent.js';
-import { callDaemon, daemonRunning, spawnDaemon } from './daemon.js';
+import { daemonRunning, spawnDaemon, stopDaemon } from './daemon.js';
 import type { AgentProgress } from './runtime.js';
 
 /**
@@ -30,7 +31,10 @@ export async function startBootstrapAgents(
   );
   const peers: string[] = [];
   for (const configDir of agentDirs(dir, options.count ?? BOOTSTRAP_AGENT_COUNT)) {
-    const agent = await Agent.open({ configDir }).catch(async () => (await Agent.init({ configDir })).agent);
+    const agent = await Agent.open({ configDir }).catch(async (e) => {
+      if (!hasCode(e, 'ERR_CONFIG_DIR_MISSING') && !hasCode(e, 'ERR_IDENTITY_MISSING')) throw e;
+      return (await Agent.init({ configDir })).agent;
+    });
     await agent.close();
     if (!(await daemonRunning(configDir))) {
       await spawnDaemon({
@@ -60,19 +64,7 @@ export async function startBootstrapAgents(
 export async function stopBootstrapAgents(dir: string): Promise<number> {
   let stopped = 0;
   for (const configDir of agentDirs(dir, BOOTSTRAP_AGENT_COUNT)) {
-    if (!(await daemonRunning(configDir))) continue;
-    const { pid } = await callDaemon<{ pid: number }>(configDir, 'ping');
-    await callDaemon(configDir, 'stop').catch(() => {});
-    for (let i = 0; i < 200; i++) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    stopped++;
+    if ((await stopDaemon(configDir, { timeoutMs: 10_000 })).stopped) stopped++;
   }
-  await rm(join(dir, 'network.json.tmp'), { force: true });
   return stopped;
 }
