@@ -18,6 +18,7 @@ import { type AgentNode, createAgentNode } from '../transport/node.js';
 import type { Agent } from './agent.js';
 import { Messenger, type PingResult, type ReceivedMessage, type SendResult } from './messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from './messaging-adapters.js';
+import { registerSync, SYNC_PROTOCOL, syncWithPeer } from './sync.js';
 
 export type { TransportPolicy };
 
@@ -346,9 +347,8 @@ export async function startRuntime(
       Promise.race([bootstrapLoop, new Promise<void>((r) => setTimeout(r, BOOTSTRAP_WAIT_MS).unref())]);
 
     // 6. memory sync: answered for peers, run by `sync`.
-    const { registerSync, syncWithPeer } = await import('./sync.js');
     await registerSync(node, agent.key, store, { allowClassical });
-    cleanups.push(() => node.unhandle('/mmogit/sync/1.0.0').catch(() => {}));
+    cleanups.push(() => node.unhandle(SYNC_PROTOCOL).catch(() => {}));
 
     options.onProgress?.({ phase: 'ready', onion: agent.address });
     log('agent %s up (policy %s)', agent.address, policy);
