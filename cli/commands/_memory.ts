@@ -19,9 +19,7 @@ export function entryView(v: VerifiedEntry): Record<string, unknown> {
     visibility: v.visibility,
     verified: v.verified,
     ...(v.problem ? { problem: v.problem } : {}),
-    ...((v as { sharedWith?: string[] }).sharedWith
-      ? { sharedWith: (v as { sharedWith?: string[] }).sharedWith }
-      : {}),
+    ...(v.sharedWith ? { sharedWith: v.sharedWith } : {}),
     ...(v.entry ? v.entry.body : {}),
   };
 }
@@ -38,7 +36,7 @@ export function entryLine(v: VerifiedEntry): string {
         : v.kind === 'message'
           ? messageLine(body)
           : `[${v.kind}]`;
-  const shared = (v as { sharedWith?: string[] }).sharedWith;
+  const shared = v.sharedWith;
   const note = shared?.length
     ? `  (private, shared with ${shared.length})`
     : v.visibility === 'private'
