@@ -1,34 +1,16 @@
 // `npm run demo` itself, as CI runs it: the compiled demo brings up its own private Tor network, three
 // agents, discovery, PQ messages and memory sync, and must leave no tor process behind.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { liveProcesses } from './helpers/processes.js';
+import { runNode } from './helpers/run-node.js';
 
 const demo = fileURLToPath(new URL('../dist/scripts/demo.js', import.meta.url));
 
 it('runs the demo end to end with --json and stops everything it started', async () => {
   expect(existsSync(demo), 'dist/ is built by `npm test` before vitest').toBe(true);
-  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, [demo, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
-      child.on('error', reject);
-      child.on('close', (c) => {
-        clearTimeout(timer);
-        resolve({ code: c ?? -1, stdout, stderr });
-      });
-    },
-  );
+  const { exitCode: code, stdout, stderr } = await runNode(demo, ['--json'], { timeoutMs: 540_000 });
   expect(code, stderr).toBe(0);
   const summary = JSON.parse(stdout) as {
     ok: boolean;

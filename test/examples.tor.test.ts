@@ -3,7 +3,6 @@
 // dist/ must be built (`npm test` runs tsc first). Each must exit 0, print the facts it promises, and leave no
 // process and no temporary directory behind (its TMPDIR is a directory of this test, so every tor it starts
 // has that directory on its command line).
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,42 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { liveProcesses } from './helpers/processes.js';
+import { type NodeRun, runNode } from './helpers/run-node.js';
 import { testNetwork } from './helpers/tor.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLE_TIMEOUT_MS = 120_000;
 const ONION = /[a-z2-7]{56}\.onion/;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `node examples/<file> …args` with the test network and a private TMPDIR; kills it after the timeout. */
-function runExample(file: string, args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join('examples', file), ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), EXAMPLE_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+function runExample(file: string, args: string[], env: Record<string, string>): Promise<NodeRun> {
+  return runNode(join('examples', file), args, { cwd: root, env, timeoutMs: EXAMPLE_TIMEOUT_MS });
 }
 
 function alive(pid: number): boolean {
@@ -81,7 +54,7 @@ describe('examples', () => {
   async function run(file: string, args: string[] = []): Promise<string> {
     const r = await runExample(file, args, { MMOGIT_TOR_NETWORK: networkDir, TMPDIR: tmp });
     expect(r.signal, `killed after ${EXAMPLE_TIMEOUT_MS / 1000} s; stderr:\n${r.stderr}`).toBeNull();
-    expect(r.code, `stderr:\n${r.stderr}`).toBe(0);
+    expect(r.exitCode, `stderr:\n${r.stderr}`).toBe(0);
     expect(r.stderr).toContain(`using the private Tor network in ${networkDir}`);
     expect(liveProcesses(tmp)).toEqual([]);
     expect(await readdir(tmp)).toEqual([]); // its temp dir (agents' config dirs, tor data) is gone
@@ -150,7 +123,7 @@ describe('examples', () => {
     const r = await runExample('two-agents-messaging.mjs', ['--network', join(tmp, 'nowhere')], {
       TMPDIR: tmp,
     });
-    expect(r.code).toBe(1);
+    expect(r.exitCode).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n').at(-1)).toMatch(
       /^two-agents-messaging: .*nowhere.* \[ERR_NETWORK_CONFIG\]$/,
