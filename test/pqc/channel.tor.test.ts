@@ -1,6 +1,7 @@
 // The PQ channel through real onion services on the run's private Tor network (test/global-setup.ts): the
 // handshake binds the onion that was dialled, and the channel's throughput is compared with the bare tor stream
 // (issue 4: a 10 MB transfer through the channel must reach ≥ 0.90× a bare socket through tor).
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,7 @@ beforeAll(async () => {
   [torA, torB] = await Promise.all([startTestTor(tmp, { name: 'a' }), startTestTor(tmp, { name: 'b' })]);
   server = await listen();
   await publishOnion(torB, bob, { targetPort: server.port });
+  acceptTagged();
 }, 120_000);
 
 afterAll(async () => {
@@ -37,13 +39,50 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
+/** The first 16 bytes a stream sends: the tag dialBob writes to find its own accepted socket. */
+function readTag(s: net.Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const tryRead = () => {
+      const tag = s.read(16) as Buffer | null;
+      if (!tag) return;
+      s.off('readable', tryRead);
+      resolve(tag.toString('hex'));
+    };
+    s.on('readable', tryRead);
+    s.once('close', () => reject(new Error('closed before its tag')));
+    tryRead();
+  });
+}
+
+// Bob's listener may accept streams that alice's side gave up on (a SOCKS attempt that timed out after tor
+// had already opened the service side), so accepted sockets are matched to dials by a tag, never by order.
+const awaitingTag = new Map<string, (s: net.Socket) => void>();
+function acceptTagged(): void {
+  void (async () => {
+    for (;;) {
+      const s = await server.next();
+      readTag(s).then(
+        (tag) => {
+          const deliver = awaitingTag.get(tag);
+          awaitingTag.delete(tag);
+          if (deliver) deliver(s);
+          else s.destroy();
+        },
+        () => s.destroy(),
+      );
+    }
+  })();
+}
+
 /** alice's tor → bob's onion; resolves with both ends of the stream. */
 async function dialBob(): Promise<{ client: net.Socket; served: net.Socket }> {
-  const accepted = server.next();
+  const tag = randomBytes(16);
+  const accepted = new Promise<net.Socket>((resolve) => awaitingTag.set(tag.toString('hex'), resolve));
   const client = await dialOnion(
     { socksPort: torA.socksPort, onion: bob.onion, port: 4001, retry: { attempts: 10 } },
     { timeoutMs: 60_000 },
   );
+  client.write(tag);
   const served = await accepted;
   return { client, served };
 }
