@@ -2,13 +2,19 @@
  * Helpers every benchmark file shares: statistics and the private Tor network a benchmark runs on.
  * @module
  */
+
 import { mkdtemp, rm } from 'node:fs/promises';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RetryPolicy } from '../src/_async.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { loadNetwork, type TorNetworkInfo, testnetDown, testnetUp } from '../src/tor/testnet.js';
 
 export type { BenchResult } from './_types.js';
+
+/** Retrying a bare SOCKS connect to an onion just published (its descriptor may need a moment after upload). */
+export const BARE_DIAL_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 1_000, maxDelayMs: 1_000 };
 
 /** Median of a non-empty list (mean of the two middle values for an even count). */
 export function median(xs: readonly number[]): number {
@@ -105,4 +111,29 @@ export async function twoTors(prefix: string): Promise<TwoTors> {
     await close();
     throw e;
   }
+}
+
+/** `rounds` round trips (ms) of `bytes` on `socket` to an echo (one write, wait until as many bytes are back). */
+export async function echoTimes(socket: net.Socket, bytes: number, rounds: number): Promise<number[]> {
+  const payload = Buffer.alloc(bytes, 0x61);
+  const out: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      const onData = (d: Buffer) => {
+        got += d.length;
+        if (got >= bytes) {
+          socket.off('data', onData);
+          socket.off('error', reject);
+          resolve();
+        }
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+      socket.write(payload);
+    });
+    out.push(performance.now() - t0);
+  }
+  return out;
 }

@@ -24,12 +24,12 @@ export interface BenchResult {
   notes?: string;
 }
 
-/** A goal from the issues: `on` (value or ratio) must be `op` `limit`. */
+/** A goal: `on` (value or ratio) must be `op` `limit`. */
 export interface TargetRule {
   /** Stable id, also used for the "not yet measured" placeholder row. */
   id: string;
   area: string;
-  /** What the issue asks, in words (shown when the figure is missing). */
+  /** What the goal asks, in words (shown when the figure is missing). */
   label: string;
   /** Matches the `name` of the result this goal applies to. */
   match: RegExp;
@@ -61,4 +61,35 @@ export interface BenchRow {
   error?: string;
   /** Wall time the benchmark function took, in seconds (shared by the rows it returned). */
   seconds?: number;
+}
+
+/** What a benchmark function gets: its module's setup (when it declares one) and a signal for its time bound. */
+export interface BenchContext<S> {
+  setup: S;
+  /** Fires when the benchmark's bound elapses (or the run is interrupted): stop and release what it holds. */
+  signal: AbortSignal;
+}
+
+/** A benchmark function: one result or several. */
+export type BenchFn<S> = (context: BenchContext<S>) => Promise<BenchResult | BenchResult[]>;
+
+/** What a module's setup returns: anything its benchmarks share, and how to release it. */
+export interface BenchSetup {
+  close(): Promise<void>;
+}
+
+/**
+ * What every bench module exports as `bench`: the runner reads nothing else. `name` is the module's name
+ * (`pqc-tor`; its area is the part before the first `-`); `run` lists its benchmarks by function name, in
+ * report order.
+ */
+export interface BenchModule<S extends BenchSetup | undefined = undefined> {
+  name: string;
+  /** Runs on the private Tor network the runner starts once for all such modules. */
+  needsTor: boolean;
+  /** Built once before the module's benchmarks, closed after them. */
+  setup?: () => Promise<S>;
+  run: Readonly<Record<string, BenchFn<S>>>;
+  /** Bound of one benchmark, of the setup, and of its close (ms); the runner's default when absent. */
+  timeoutMs?: number;
 }

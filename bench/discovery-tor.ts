@@ -12,18 +12,19 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { kadDHT } from '@libp2p/kad-dht';
-import { bootstrapDialer, Discovery, type DiscoveryNode, dhtServiceOptions } from '../src/discovery/index.js';
+import { bootstrapDialer, Discovery, dhtServiceOptions, isDiscoveryNode } from '../src/discovery/index.js';
 import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { onionMultiaddr } from '../src/transport/addr.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
 import { type BenchResult, median, round as roundTo, useNetwork } from './_shared.js';
+import type { BenchModule } from './_types.js';
 
 export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/discovery-tor.js';
-/** The goal for discover latency on the private Tor network (median). */
+/** The goal for discover latency on the private Tor network (median). */
 export const DISCOVER_TOR_TARGET_MS = 3_000;
 const AGENTS = 10;
 const TORS = 5;
@@ -60,7 +61,8 @@ export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
         });
         nodes.push(node);
         await publishOnion(tor, key, { targetPort: node.listenPort, virtualPort: VPORT, timeoutMs: 60_000 });
-        const lib = node.libp2p as unknown as DiscoveryNode;
+        const lib = node.libp2p;
+        if (!isDiscoveryNode(lib)) throw new Error('the agent node runs no DHT service');
         const d = new Discovery(lib, key);
         ds.push(d);
         return {
@@ -74,7 +76,7 @@ export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
     );
     const boot = agents[0]!.addr;
     const joinStart = performance.now();
-    await Promise.all(agents.slice(1).map((a) => bootstrapDialer(a.lib, [boot], { retries: 6 })));
+    await Promise.all(agents.slice(1).map((a) => bootstrapDialer(a.lib, [boot], { retry: { attempts: 7 } })));
     const joinSeconds = (performance.now() - joinStart) / 1000;
     const publish: number[] = [];
     for (const a of agents.slice(1, 1 + PROVIDERS)) {
@@ -120,6 +122,13 @@ export async function benchDiscoveryTor10(): Promise<BenchResult[]> {
     await rm(tmp, { recursive: true, force: true });
   }
 }
+
+/** Discovery among 10 agents on the private Tor network. */
+export const bench: BenchModule = {
+  name: 'discovery-tor',
+  needsTor: true,
+  run: { benchDiscoveryTor10: () => benchDiscoveryTor10() },
+};
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   benchDiscoveryTor10()

@@ -8,17 +8,21 @@
  * @module
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { type KeyObject, verify } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentKey } from '../src/identity/keys.js';
-import type { MemoryInput } from '../src/memory/entry.js';
+import { publicKeyObject } from '../src/identity/signing.js';
+import type { VerifyItem } from '../src/memory/_verify-pool.js';
+import { decodeEntry, type MemoryInput, signatureItem } from '../src/memory/entry.js';
 import { MemoryStore } from '../src/memory/store.js';
-import { type SyncResult, syncOverChannel } from '../src/memory/sync.js';
+import { type SyncResult, syncOverChannel } from '../src/memory/sync/index.js';
 import { channelFromDuplex } from '../src/transport/byte-channel.js';
 import { type BenchResult, median, round } from './_shared.js';
+import type { BenchModule } from './_types.js';
 
 export type { BenchResult };
 
@@ -125,23 +129,93 @@ export async function benchRemember10k(): Promise<BenchResult> {
   };
 }
 
-/** recall + verify all 10,000 memories from a freshly opened store (target ≤ 2,000 ms). */
+/**
+ * The goal of recall/verify over 10,000 memories, as a ratio to the same run's anchor (git reading the same
+ * objects plus node:crypto checking the same signatures). It was ≤ 2,000 ms; when it became a ratio the anchor
+ * took 0.99 s here (recall 1.34 s), and 2,000 ms over that anchor is ≈ 2.
+ */
+export const RECALL_TARGET_RATIO = 2;
+/** The goal's absolute form, kept in the notes. */
+export const RECALL_GOAL_MS = 2_000;
+
+/**
+ * What recall/verify cannot beat without skipping work: `git cat-file --batch` of the objects a cold recall
+ * reads (every tree and blob of the head, listed by `git ls-tree -r -t` beforehand), then one `crypto.verify`
+ * per entry signature, one after another in this thread. Returns the two times (ms) and how many signatures.
+ */
+function rawReadAndVerify(dir: string): { readMs: number; verifyMs: number; signatures: number } {
+  const ids = execFileSync('git', ['-C', dir, 'ls-tree', '-r', '-t', 'main'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  })
+    .trim()
+    .split('\n')
+    .map((line) => line.split(/\s+/)[2] as string);
+  const t0 = performance.now();
+  const out = execFileSync('git', ['-C', dir, 'cat-file', '--batch'], {
+    input: `${ids.join('\n')}\n`,
+    maxBuffer: 256 << 20,
+  });
+  const readMs = performance.now() - t0;
+  // Outside the timing: cut the signed messages out of the entry blobs, as the store's batch check does.
+  const items: VerifyItem[] = [];
+  for (let at = 0; at < out.length; ) {
+    const nl = out.indexOf(10, at);
+    const [, type, size] = out.subarray(at, nl).toString().split(' ');
+    const data = out.subarray(nl + 1, nl + 1 + Number(size));
+    at = nl + 1 + Number(size) + 1;
+    if (type !== 'blob') continue;
+    const decoded = decodeEntry(data, undefined, { checkSignature: false });
+    if (decoded.entry) items.push(signatureItem(decoded.entry, data));
+  }
+  const keys = new Map<string, KeyObject>();
+  const keyOf = (raw: Uint8Array) => {
+    const hex = Buffer.from(raw).toString('hex');
+    const known = keys.get(hex);
+    if (known) return known;
+    const k = publicKeyObject(raw);
+    keys.set(hex, k);
+    return k;
+  };
+  const t1 = performance.now();
+  for (const it of items) {
+    if (!verify(null, it.message, keyOf(it.publicKey), it.signature)) throw new Error('a raw verify failed');
+  }
+  return { readMs, verifyMs: performance.now() - t1, signatures: items.length };
+}
+
+/**
+ * recall + verify all 10,000 memories from a freshly opened store, against {@link rawReadAndVerify} of the same
+ * repository (goal: ratio ≤ {@link RECALL_TARGET_RATIO}).
+ */
 export async function benchRecallVerify10k(): Promise<BenchResult> {
   const { dir, key } = await rememberTenK();
   const store = await MemoryStore.open(dir, key);
   const t0 = performance.now();
   const all = await store.recall();
   const ms = performance.now() - t0;
+  await store.close();
   const unverified = all.filter((e) => !e.verified).length;
   if (all.length !== N || unverified > 0)
     throw new Error(`recall returned ${all.length}, ${unverified} unverified`);
+  const raw = rawReadAndVerify(dir);
+  if (raw.signatures !== N) throw new Error(`the anchor found ${raw.signatures} signatures, not ${N}`);
+  const anchor = raw.readMs + raw.verifyMs;
   return {
     name: 'recall/verify 10,000 memories',
     value: Math.round(ms),
     unit: 'ms',
-    target: 2000,
+    anchor: Math.round(anchor),
+    ratio: ms / anchor,
+    target: RECALL_TARGET_RATIO,
+    targetOn: 'ratio',
+    targetOp: '<=',
     command: COMMAND,
-    notes: 'cold store: every tree and entry read from disk, parsed, and its Ed25519 signature checked',
+    notes:
+      'cold store: every tree and entry read from disk, parsed, and its Ed25519 signature checked; anchor = ' +
+      `\`git cat-file --batch\` of the head's trees and blobs (${Math.round(raw.readMs)} ms) + ${raw.signatures} ` +
+      `raw \`crypto.verify\` calls of the same signatures in one thread (${Math.round(raw.verifyMs)} ms); ` +
+      `absolute goal ≤ ${RECALL_GOAL_MS} ms: ${ms <= RECALL_GOAL_MS ? 'met' : 'not met'} in this run`,
   };
 }
 
@@ -258,6 +332,18 @@ export async function benchSyncNoop(): Promise<BenchResult> {
     notes: 'median of 5, loopback TCP, 2,000-memory repos already in sync',
   };
 }
+
+/** The git-backed memory against real git. */
+export const bench: BenchModule = {
+  name: 'memory',
+  needsTor: false,
+  run: {
+    benchRemember10k: () => benchRemember10k(),
+    benchRecallVerify10k: () => benchRecallVerify10k(),
+    benchSync1k: () => benchSync1k(),
+    benchSyncNoop: () => benchSyncNoop(),
+  },
+};
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   for (const fn of [benchRemember10k, benchRecallVerify10k, benchSync1k, benchSyncNoop]) {

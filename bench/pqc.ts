@@ -14,10 +14,11 @@ import { AgentKey } from '../src/identity/keys.js';
 import { acceptSession, initiateSession } from '../src/pqc/index.js';
 import { channelFromDuplex } from '../src/transport/byte-channel.js';
 import { type BenchResult, median } from './_shared.js';
+import type { BenchModule } from './_types.js';
 
 export type { BenchResult };
 
-/** Two connected byte streams: `a` writes, `b` reads (loopback TCP by default; tor in the lead's runner). */
+/** Two connected byte streams: `a` writes, `b` reads (loopback TCP by default; through tor in bench/pqc-tor.ts). */
 export interface StreamPair {
   a: Duplex;
   b: Duplex;
@@ -50,10 +51,16 @@ export async function loopbackPair(): Promise<StreamPair> {
   };
 }
 
+/** The handshake's goal: at most this many times the CPU of its bare primitives. */
+export const HANDSHAKE_TARGET_RATIO = 2;
+/** The goal's absolute form (both sides, ms), kept in the notes. */
+export const HANDSHAKE_GOAL_MS = 5;
+
 /**
  * CPU time (user + system, `process.cpuUsage`) of one complete hybrid handshake, initiator and responder both
- * in this process over loopback TCP; median of `runs` after `warmup`. Target: ≤ 5 ms for both sides.
- * Anchor: 4.3 ms, the prototype measured on this machine (/work/shared/notes/git-memory-and-crypto.md).
+ * in this process over loopback TCP; median of `runs` after `warmup`. Anchor: the CPU of just the primitives a
+ * handshake needs, in the same run. Goal: ratio ≤ {@link HANDSHAKE_TARGET_RATIO} (it was ≤ 5 ms for both sides
+ * when the primitives took 2.5 ms here; the absolute figure stays in the notes).
  */
 export async function benchPqHandshakeCpu(
   options: { runs?: number; warmup?: number } = {},
@@ -85,12 +92,15 @@ export async function benchPqHandshakeCpu(
     unit: 'ms',
     anchor: Number(floor.toFixed(3)),
     ratio: Number((value / floor).toFixed(3)),
-    target: 5,
+    target: HANDSHAKE_TARGET_RATIO,
+    targetOn: 'ratio',
+    targetOp: '<=',
     command: COMMAND,
     notes:
       `median of ${runs}; both sides in one process; X25519/Ed25519/AES-GCM from node:crypto, ML-KEM-768 from noble; ` +
       'anchor = the same run’s CPU for just the primitives a handshake needs (2 X25519 key pairs + 2 DH, ML-KEM-768 ' +
-      'keygen/encaps/decaps, 2 Ed25519 signs + 2 verifies), so the ratio is the protocol’s overhead; the goal is on the value',
+      'keygen/encaps/decaps, 2 Ed25519 signs + 2 verifies), so the ratio is the protocol’s overhead; ' +
+      `absolute goal ≤ ${HANDSHAKE_GOAL_MS} ms: ${value <= HANDSHAKE_GOAL_MS ? 'met' : 'not met'} in this run`,
   };
 }
 
@@ -161,7 +171,7 @@ async function channelTransfer(pair: StreamPair, bytes: number): Promise<number>
  * Throughput of one `bytes`-sized payload (default 10 MB) through the secure channel vs the same bytes written
  * raw to the same kind of connection; median of `runs` each. `pair` makes the connection (default loopback
  * TCP, where the socket is far faster than tor and so the ratio is a lower bound; pass a tor pair to measure
- * the issue's "≥ 0.90× a bare socket through tor").
+ * the goal "≥ 0.90× a bare socket through tor").
  */
 export async function benchPqThroughput(
   options: {
@@ -224,6 +234,14 @@ export async function benchPqThroughput(
     notes: `${bytes} B payload, median of ${runs}; anchor = bare socket MiB/s on the same connection kind (${options.label ?? 'loopback TCP'})${options.pair ? '' : '; loopback is far faster than tor, so this ratio is a lower bound'}`,
   };
 }
+
+/** The PQ channel's CPU and loopback throughput (its tor throughput is in pqc-tor.ts). */
+export const bench: BenchModule = {
+  name: 'pqc',
+  needsTor: false,
+  timeoutMs: 120_000,
+  run: { benchPqHandshakeCpu: () => benchPqHandshakeCpu(), benchPqThroughput: () => benchPqThroughput() },
+};
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const results = [await benchPqHandshakeCpu(), await benchPqThroughput()];

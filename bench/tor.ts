@@ -5,6 +5,8 @@
  *   them + ADD_ONION → `HS_DESC UPLOADED`). The overhead is ours; target ≤ 1 s.
  * - {@link benchWarmSocksConnect}: a SOCKS CONNECT to an onion that already has a circuit, against a bare
  *   loopback TCP connect.
+ * - {@link benchBareEchoNodelay}: bare echoes through two agent tors with and without the TCP_NODELAY shim
+ *   (src/tor/nodelay.ts) on the same network: median and p90 per payload size (context; docs/tor.md).
  * The network is `MMOGIT_TEST_NETWORK` or `MMOGIT_TOR_NETWORK` (a testnet dir) when set, else one started here.
  * Run alone: `npx tsc -p tsconfig.json && node dist/bench/tor.js`.
  * @module
@@ -16,15 +18,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentKey } from '../src/identity/keys.js';
 import { startTor, type TorHandle } from '../src/tor/daemon.js';
+import { nodelayShim } from '../src/tor/nodelay.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { dialOnion, socksConnect } from '../src/tor/socks.js';
 import type { TorNetworkInfo } from '../src/tor/testnet.js';
-import { type BenchResult, median, round, withNetwork } from './_shared.js';
+import { type BenchResult, echoTimes, median, round, withNetwork } from './_shared.js';
+import type { BenchModule } from './_types.js';
 
 export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/tor.js';
-/** The issue's goal for our overhead over tor's own start + publish time. */
+/** The goal for our overhead over tor's own start + publish time. */
 export const START_OVERHEAD_TARGET_MS = 1_000;
 
 async function echoServer(): Promise<net.Server> {
@@ -182,10 +186,101 @@ export async function benchWarmSocksConnect(
   });
 }
 
+const ECHO_SIZES = [51, 462, 2000];
+
+/**
+ * Bare echoes of 51, 462 and 2,000 bytes through two agent tors, once with both preloading the TCP_NODELAY shim
+ * and once with neither, on the same network (whose own tors have it when it was started with it): median
+ * (value) and p90 (notes); the anchor of the shim row is the same size's median without it.
+ */
+export async function benchBareEchoNodelay(
+  options: { network?: TorNetworkInfo; rounds?: number } = {},
+): Promise<BenchResult[]> {
+  const rounds = options.rounds ?? 100;
+  return withNetwork(options.network, async (network) => {
+    const tmp = await mkdtemp(join(tmpdir(), 'mmogit-bench-nodelay-'));
+    const server = await echoServer();
+    const port = (server.address() as net.AddressInfo).port;
+    const measured: Record<'with' | 'without', number[][]> = { with: [], without: [] };
+    try {
+      for (const mode of ['without', 'with'] as const) {
+        const nodelay = mode === 'with';
+        const [a, b] = await Promise.all(
+          ['a', 'b'].map((n) =>
+            startTor({ dataDir: join(tmp, `${mode}-${n}`), network, nodelay, restart: false }),
+          ),
+        );
+        try {
+          const svc = await publishOnion(b as TorHandle, AgentKey.random(), { targetPort: port });
+          const s = await dialOnion(
+            {
+              socksPort: (a as TorHandle).socksPort,
+              onion: svc.onion,
+              port: svc.virtualPort,
+              retry: { attempts: 10 },
+            },
+            { timeoutMs: 60_000 },
+          );
+          s.setNoDelay(true);
+          try {
+            await echoTimes(s, 100, 20); // warm
+            for (const bytes of ECHO_SIZES) measured[mode].push(await echoTimes(s, bytes, rounds));
+          } finally {
+            s.destroy();
+          }
+        } finally {
+          await Promise.all([a?.stop(), b?.stop()]);
+        }
+      }
+    } finally {
+      server.close();
+      await rm(tmp, { recursive: true, force: true });
+    }
+    const p90 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.ceil(0.9 * xs.length) - 1] as number;
+    const shimmed = (await nodelayShim()).path !== undefined;
+    return ECHO_SIZES.flatMap((bytes, i) => {
+      const without = measured.without[i] as number[];
+      const withShim = measured.with[i] as number[];
+      return [
+        {
+          name: `tor: bare echo of ${bytes} B through two agent tors, without the TCP_NODELAY shim`,
+          value: round(median(without), 2),
+          unit: 'ms',
+          command: COMMAND,
+          notes: `median of ${rounds}; p90 ${round(p90(without), 2)} ms`,
+        },
+        {
+          name: `tor: bare echo of ${bytes} B through two agent tors, with the TCP_NODELAY shim`,
+          value: round(median(withShim), 2),
+          unit: 'ms',
+          anchor: round(median(without), 2),
+          ratio: round(median(withShim) / median(without), 3),
+          command: COMMAND,
+          notes:
+            `median of ${rounds}; p90 ${round(p90(withShim), 2)} ms; anchor = the same echo without the shim` +
+            (shimmed ? '' : ' (the shim could not be built here: both rows are without it)'),
+        },
+      ];
+    });
+  });
+}
+
+/** Agent tor start-up, onion connects and the TCP_NODELAY shim's effect on the private network. */
+export const bench: BenchModule = {
+  name: 'tor',
+  needsTor: true,
+  run: {
+    benchTorStart: () => benchTorStart(),
+    benchWarmSocksConnect: () => benchWarmSocksConnect(),
+    benchBareEchoNodelay: () => benchBareEchoNodelay(),
+  },
+};
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const results = await withNetwork(undefined, async (network) => [
     ...(await benchTorStart({ network })),
     await benchWarmSocksConnect({ network }),
+    ...(await benchBareEchoNodelay({ network })),
   ]);
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 }

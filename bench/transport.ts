@@ -2,7 +2,7 @@
  * Benchmark of the agent node's transport over the private Tor network:
  * - {@link benchTransport10MB}: 10 MB from agent A to agent B on one libp2p protocol stream (noise + yamux over
  *   the `/onion3` transport) vs the same 10 MB on a bare socket through the same two tors (a sink server behind
- *   its own onion on B's tor, reached through A's SOCKS port). Throughput ratio; the issue's target is ≥ 0.90.
+ *   its own onion on B's tor, reached through A's SOCKS port). Throughput ratio; the goal is ≥ 0.90.
  * Runs are interleaved (bare, libp2p, bare, …) on warm circuits so drift in tor's load hits both alike.
  * The network is `MMOGIT_TEST_NETWORK` (a testnet dir) when set, else a private one started here.
  * Run alone: `npx tsc -p tsconfig.json && node dist/bench/transport.js`.
@@ -12,18 +12,20 @@ import '../src/_polyfill.js';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { Stream } from '@libp2p/interface';
+import { retry } from '../src/_async.js';
 import { AgentKey } from '../src/identity/keys.js';
 import type { TorHandle } from '../src/tor/daemon.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
 import type { TorNetworkInfo } from '../src/tor/testnet.js';
 import { type AgentNode, createAgentNode } from '../src/transport/node.js';
-import { type BenchResult, median, round as roundTo, twoTors } from './_shared.js';
+import { BARE_DIAL_RETRY, type BenchResult, median, round as roundTo, twoTors } from './_shared.js';
+import type { BenchModule } from './_types.js';
 
 export type { BenchResult };
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/transport.js';
-/** The issue's goal: libp2p-over-tor throughput ≥ 0.90 × a bare socket through the same tors. */
+/** The goal: libp2p-over-tor throughput ≥ 0.90 × a bare socket through the same tors. */
 export const TRANSPORT_TARGET_RATIO = 0.9;
 const SINK = '/mmogit-bench/sink/1.0.0';
 const VPORT = 4001;
@@ -141,18 +143,15 @@ export async function transportBenchSetup(): Promise<TransportBenchSetup> {
       return s;
     };
     // One warm bare stream for all runs, as the libp2p side keeps one warm connection.
-    let sock: net.Socket | undefined;
-    for (let i = 0; !sock; i++) {
-      try {
-        sock = await socksConnect(
+    // the descriptor may need a moment after upload
+    const sock = await retry(
+      () =>
+        socksConnect(
           { socksPort: torA.socksPort, socksHost: torA.socksHost, host: sinkKey.onion, port: VPORT },
           { timeoutMs: 30_000 },
-        );
-      } catch (e) {
-        if (i >= 5) throw e; // the descriptor may need a moment after upload
-        await new Promise((r) => setTimeout(r, 1_000));
-      }
-    }
+        ),
+      BARE_DIAL_RETRY,
+    );
     const bareSock = sock;
     bareSock.setNoDelay(true);
     bareSock.on('error', () => {});
@@ -220,6 +219,14 @@ export async function benchTransport10MB(
     if (!options.setup) await s.close();
   }
 }
+
+/** 10 MB through the agent libp2p stream against a bare socket through the same tors. */
+export const bench: BenchModule<TransportBenchSetup> = {
+  name: 'transport',
+  needsTor: true,
+  setup: transportBenchSetup,
+  run: { benchTransport10MB: ({ setup }) => benchTransport10MB({ setup }) },
+};
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.stdout.write(`${JSON.stringify(await benchTransport10MB())}\n`);

@@ -1,4 +1,5 @@
 import { MmogitError } from '../src/errors.js';
+import { terminalSafe, terminalSafeLines } from './_terminal-safe.js';
 import { exitCodeFor } from './exit-codes.js';
 
 /** Global flags every command gets. */
@@ -18,15 +19,20 @@ export interface CommandResult<T = unknown> {
   printed?: boolean;
 }
 
-/** Human messages and progress go to stderr, so stdout stays one JSON document under `--json`. */
+/**
+ * Human messages and progress go to stderr, so stdout stays one JSON document under `--json`. Every human
+ * printer here shows control characters escaped (_terminal-safe.ts): text from peers or memory cannot drive the
+ * terminal. Commands escape each such field with `terminalSafe` too, so a `\n` inside it cannot fake a line.
+ */
 export function note(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${terminalSafeLines(line)}\n`);
 }
 
 /** A progress line that rewrites itself on a terminal, and prints plain lines otherwise. */
 export function progress(line: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`);
-  else process.stderr.write(`${line}\n`);
+  const safe = terminalSafe(line);
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${safe}`);
+  else process.stderr.write(`${safe}\n`);
 }
 
 export function endProgress(): void {
@@ -38,7 +44,8 @@ export function printResult(result: CommandResult, options: GlobalOptions): void
   if (options.json) {
     process.stdout.write(`${JSON.stringify(result.data)}\n`);
   } else if (result.human !== undefined) {
-    process.stdout.write(result.human.endsWith('\n') ? result.human : `${result.human}\n`);
+    const human = terminalSafeLines(result.human);
+    process.stdout.write(human.endsWith('\n') ? human : `${human}\n`);
   }
 }
 
@@ -53,10 +60,11 @@ export function reportError(error: unknown, options: GlobalOptions): number {
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ error: typed.toJSON() })}\n`);
   }
-  process.stderr.write(`mmogit: ${typed.message} [${typed.code}]\n`);
+  // The message may quote a peer's data (an error frame, a log line): one line, escaped.
+  process.stderr.write(`mmogit: ${terminalSafe(typed.message)} [${typed.code}]\n`);
   if (options.verbose) {
     const stack = (typed.category === 'internal' && typed.cause instanceof Error ? typed.cause : typed).stack;
-    if (stack) process.stderr.write(`${stack}\n`);
+    if (stack) process.stderr.write(`${terminalSafeLines(stack)}\n`);
   }
   return exitCodeFor(typed.category);
 }

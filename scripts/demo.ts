@@ -14,6 +14,7 @@ import '../src/_polyfill.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from '../src/_async.js';
 import { Agent } from '../src/agent/agent.js';
 import type { DiscoveredAgent } from '../src/agent/runtime.js';
 import { MmogitError } from '../src/errors.js';
@@ -164,7 +165,7 @@ async function main(): Promise<Summary> {
         `${fromName} → ${toName}: ${r.status} in ${Date.now() - started} ms over ${ping.transport} (${ping.suite})`,
       );
     }
-    await Promise.race([received, new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.race([received, sleep(30_000)]);
 
     // 5. Memories and sync.
     await alice.remember({

@@ -1,28 +1,57 @@
 #!/usr/bin/env node
-// First-command setup for `npm test`, `npm run demo` and `npm run bench` on a fresh machine:
-// installs the npm dependencies when they are missing and, with `--tor`, finds tor or installs it
-// (root + apt-get), else stops with one line naming the command to run. Uses only Node built-ins,
-// because it runs before `node_modules` exists.
+// First-command setup for `npm test`, `npm run demo`, `npm run bench` and .ci/run on a fresh machine: checks the
+// Node line, installs the npm dependencies when they are missing and, with `--system-tools` (alias `--tor`),
+// finds the system tools the tests and the demo run — or installs the missing ones with one apt-get call (root +
+// apt-get), else stops with one line naming the command. Uses only Node built-ins, because it runs before
+// `node_modules` exists, and spawns nothing when everything is present (it runs before every `npm test`).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const wantTor = process.argv.includes('--tor');
+const wantTools = process.argv.includes('--system-tools') || process.argv.includes('--tor');
+
+/**
+ * Each command the tests or the demo run, and the Debian package that brings it: tor and tor-gencert (the
+ * private network's authorities), obfs4proxy (the bridge tests), socat and curl (clients we did not write),
+ * promtool (`promtool check metrics` on our Prometheus output), strace (the leaks test traces every connect()).
+ */
+const TOOLS = [
+  ['tor', 'tor'],
+  ['tor-gencert', 'tor'],
+  ['obfs4proxy', 'obfs4proxy'],
+  ['socat', 'socat'],
+  ['curl', 'curl'],
+  ['promtool', 'prometheus'],
+  ['strace', 'strace'],
+];
 
 function fail(line) {
   process.stderr.write(`mmogit setup: ${line}\n`);
   process.exit(1);
 }
 
-function has(command) {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+/**
+ * Whether `command` is an executable on PATH, or in /usr/sbin and /usr/bin as src/tor/torrc.ts also looks (Debian
+ * keeps tor in /usr/sbin, not on every user's PATH). A lookup, not a spawn: this runs before every test run.
+ */
+function onPath(command) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin']) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {}
+  }
+  return false;
 }
 
+// The Node lines of package.json's `engines` (^20.19.0 || ^22.12.0 || >=24; docs/decisions.md, "Node lines").
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 20 || (major === 20 && minor < 19))
-  fail(`Node ${process.versions.node} is too old: install Node 20.19 or newer`);
+const supported = (major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major >= 24;
+if (!supported)
+  fail(`Node ${process.versions.node} is not supported: install Node 24 or 22.12+ (20.19+ still works)`);
 
 // Dependencies: a marker every install leaves behind, plus the lockfile's own copy of the tree.
 const installed =
@@ -39,19 +68,27 @@ if (!installed) {
   if (r.status !== 0) fail('installing the npm dependencies failed: see the output above');
 }
 
-if (wantTor && !(has('tor') && has('tor-gencert'))) {
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot && has('apt-get')) {
-    process.stderr.write('mmogit setup: tor is missing, installing it with apt-get…\n');
+if (wantTools) {
+  const missing = TOOLS.filter(([command]) => !onPath(command));
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map(([, pkg]) => pkg))];
+    const names = missing.map(([command]) => command).join(', ');
+    const line = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    if (!(isRoot && onPath('apt-get'))) fail(`${names} missing: run 'sudo ${line}'`);
+    process.stderr.write(`mmogit setup: ${names} missing, installing ${packages.join(' ')} with apt-get…\n`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     try {
       execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-      execFileSync('apt-get', ['install', '-y', '-qq', 'tor', 'obfs4proxy'], { stdio: 'inherit', env });
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env,
+      });
     } catch {
-      fail("could not install tor: run 'sudo apt-get install -y tor obfs4proxy'");
+      fail(`could not install ${packages.join(' ')}: run '${line}'`);
     }
-  } else {
-    fail("tor is missing: run 'sudo apt-get install -y tor obfs4proxy'");
+    const still = TOOLS.filter(([command]) => !onPath(command)).map(([command]) => command);
+    if (still.length > 0) fail(`${still.join(', ')} still missing after apt-get: run '${line}'`);
   }
 }
 

@@ -5,17 +5,21 @@ interface Resolvers<T> {
   resolve: (value: T | PromiseLike<T>) => void;
   reject: (reason?: unknown) => void;
 }
-const P = Promise as unknown as { withResolvers?: <T>() => Resolvers<T> };
-if (typeof P.withResolvers !== 'function') {
-  P.withResolvers = <T>(): Resolvers<T> => {
-    let resolve!: Resolvers<T>['resolve'];
-    let reject!: Resolvers<T>['reject'];
-    const promise = new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, resolve, reject };
-  };
+function withResolvers<T>(): Resolvers<T> {
+  let resolve!: Resolvers<T>['resolve'];
+  let reject!: Resolvers<T>['reject'];
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+if (typeof Reflect.get(Promise, 'withResolvers') !== 'function') {
+  Object.defineProperty(Promise, 'withResolvers', {
+    value: withResolvers,
+    writable: true,
+    configurable: true,
+  });
 }
 
 export {};

@@ -33,13 +33,23 @@ export const ERROR_CODES = {
   ERR_INVALID_ONION: 'usage',
   ERR_INVALID_MEMORY: 'usage',
   ERR_INVALID_MULTIADDR: 'usage',
+  ERR_UNKNOWN_CONTACT: 'usage',
+  ERR_CONTACT_CLASH: 'usage',
+  ERR_BAD_CURSOR: 'usage',
+  ERR_FILE_UNREADABLE: 'usage', // `--file` is missing, a directory or unreadable (details.reason)
+  ERR_FILE_TOO_LARGE: 'usage', // a file over the sender's or the receiver's size cap (refused before sending)
+  ERR_FILE_CHANGED: 'usage', // the file changed while it was being sent
   // config
   ERR_CONFIG_DIR_MISSING: 'config',
   ERR_IDENTITY_MISSING: 'config',
   ERR_IDENTITY_EXISTS: 'config',
   ERR_IDENTITY_CORRUPT: 'config',
+  ERR_INVALID_SEED_FILE: 'config',
   ERR_INSECURE_PERMISSIONS: 'config',
   ERR_NETWORK_CONFIG: 'config',
+  ERR_CONFIG_INVALID: 'config', // a path in the config dir has the wrong type (a file where a directory belongs)
+  ERR_DISK_FULL: 'config', // the file system of the config dir is full (ENOSPC) or over quota (EDQUOT)
+  ERR_HOOK_NOT_EXECUTABLE: 'config',
   // tor
   ERR_TOR_NOT_FOUND: 'tor',
   ERR_TOR_START_FAILED: 'tor',
@@ -60,6 +70,9 @@ export const ERROR_CODES = {
   ERR_TRANSPORT_POLICY: 'network',
   ERR_RATE_LIMITED: 'network',
   ERR_SYNC: 'network',
+  ERR_MESH: 'network',
+  ERR_MESH_EXIT_REFUSED: 'network',
+  ERR_PEER_UNSUPPORTED: 'network',
   // security
   ERR_BAD_SIGNATURE: 'security',
   ERR_HANDSHAKE: 'security',
@@ -67,6 +80,8 @@ export const ERROR_CODES = {
   ERR_TOO_LARGE: 'security',
   ERR_INVALID_RECORD: 'security',
   ERR_UNTRUSTED_DATA: 'security',
+  ERR_FILE_HASH_MISMATCH: 'security', // a received file's sha256 is not the offered one (discarded)
+  ERR_FILE_OVERRUN: 'security', // a sender sent past the size it declared, or ended short of it
   // not found
   ERR_NOT_FOUND: 'not-found',
   // daemon

@@ -17,13 +17,27 @@
  * @module
  */
 export { Agent, type AgentInitOptions, type AgentOpenOptions } from './agent/agent.js';
+export type { AgentEvents, RuntimeEvent } from './agent/agent-events.js';
+export { type Contact, ContactBook } from './agent/contacts.js';
+export type { FileProgress, SendFileOptions, SendFileResult } from './agent/files-send.js';
+export { DEFAULT_MAX_FILE_BYTES, FILE_MESSAGE_TYPE, type FileInfo } from './agent/files-wire.js';
+export {
+  type AnyEnvelope,
+  type JsonValue,
+  MESSAGE_TYPES,
+  type MessageEnvelopeV2,
+} from './agent/messaging-envelope-v2.js';
 export type {
   DeliveredEvent,
+  InboxFilter,
+  MessageInput,
+  PendingMessage,
   PingResult,
   QueuedEvent,
   ReceivedMessage,
+  RefusedEvent,
   SendResult,
-} from './agent/messaging.js';
+} from './agent/messaging-types.js';
 export type {
   AgentConfig,
   AgentProgress,

@@ -96,6 +96,18 @@ describe('examples', () => {
     EXAMPLE_TIMEOUT_MS + 10_000,
   );
 
+  it(
+    'agent-loop: a worker driven by inbox --follow and a hook answers tasks in their threads',
+    async () => {
+      const out = await run('agent-loop.mjs');
+      expect(out).toContain('count-1: 8 words (result verified, same thread: true)');
+      expect(out).toContain('count-2: 6 words (result verified, same thread: true)');
+      expect(out).toContain('worker loop handled 2 task(s)');
+      expect(out).toContain('hook journaled 2 task proposal(s)');
+    },
+    EXAMPLE_TIMEOUT_MS + 10_000,
+  );
+
   for (const auth of ['cookie', 'password'] as const) {
     it(
       `attach-existing-tor (${auth}): the attached agent's onion is reachable and the tor outlives it`,

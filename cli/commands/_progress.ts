@@ -1,32 +1,41 @@
+import { terminalSafe } from '../_terminal-safe.js';
 import { endProgress, progress } from '../output.js';
 
-/** Renders agent/daemon progress events on stderr (tor bootstrap %, onion publication, sync counts). */
-export function showProgress(event: Record<string, unknown>): void {
+/** A progress field (from tor, the daemon or a peer) as one escaped string. */
+const t = (v: unknown): string => terminalSafe(String(v));
+
+/**
+ * Renders agent/daemon progress events on stderr (tor bootstrap %, onion publication, sync counts). Fields are
+ * escaped one by one (a sync event names the peer; `progress()` escapes the whole line again).
+ */
+export function showProgress(progressEvent: object): void {
+  // Any progress event type of the SDK: its fields are read by name and printed through t().
+  const event: Record<string, unknown> = { ...progressEvent };
   switch (event.phase) {
     case 'tor':
-      progress(`tor bootstrap ${event.progress}% — ${event.summary ?? ''}`);
+      progress(`tor bootstrap ${t(event.progress)}% — ${t(event.summary ?? '')}`);
       if (event.progress === 100) endProgress();
       break;
     case 'onion':
-      progress(`onion service: ${event.state}${event.ms !== undefined ? ` (${event.ms} ms)` : ''}`);
+      progress(`onion service: ${t(event.state)}${event.ms !== undefined ? ` (${t(event.ms)} ms)` : ''}`);
       break;
     case 'node':
-      progress(`libp2p node listening on 127.0.0.1:${event.listenPort ?? '?'}`);
+      progress(`libp2p node listening on 127.0.0.1:${t(event.listenPort ?? '?')}`);
       break;
     case 'dht':
       progress(
-        `DHT: ${event.state ?? ''} ${event.connected !== undefined ? `(${event.connected} peers)` : ''}`,
+        `DHT: ${t(event.state ?? '')} ${event.connected !== undefined ? `(${t(event.connected)} peers)` : ''}`,
       );
       break;
     case 'discover':
-      progress(`discover ${event.service ?? ''}: querying the DHT…`);
+      progress(`discover ${t(event.service ?? '')}: querying the DHT…`);
       break;
     case 'found':
-      progress(`found ${event.count} agent(s)…`);
+      progress(`found ${t(event.count)} agent(s)…`);
       break;
     case 'sync':
       progress(
-        `sync ${event.peer ?? ''}: ${event.stage ?? ''} sent ${event.sent ?? 0} / received ${event.received ?? 0} objects`,
+        `sync ${t(event.peer ?? '')}: ${t(event.stage ?? '')} sent ${t(event.sent ?? 0)} / received ${t(event.received ?? 0)} objects`,
       );
       break;
     case 'ready':

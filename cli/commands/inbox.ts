@@ -1,26 +1,96 @@
+import { sleep } from '../../src/_async.js';
+import { ContactBook } from '../../src/agent/contacts.js';
 import { callDaemon } from '../../src/agent/daemon.js';
-import type { CommandResult, GlobalOptions } from '../output.js';
+import type { ReceivedMessage } from '../../src/agent/messaging-types.js';
+import { decodeCursor } from '../../src/agent/messaging-view.js';
+import { hasCode, MmogitError } from '../../src/errors.js';
+import { BOUNDS, parseCount } from '../_numbers.js';
+import { terminalSafe as t } from '../_terminal-safe.js';
+import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
+import { resolvePeer } from './_peers.js';
 
-interface InboxItem {
-  id: string;
-  from: string;
-  text: string;
-  timestamp: number;
-  verified: boolean;
+interface InboxArgs extends GlobalOptions {
+  from?: string;
+  type?: string;
+  thread?: string;
+  since?: string;
+  limit?: string;
+  follow?: boolean;
 }
 
-/** `mmogit inbox` → `[{"id","from","text","timestamp","verified"}]` */
-export default async function inbox(args: GlobalOptions & { limit?: number }): Promise<CommandResult> {
-  const items = await callDaemon<InboxItem[]>(configDirOf(args), 'inbox', { limit: args.limit });
-  const human =
-    items.length === 0
-      ? 'no messages'
-      : items
-          .map(
-            (m) =>
-              `${new Date(m.timestamp).toISOString()}  ${m.from.slice(0, 16)}…  ${m.verified ? '✓' : '✗ UNVERIFIED'}  ${m.text}`,
-          )
-          .join('\n');
-  return { data: items, human };
+/** A follow waits this long at most between tries to reach a daemon that went away (it restarts). */
+const RECONNECT_MAX_MS = 5_000;
+/** `follow` holds its IPC call open indefinitely: the longest timer Node allows. */
+const FOLLOW_CALL_MS = 2 ** 31 - 1;
+
+/** A message's time for people; an out-of-range timestamp is shown as it is instead of throwing. */
+function timeOf(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? t(String(ms)) : d.toISOString();
+}
+
+function line(m: ReceivedMessage, aliases: Map<string, string[]>): string {
+  // Everything from a peer passes terminalSafe: its text must not be able to rewrite the line it is shown in.
+  const who = aliases.get(m.from)?.[0] ?? `${t(String(m.from).slice(0, 16))}…`;
+  const kind = m.type === 'message' ? '' : `[${t(String(m.type))}] `;
+  const thread = m.thread !== m.id ? `  (thread ${t(String(m.thread).slice(0, 8))})` : '';
+  return `${timeOf(m.timestamp)}  ${who}  ${m.verified ? '✓' : '✗ UNVERIFIED'}  ${kind}${t(String(m.text))}${thread}`;
+}
+
+/**
+ * `mmogit inbox [--from P] [--type T] [--thread ID] [--since CURSOR] [--limit N]` → the messages in receive
+ * order, each with its `cursor`. With `--follow`, then every new message as it arrives (`--json`: one NDJSON
+ * line each, flushed), across daemon restarts, until interrupted.
+ */
+export default async function inbox(args: InboxArgs): Promise<CommandResult> {
+  const configDir = configDirOf(args);
+  if (args.since !== undefined) decodeCursor(args.since); // a bad cursor fails here, before the daemon
+  const from = args.from !== undefined ? await resolvePeer(args, args.from) : undefined;
+  const filter = {
+    ...(from !== undefined ? { from } : {}),
+    ...(args.type !== undefined ? { type: args.type } : {}),
+    ...(args.thread !== undefined ? { thread: args.thread } : {}),
+    ...(args.since !== undefined ? { since: args.since } : {}),
+  };
+  const limit = args.limit === undefined ? undefined : parseCount(args.limit, 'limit', BOUNDS.limit);
+  const aliases = await new ContactBook(configDir).aliases().catch(() => new Map<string, string[]>());
+  if (!args.follow) {
+    const items = await callDaemon<ReceivedMessage[]>(configDir, 'inbox', {
+      ...filter,
+      ...(limit !== undefined ? { limit } : {}),
+    });
+    const human = items.length === 0 ? 'no messages' : items.map((m) => line(m, aliases)).join('\n');
+    return { data: items, human };
+  }
+  if (limit !== undefined) throw new MmogitError('ERR_INVALID_ARGUMENT', '--limit does not go with --follow');
+  // Not running at all is the user's to fix; once it was there, a disconnect is a restart to wait out.
+  await callDaemon(configDir, 'ping', {}, { timeoutMs: 5_000 });
+  let cursor = args.since;
+  let wait = 250;
+  for (;;) {
+    try {
+      await callDaemon<{ cursor: string | null }>(
+        configDir,
+        'follow',
+        { ...filter, ...(cursor !== undefined ? { since: cursor } : {}) },
+        {
+          timeoutMs: FOLLOW_CALL_MS,
+          onProgress: (p) => {
+            wait = 250;
+            const m = p.message as ReceivedMessage | undefined;
+            if (!m) return;
+            cursor = m.cursor ?? cursor;
+            process.stdout.write(`${args.json ? JSON.stringify(m) : line(m, aliases)}\n`);
+          },
+        },
+      );
+    } catch (e) {
+      // A bad cursor or filter stays bad; only a daemon that went away (or is still starting) is waited for.
+      if (!hasCode(e, 'ERR_DAEMON_NOT_RUNNING') && !hasCode(e, 'ERR_DAEMON_IPC')) throw e;
+    }
+    note(`mmogit: the daemon went away; resuming from ${cursor ?? 'the start'} when it is back`);
+    await sleep(wait);
+    wait = Math.min(wait * 2, RECONNECT_MAX_MS);
+  }
 }

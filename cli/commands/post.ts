@@ -3,9 +3,9 @@ import { openMemory } from './_memory.js';
 
 /** `mmogit post <text>` */
 export default async function post(args: GlobalOptions & { text: string }): Promise<CommandResult> {
-  const { agent, store } = await openMemory(args);
+  const { agent } = await openMemory(args);
   try {
-    const entry = await store.post(args.text);
+    const entry = await agent.post(args.text);
     return { data: entry, human: `posted (${entry.createdAt})` };
   } finally {
     await agent.close();

@@ -1,31 +1,39 @@
 import { MmogitError } from '../../src/errors.js';
-import { parseOnionAddress } from '../../src/identity/onion.js';
 import { MEMORY_TYPES, type MemoryType } from '../../src/memory/entry.js';
+import { BOUNDS, looksLikeDuration, parseDecimal, parseDuration } from '../_numbers.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { splitList } from './_context.js';
 import { openMemory } from './_memory.js';
-import { parseDuration } from './tor-advertise.js';
+import { resolvePeers } from './_peers.js';
 
 interface RememberArgs extends GlobalOptions {
   content: string;
   type: string;
   tags?: string;
-  confidence?: number;
+  confidence?: string;
   references?: string;
   expires?: string;
   private?: boolean;
   share?: string;
 }
 
-function expiry(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  if (/^\d+(\.\d+)?[smhd]$/.test(text)) return new Date(Date.now() + parseDuration(text)).toISOString();
+/** `--expires`: a duration from now (bounded) or a date in the future that an entry can carry (year ≤ 9999). */
+function expiry(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const code = 'ERR_INVALID_MEMORY';
+  if (typeof value === 'string' && looksLikeDuration(value)) {
+    return new Date(Date.now() + parseDuration(value, 'expires', BOUNDS.expiresMs, { code })).toISOString();
+  }
+  const text = typeof value === 'string' ? value.trim() : '';
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) {
+  if (text === '' || Number.isNaN(d.getTime()) || d.getUTCFullYear() > 9999) {
     throw new MmogitError(
-      'ERR_INVALID_MEMORY',
-      `--expires "${text}" is neither a date nor a duration like 7d`,
+      code,
+      `--expires ${JSON.stringify(String(value))} is neither a date nor a duration like 7d`,
     );
+  }
+  if (d.getTime() <= Date.now()) {
+    throw new MmogitError(code, `--expires ${JSON.stringify(text)} is in the past`);
   }
   return d.toISOString();
 }
@@ -38,25 +46,27 @@ export default async function remember(args: RememberArgs): Promise<CommandResul
       `unknown memory type "${args.type}" (one of ${MEMORY_TYPES.join(', ')})`,
     );
   }
-  if (args.confidence !== undefined && !(args.confidence >= 0 && args.confidence <= 1)) {
-    throw new MmogitError('ERR_INVALID_MEMORY', `confidence must be between 0 and 1, got ${args.confidence}`);
-  }
+  const confidence =
+    args.confidence === undefined
+      ? undefined
+      : parseDecimal(args.confidence, 'confidence', BOUNDS.confidence, { code: 'ERR_INVALID_MEMORY' });
   const expiresAt = expiry(args.expires);
-  const { agent, store } = await openMemory(args);
+  const shareWith = args.share === undefined ? undefined : await resolvePeers(args, splitList(args.share));
+  const { agent } = await openMemory(args);
   try {
-    const entry = await store.remember({
+    // Through the agent: a full disk is ERR_DISK_FULL there.
+    const entry = await agent.remember({
       type: args.type as MemoryType,
       content: args.content,
       tags: splitList(args.tags),
       references: splitList(args.references),
-      ...(args.confidence !== undefined ? { confidence: args.confidence } : {}),
+      ...(confidence !== undefined ? { confidence } : {}),
       ...(expiresAt ? { expiresAt } : {}),
-      ...(args.share !== undefined
-        ? { shareWith: splitList(args.share).map((p) => parseOnionAddress(p).hostname) }
+      ...(shareWith !== undefined
+        ? { shareWith }
         : { visibility: args.private ? ('private' as const) : ('public' as const) }),
     });
-    const shared =
-      args.share !== undefined ? `, private, shared with ${splitList(args.share).length} peer(s)` : '';
+    const shared = shareWith !== undefined ? `, private, shared with ${shareWith.length} peer(s)` : '';
     return { data: entry, human: `remembered ${args.type} (${entry.createdAt}${shared})` };
   } finally {
     await agent.close();

@@ -1,25 +1,98 @@
 import { callDaemon } from '../../src/agent/daemon.js';
 import { MmogitError } from '../../src/errors.js';
-import { parseOnionAddress } from '../../src/identity/onion.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
+import { resolvePeer } from './_peers.js';
 
-/** `mmogit send <onion> <text>` → `{"id":…,"status":"delivered"|"queued"}` */
-export default async function send(
-  args: GlobalOptions & { onion: string; text?: string },
-): Promise<CommandResult> {
-  const onion = parseOnionAddress(args.onion).hostname;
-  if (typeof args.text !== 'string' || args.text.length === 0) {
+/** `--stdin` reads at most this much: well above any message cap, so a bigger input is refused unread. */
+const MAX_STDIN_BYTES = 1024 * 1024;
+
+interface SendArgs extends GlobalOptions {
+  peer: string;
+  text?: string;
+  stdin?: boolean;
+  jsonBody?: boolean;
+  type?: string;
+  thread?: string;
+  replyTo?: string;
+  meta?: string[];
+  file?: string;
+  maxFileBytes?: string;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += b.length;
+    if (size > MAX_STDIN_BYTES) {
+      throw new MmogitError('ERR_TOO_LARGE', `stdin holds more than ${MAX_STDIN_BYTES} bytes`, {
+        details: { limit: MAX_STDIN_BYTES },
+      });
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `k=v` pairs as an object; a pair without `=` or a repeated key is a usage error. */
+function parseMeta(pairs: readonly string[]): Record<string, string> | undefined {
+  if (pairs.length === 0) return undefined;
+  const meta: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      throw new MmogitError('ERR_INVALID_ARGUMENT', `--meta "${pair.slice(0, 80)}" is not key=value`);
+    const key = pair.slice(0, eq);
+    if (Object.hasOwn(meta, key))
+      throw new MmogitError('ERR_INVALID_ARGUMENT', `--meta ${key} is given twice`);
+    meta[key] = pair.slice(eq + 1);
+  }
+  return meta;
+}
+
+/**
+ * `mmogit send <peer> [text] [--stdin] [--json-body] [--type T] [--thread ID] [--reply-to ID] [--meta k=v …]`
+ * → `{"id","status":"delivered"|"queued","thread","to"}`. `<peer>` is an onion or a contact's alias.
+ * `mmogit send <peer> --file PATH [--max-file-bytes N]`: see _send-file.ts.
+ */
+export default async function send(args: SendArgs): Promise<CommandResult> {
+  const to = await resolvePeer(args, args.peer);
+  if (args.file !== undefined) return (await import('./_send-file.js')).sendFile(args, to, args.file);
+  if (args.stdin && args.text !== undefined) {
+    throw new MmogitError('ERR_INVALID_ARGUMENT', 'give the message as an argument or on --stdin, not both');
+  }
+  const raw = args.stdin ? await readStdin() : args.text;
+  if (raw === undefined || (raw.length === 0 && !args.jsonBody)) {
     throw new MmogitError('ERR_INVALID_ARGUMENT', 'message text is empty');
   }
-  const r = await callDaemon<{ id: string; status: 'delivered' | 'queued' }>(
+  let body: unknown;
+  if (args.jsonBody) {
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      throw new MmogitError('ERR_INVALID_ARGUMENT', '--json-body: the message is not valid JSON', {
+        details: { field: 'body' },
+      });
+    }
+  }
+  const meta = parseMeta(args.meta ?? []);
+  const r = await callDaemon<{ id: string; status: 'delivered' | 'queued'; thread?: string }>(
     configDirOf(args),
     'send',
-    { onion, text: args.text },
+    {
+      onion: to,
+      ...(args.jsonBody ? { body } : { text: raw }),
+      ...(args.type !== undefined ? { type: args.type } : {}),
+      ...(args.thread !== undefined ? { thread: args.thread } : {}),
+      ...(args.replyTo !== undefined ? { replyTo: args.replyTo } : {}),
+      ...(meta ? { meta } : {}),
+    },
     { timeoutMs: 120_000 },
   );
   return {
-    data: r,
+    data: { ...r, to },
     human:
       r.status === 'delivered' ? `delivered (${r.id})` : `queued (${r.id}): will retry while the daemon runs`,
   };

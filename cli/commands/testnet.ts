@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { TorNetworkInfo } from '../../src/tor/testnet.js';
+import { BOUNDS, parseCount } from '../_numbers.js';
+import { terminalSafe as t } from '../_terminal-safe.js';
 import { type CommandResult, endProgress, type GlobalOptions, progress } from '../output.js';
 import { configDirOf } from './_context.js';
 import { showProgress } from './_progress.js';
@@ -7,8 +9,9 @@ import { showProgress } from './_progress.js';
 interface TestnetArgs extends GlobalOptions {
   _: (string | number)[];
   dir?: string;
-  authorities?: number;
-  relays?: number;
+  authorities?: string;
+  relays?: string;
+  metrics?: string;
 }
 
 /** `mmogit testnet up|down|status [--dir DIR]`: the built-in private Tor network on loopback. */
@@ -18,17 +21,27 @@ export default async function testnet(args: TestnetArgs): Promise<CommandResult>
   const { testnetUp, testnetDown, testnetStatus } = await import('../../src/tor/testnet.js');
   const { startBootstrapAgents, stopBootstrapAgents } = await import('../../src/agent/testnet-agents.js');
   if (sub === 'up') {
+    const authorities =
+      args.authorities === undefined
+        ? undefined
+        : parseCount(args.authorities, 'authorities', BOUNDS.authorities);
+    const relays = args.relays === undefined ? undefined : parseCount(args.relays, 'relays', BOUNDS.relays);
+    if (args.metrics !== undefined) {
+      const { checkMetricsFlag } = await import('./tor-start.js');
+      await checkMetricsFlag(args.metrics);
+    }
     const started = Date.now();
     const network: TorNetworkInfo = await testnetUp({
       dir,
-      ...(args.authorities !== undefined ? { authorities: args.authorities } : {}),
-      ...(args.relays !== undefined ? { relays: args.relays } : {}),
+      ...(authorities !== undefined ? { authorities } : {}),
+      ...(relays !== undefined ? { relays } : {}),
       onProgress: (p) => progress(`testnet ${p.phase}: ${p.progress}% ${p.summary}`),
     });
     endProgress();
     progress('testnet: starting the DHT bootstrap agent…');
     const withPeers = await startBootstrapAgents(dir, {
-      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
+      ...(args.metrics !== undefined ? { metrics: args.metrics } : {}),
+      onProgress: (p) => showProgress(p),
     });
     endProgress();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -38,6 +51,9 @@ export default async function testnet(args: TestnetArgs): Promise<CommandResult>
         `private Tor network up in ${seconds} s: ${network.authorities.length} authorities, ${network.relays.length} relays`,
         `dir: ${dir}`,
         `bootstrap agents: ${(withPeers.bootstrapPeers ?? []).length}`,
+        ...(args.metrics !== undefined
+          ? [`bootstrap agent metrics: --metrics ${args.metrics} (/metrics)`]
+          : []),
         `use it with: mmogit tor start --network ${dir}   (or MMOGIT_TOR_NETWORK=${dir})`,
       ].join('\n'),
     };
@@ -53,7 +69,8 @@ export default async function testnet(args: TestnetArgs): Promise<CommandResult>
     human: [
       `${s.running ? 'running' : 'not running'}: ${s.dir}`,
       ...s.processes.map(
-        (p) => `  ${p.role.padEnd(9)} ${p.nickname.padEnd(12)} pid ${p.pid} ${p.alive ? 'alive' : 'dead'}`,
+        (p) =>
+          `  ${t(String(p.role)).padEnd(9)} ${t(String(p.nickname)).padEnd(12)} pid ${t(String(p.pid))} ${p.alive ? 'alive' : 'dead'}`,
       ),
     ].join('\n'),
   };

@@ -1,16 +1,10 @@
 import { callDaemon } from '../../src/agent/daemon.js';
+import { ADVERT_MAX_TTL_MS } from '../../src/discovery/advertisement.js';
 import { MmogitError } from '../../src/errors.js';
+import { parseDuration } from '../_numbers.js';
+import { terminalSafe as t } from '../_terminal-safe.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { configDirOf, splitList } from './_context.js';
-
-const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses "90s", "30m", "6h", "1d" into milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(text.trim());
-  if (!m) throw new MmogitError('ERR_INVALID_ARGUMENT', `invalid duration "${text}" (use e.g. 30m, 6h, 1d)`);
-  return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
-}
 
 /** `mmogit tor advertise --services memory_sync[,…] [--ttl 6h]` → the signed record as published. */
 export default async function torAdvertise(
@@ -19,7 +13,8 @@ export default async function torAdvertise(
   const services = splitList(args.services);
   if (services.length === 0)
     throw new MmogitError('ERR_INVALID_ARGUMENT', '--services needs at least one service');
-  const ttlMs = parseDuration(args.ttl ?? '6h');
+  // An advert lives at most ADVERT_MAX_TTL_MS (peers refuse longer ones): refuse it here, before the daemon.
+  const ttlMs = parseDuration(args.ttl ?? '6h', 'ttl', { min: 1_000, max: ADVERT_MAX_TTL_MS });
   const record = await callDaemon<Record<string, unknown>>(
     configDirOf(args),
     'advertise',
@@ -28,6 +23,6 @@ export default async function torAdvertise(
   );
   return {
     data: record,
-    human: `advertised ${services.join(', ')} until ${String(record.expiresAt ?? '?')}`,
+    human: `advertised ${services.map(t).join(', ')} until ${t(String(record.expiresAt ?? '?'))}`,
   };
 }

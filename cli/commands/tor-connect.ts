@@ -1,7 +1,8 @@
 import { callDaemon } from '../../src/agent/daemon.js';
-import { parseOnionAddress } from '../../src/identity/onion.js';
+import { terminalSafe as t } from '../_terminal-safe.js';
 import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
+import { resolvePeer } from './_peers.js';
 
 interface ConnectResult {
   peer: { onion: string; pubkey: string };
@@ -13,16 +14,16 @@ interface ConnectResult {
 
 /** `mmogit tor connect <onion>`: verified identity, transport, handshake and round-trip time. */
 export default async function torConnect(args: GlobalOptions & { onion: string }): Promise<CommandResult> {
-  const onion = parseOnionAddress(args.onion).hostname; // bad input fails here, before the daemon
+  const onion = await resolvePeer(args, args.onion); // bad input fails here, before the daemon
   const r = await callDaemon<ConnectResult>(configDirOf(args), 'connect', { onion }, { timeoutMs: 120_000 });
-  if (r.transport !== 'tor') {
-    note(`warning: this connection does not use tor (${r.transport}): the peer can see your IP address`);
+  if (r.transport === 'direct') {
+    note(`warning: this connection does not use tor (${t(r.transport)}): the peer can see your IP address`);
   }
   return {
     data: { ...r, verified: true },
     human: [
-      `connected to ${r.peer.onion} (identity verified)`,
-      `transport: ${r.transport}   channel: ${r.suite}`,
+      `connected to ${t(r.peer.onion)} (identity verified)`,
+      `transport: ${t(r.transport)}   channel: ${t(r.suite)}`,
       `handshake: ${r.handshakeMs.toFixed(1)} ms   round trip: ${r.rttMs.toFixed(1)} ms`,
     ].join('\n'),
   };

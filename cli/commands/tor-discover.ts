@@ -1,5 +1,7 @@
 import { callDaemon } from '../../src/agent/daemon.js';
 import { MmogitError } from '../../src/errors.js';
+import { BOUNDS, parseCount, parseTimeoutMs } from '../_numbers.js';
+import { terminalSafe as t } from '../_terminal-safe.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { type CommandResult, endProgress, type GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
@@ -16,16 +18,17 @@ interface Found {
 
 /** `mmogit tor discover <service>` → verified advertisements, newest first. */
 export default async function torDiscover(
-  args: GlobalOptions & { service: string; limit?: number; timeout?: number },
+  args: GlobalOptions & { service: string; limit?: string; timeout?: string },
 ): Promise<CommandResult> {
   if (!/^[a-z0-9_.-]{1,64}$/i.test(args.service)) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', `invalid service name "${args.service}"`);
+    throw new MmogitError('ERR_INVALID_ARGUMENT', `invalid service name ${JSON.stringify(args.service)}`);
   }
-  const timeoutMs = (args.timeout ?? 30) * 1000;
+  const timeoutMs = parseTimeoutMs(args.timeout, 30);
+  const limit = args.limit === undefined ? 20 : parseCount(args.limit, 'limit', BOUNDS.discoverLimit);
   const found = await callDaemon<Found[]>(
     configDirOf(args),
     'discover',
-    { service: args.service, limit: args.limit ?? 20, timeoutMs },
+    { service: args.service, limit, timeoutMs },
     { timeoutMs: timeoutMs + 10_000, onProgress: showProgress },
   );
   endProgress();
@@ -33,14 +36,17 @@ export default async function torDiscover(
   if (sorted.length === 0) {
     return {
       data: [],
-      human: `no agent offering "${args.service}" found within ${args.timeout ?? 30} s`,
+      human: `no agent offering "${args.service}" found within ${timeoutMs / 1000} s`,
       exitCode: exitCodeFor('not-found'),
     };
   }
   return {
     data: sorted,
     human: sorted
-      .map((a) => `${a.onion}  ${a.services.join(',')}  (verified, expires ${a.expiresAt})`)
+      .map(
+        (a) =>
+          `${t(String(a.onion))}  ${a.services.map((s) => t(String(s))).join(',')}  (verified, expires ${t(String(a.expiresAt))})`,
+      )
       .join('\n'),
   };
 }

@@ -1,6 +1,8 @@
 import { type DaemonState, type ServeOptions, serveAgent, spawnDaemon } from '../../src/agent/daemon.js';
 import type { TransportPolicy } from '../../src/agent/runtime.js';
 import { MmogitError } from '../../src/errors.js';
+import { parseTimeoutMs } from '../_numbers.js';
+import { terminalSafe } from '../_terminal-safe.js';
 import { type CommandResult, endProgress, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
 import { showProgress } from './_progress.js';
@@ -12,9 +14,12 @@ export interface TorStartArgs extends GlobalOptions {
   useBridges?: boolean;
   policy?: TransportPolicy;
   allowClassical?: boolean;
+  a2a?: boolean;
   bootstrap?: string[];
   foreground?: boolean;
-  timeout?: number;
+  timeout?: string;
+  /** `--metrics PORT|HOST:PORT`: the Prometheus endpoint. */
+  metrics?: string;
 }
 
 /** The agent start options these flags ask for (shared by `--foreground` and `mmogit daemon`). */
@@ -29,8 +34,10 @@ export function startOptions(
     ...(args.useBridges ? { useBridges: true } : {}),
     ...(args.policy ? { policy: args.policy } : {}),
     ...(args.allowClassical ? { allowClassical: true } : {}),
+    ...(args.a2a ? { a2a: true } : {}),
     ...(args.bootstrap ? { bootstrap: args.bootstrap } : {}),
     ...(args.networkBootstrap === false ? { networkBootstrap: false } : {}),
+    ...(args.metrics !== undefined ? { metricsAddress: args.metrics } : {}),
   };
 }
 
@@ -40,11 +47,14 @@ export function daemonArgs(args: TorStartArgs): string[] {
   const network = args.network ?? process.env.MMOGIT_TOR_NETWORK;
   if (network) out.push('--network', network);
   if (args.torControl) out.push('--tor-control', args.torControl);
-  if (args.torPassword) out.push('--tor-password', args.torPassword);
+  // Never on the daemon's command line (readable by every local user): spawnDaemon writes it to its stdin.
+  if (args.torPassword) out.push('--tor-password-stdin');
   if (args.useBridges) out.push('--use-bridges');
   if (args.policy) out.push('--policy', args.policy);
   if (args.allowClassical) out.push('--allow-classical');
+  if (args.a2a) out.push('--a2a');
   for (const b of args.bootstrap ?? []) out.push('--bootstrap', b);
+  if (args.metrics !== undefined) out.push('--metrics', args.metrics);
   if (args.verbose) out.push('-v');
   return out;
 }
@@ -56,16 +66,30 @@ function result(state: DaemonState): CommandResult {
       pid: state.pid,
       socksPort: state.socksPort ?? null,
       controlPort: state.controlPort ?? null,
+      ...(state.a2a ? { a2a: state.a2a } : {}),
+      ...(state.metrics ? { metrics: state.metrics } : {}),
     },
     human: state.onion,
   };
 }
 
+/** Refuses a bad `--metrics` before anything starts; warns when it is not a loopback address. */
+export async function checkMetricsFlag(value: string): Promise<void> {
+  const { parseMetricsAddress } = await import('../../src/metrics/server.js');
+  const address = parseMetricsAddress(value);
+  if (!address.loopback) {
+    note(`warning: metrics on ${address.host} are reachable from that network, without authentication`);
+  }
+}
+
 /** `mmogit tor start`: starts the agent daemon and returns once its onion is published. */
 export default async function torStart(args: TorStartArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
-  const timeoutMs = (args.timeout ?? 180) * 1000;
-  if (args.policy && args.policy !== 'tor-only') {
+  // Refused before anything starts: a bad value never leaves a daemon behind an error exit.
+  const timeoutMs = parseTimeoutMs(args.timeout, 180);
+  if (args.metrics !== undefined) await checkMetricsFlag(args.metrics);
+  // the mesh policies reach peers' onions through mesh exits' tors: they never reveal this machine's IP to a peer
+  if (args.policy === 'tor-then-direct' || args.policy === 'direct-only') {
     note(
       `warning: transport policy ${args.policy} may connect to peers without tor (your IP becomes visible to them)`,
     );
@@ -75,7 +99,7 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
       configDir,
       ...startOptions(args),
       timeoutMs,
-      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
+      onProgress: (p) => showProgress(p),
     });
     const state = await served.ready;
     endProgress();
@@ -85,7 +109,9 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
     // Print now; the process stays up until stopped.
-    process.stdout.write(args.json ? `${JSON.stringify(out.data)}\n` : `${out.human}\n`);
+    process.stdout.write(
+      args.json ? `${JSON.stringify(out.data)}\n` : `${terminalSafe(String(out.human))}\n`,
+    );
     await served.stopped;
     return { data: out.data, printed: true };
   }
@@ -93,8 +119,9 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
     const state = await spawnDaemon({
       configDir,
       args: daemonArgs(args),
+      ...(args.torPassword ? { stdin: args.torPassword } : {}),
       timeoutMs,
-      onProgress: (p) => showProgress(p as unknown as Record<string, unknown>),
+      onProgress: (p) => showProgress(p),
     });
     endProgress();
     return result(state);

@@ -3,18 +3,19 @@
  * the narrow ports the {@link Messenger} needs.
  * @module
  */
+import { hasCode, MmogitError } from '../errors.js';
 import type { CanonicalValue } from '../identity/canonical.js';
 import type { MemoryStore } from '../memory/store.js';
 import { peerIdFromOnion } from '../transport/addr.js';
 import type { AgentNode } from '../transport/node.js';
 import { channelFromStream } from '../transport/stream-channel.js';
-import type { MessagingNode, MessagingTransportKind } from './messaging.js';
 import {
   JournaledMessageStore,
   type MessageStore,
   parseStoredMessage,
   type StoredMessage,
 } from './messaging-store.js';
+import type { MessagingNode, MessagingTransportKind } from './messaging-types.js';
 
 export { pqMessagingSecurity } from './messaging-pq.js';
 
@@ -33,7 +34,7 @@ export interface AgentNodeAdapterOptions {
 
 /**
  * The agent's libp2p node as the messenger's transport: streams become {@link ByteChannel}s, and the route a
- * stream took (tor or direct) is read from the node's connection list.
+ * stream took (tor, direct or mesh) is the one the node opened it on, else read from the node's connections.
  *
  * @example
  * const messenger = new Messenger({ node: messagingNodeFromAgentNode(node), key, store, outboxDir });
@@ -53,12 +54,17 @@ export function messagingNodeFromAgentNode(
   };
   return {
     async dial(onion, protocol, options = {}) {
-      const stream = await node.dialProtocol(
-        await resolve(onion),
-        protocol,
-        options.signal ? { signal: options.signal } : {},
-      );
-      return { channel: channelFromStream(stream), transport: routeTo(onion) };
+      let stream: Awaited<ReturnType<AgentNode['dialProtocol']>>;
+      try {
+        stream = await node.dialProtocol(
+          await resolve(onion),
+          protocol,
+          options.signal ? { signal: options.signal } : {},
+        );
+      } catch (e) {
+        throw unsupported(e, onion, protocol) ?? e;
+      }
+      return { channel: channelFromStream(stream), transport: node.routeOfStream(stream) ?? routeTo(onion) };
     },
     handle(protocol, handler) {
       return node.handle(protocol, (stream, remote) => {
@@ -69,6 +75,20 @@ export function messagingNodeFromAgentNode(
       return node.unhandle(protocol);
     },
   };
+}
+
+/**
+ * The node's "protocol not supported" answer (multistream-select `na`, libp2p's `UnsupportedProtocolError`)
+ * as the messenger's `ERR_PEER_UNSUPPORTED`, which makes it try an older message protocol.
+ */
+function unsupported(e: unknown, onion: string, protocol: string): MmogitError | undefined {
+  const cause: unknown = e instanceof Error ? e.cause : undefined;
+  const named = (x: unknown) => x instanceof Error && x.name === 'UnsupportedProtocolError';
+  if (!named(e) && !(hasCode(e, 'ERR_NOT_FOUND') && named(cause))) return undefined;
+  return new MmogitError('ERR_PEER_UNSUPPORTED', `${onion} does not serve ${protocol}`, {
+    cause: e,
+    details: { peer: onion, protocol },
+  });
 }
 
 /**
@@ -93,11 +113,21 @@ export function messageStoreFromMemory(
   return options.journalPath ? new JournaledMessageStore(git, options.journalPath, options.onError) : git;
 }
 
+/** A stored message as the memory entry's body (a canonical JSON object; no member is undefined). */
+function canonicalRecord(r: StoredMessage): { [key: string]: CanonicalValue } {
+  return {
+    direction: r.direction,
+    message: { ...r.message },
+    sig: r.sig,
+    at: r.at,
+    ...(r.ack ? { ack: { ack: { ...r.ack.ack }, sig: r.ack.sig } } : {}),
+  };
+}
+
 function gitMessageStore(memory: MemoryStore): MessageStore {
   return {
     async append(record: StoredMessage) {
-      const body = JSON.parse(JSON.stringify(record)) as { [key: string]: CanonicalValue };
-      await memory.append(MESSAGE_ENTRY_KIND, body, {
+      await memory.append(MESSAGE_ENTRY_KIND, canonicalRecord(record), {
         visibility: 'private',
         createdAt: new Date(record.at),
       });

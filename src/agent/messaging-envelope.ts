@@ -50,9 +50,12 @@ export interface SignedAck {
   sig: string;
 }
 
-/** Every frame of `/mmogit/msg/1.0.0`, sent as one PQ-session record of UTF-8 JSON. */
-export type MessagingFrame =
-  | { t: 'msg'; m: MessageEnvelope; sig: string }
+/**
+ * Every frame of `/mmogit/msg/1.0.0` (and `/2.0.0`, whose `msg` frames may carry a version 2 envelope: `M`),
+ * sent as one PQ-session record of UTF-8 JSON.
+ */
+export type MessagingFrame<M = MessageEnvelope> =
+  | { t: 'msg'; m: M; sig: string }
   | { t: 'ack'; a: MessageAck; sig: string }
   | { t: 'err'; id?: string; code: string; message: string }
   | { t: 'ping'; n: string }
@@ -146,8 +149,11 @@ function peerKey(onion: string): KeyObject | null {
   return key;
 }
 
-/** Same result as identity/signing.ts `verifySignature`, with the signer's key taken from the cache. */
-function verifyBy(context: SigningContext, body: Uint8Array, sig: string, onion: string): boolean {
+/**
+ * Same result as identity/signing.ts `verifySignature`, with the signer's key (the one `onion` encodes) taken
+ * from a cache: true when `sig` (base64) is `onion`'s signature of `body` under `context`.
+ */
+export function verifyBy(context: SigningContext, body: Uint8Array, sig: string, onion: string): boolean {
   const signature = sigBytes(sig);
   if (signature.length !== 64) return false;
   const key = peerKey(onion);
@@ -198,37 +204,50 @@ function isCanonicalOnion(x: unknown): x is string {
 export function parseEnvelope(x: unknown): MessageEnvelope {
   if (!isRecord(x)) throw badFrame('message is not an object');
   exactKeys(x, ['v', 'id', 'from', 'to', 'text', 'timestamp'], 'message');
-  if (x.v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${String(x.v)}`);
-  if (typeof x.id !== 'string' || !ID_RE.test(x.id)) throw badFrame('message id must be 32 hex characters');
-  if (!isCanonicalOnion(x.from)) throw badFrame('message "from" is not an onion address');
-  if (!isCanonicalOnion(x.to)) throw badFrame('message "to" is not an onion address');
-  if (typeof x.text !== 'string') throw badFrame('message text must be a string');
-  if (!isTimestamp(x.timestamp)) throw badFrame('message timestamp must be a non-negative integer');
-  return x as unknown as MessageEnvelope;
+  const { v, id, from, to, text, timestamp } = x;
+  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${String(v)}`);
+  if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('message id must be 32 hex characters');
+  if (!isCanonicalOnion(from)) throw badFrame('message "from" is not an onion address');
+  if (!isCanonicalOnion(to)) throw badFrame('message "to" is not an onion address');
+  if (typeof text !== 'string') throw badFrame('message text must be a string');
+  if (!isTimestamp(timestamp)) throw badFrame('message timestamp must be a non-negative integer');
+  return { v, id, from, to, text, timestamp };
 }
 
 /** Checks the shape of an ack (not its signature). Throws `ERR_BAD_FRAME`. */
 export function parseAck(x: unknown): MessageAck {
   if (!isRecord(x)) throw badFrame('ack is not an object');
   exactKeys(x, ['v', 'id', 'status', 'by', 'timestamp'], 'ack');
-  if (x.v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${String(x.v)}`);
-  if (typeof x.id !== 'string' || !ID_RE.test(x.id)) throw badFrame('ack id must be 32 hex characters');
-  if (x.status !== 'delivered') throw badFrame('ack status must be "delivered"');
-  if (!isCanonicalOnion(x.by)) throw badFrame('ack "by" is not an onion address');
-  if (!isTimestamp(x.timestamp)) throw badFrame('ack timestamp must be a non-negative integer');
-  return x as unknown as MessageAck;
+  const { v, id, status, by, timestamp } = x;
+  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${String(v)}`);
+  if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('ack id must be 32 hex characters');
+  if (status !== 'delivered') throw badFrame('ack status must be "delivered"');
+  if (!isCanonicalOnion(by)) throw badFrame('ack "by" is not an onion address');
+  if (!isTimestamp(timestamp)) throw badFrame('ack timestamp must be a non-negative integer');
+  return { v, id, status, by, timestamp };
 }
 
 /** Serialises a frame as UTF-8 JSON. */
-export function encodeFrame(frame: MessagingFrame): Uint8Array {
+export function encodeFrame<M>(frame: MessagingFrame<M>): Uint8Array {
   return encoder.encode(JSON.stringify(frame));
 }
 
 /**
  * Parses one frame. Refuses (`ERR_TOO_LARGE`) a payload over `maxFrameBytes` before parsing it, and anything
- * that is not valid UTF-8 JSON of a known frame type with well-formed members (`ERR_BAD_FRAME`).
+ * that is not valid UTF-8 JSON of a known frame type with well-formed members (`ERR_BAD_FRAME`). A `msg`
+ * frame's envelope is checked by `parseMessage` (default: version 1 only, {@link parseEnvelope}).
  */
-export function decodeFrame(payload: Uint8Array, maxFrameBytes: number): MessagingFrame {
+export function decodeFrame(payload: Uint8Array, maxFrameBytes: number): MessagingFrame;
+export function decodeFrame<M>(
+  payload: Uint8Array,
+  maxFrameBytes: number,
+  parseMessage: (x: unknown) => M,
+): MessagingFrame<M | MessageEnvelope>;
+export function decodeFrame<M>(
+  payload: Uint8Array,
+  maxFrameBytes: number,
+  parseMessage: (x: unknown) => M | MessageEnvelope = parseEnvelope,
+): MessagingFrame<M | MessageEnvelope> {
   if (payload.length > maxFrameBytes) {
     throw new MmogitError('ERR_TOO_LARGE', `frame of ${payload.length} bytes exceeds ${maxFrameBytes}`, {
       details: { bytes: payload.length, limit: maxFrameBytes },
@@ -245,7 +264,7 @@ export function decodeFrame(payload: Uint8Array, maxFrameBytes: number): Messagi
     case 'msg':
       exactKeys(x, ['t', 'm', 'sig'], 'msg frame');
       if (typeof x.sig !== 'string' || !SIG_RE.test(x.sig)) throw badFrame('malformed signature');
-      return { t: 'msg', m: parseEnvelope(x.m), sig: x.sig };
+      return { t: 'msg', m: parseMessage(x.m), sig: x.sig };
     case 'ack':
       exactKeys(x, ['t', 'a', 'sig'], 'ack frame');
       if (typeof x.sig !== 'string' || !SIG_RE.test(x.sig)) throw badFrame('malformed signature');

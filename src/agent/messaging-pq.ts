@@ -4,7 +4,7 @@
  * @module
  */
 import { acceptSession, initiateSession } from '../pqc/index.js';
-import type { MessagingSecurity } from './messaging.js';
+import type { MessagingSecurity } from './messaging-types.js';
 
 /**
  * The hybrid PQ channel of src/pqc as the messenger's session layer. `maxPayload` caps one record in both

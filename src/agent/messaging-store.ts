@@ -5,11 +5,12 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { parseAck, parseEnvelope, type SignedAck, type SignedMessage } from './messaging-envelope.js';
-import { AppendLog } from './messaging-fs.js';
+import { AppendLog } from './append-log.js';
+import { parseAck, type SignedAck } from './messaging-envelope.js';
+import { type AnySignedMessage, parseAnyEnvelope } from './messaging-envelope-v2.js';
 
 /** One message as stored: the signed envelope, which way it went, and (for sent ones) the peer's ack. */
-export interface StoredMessage extends SignedMessage {
+export interface StoredMessage extends AnySignedMessage {
   direction: 'in' | 'out';
   /** When it was received (in) or acknowledged (out), ms. */
   at: number;
@@ -45,7 +46,7 @@ export function parseStoredMessage(x: unknown): StoredMessage | null {
     const r = x as Record<string, unknown>;
     if (r.direction !== 'in' && r.direction !== 'out') return null;
     if (typeof r.at !== 'number' || typeof r.sig !== 'string') return null;
-    const message = parseEnvelope(r.message);
+    const message = parseAnyEnvelope(r.message);
     const out: StoredMessage = { direction: r.direction, at: r.at, message, sig: r.sig };
     if (r.ack !== undefined) {
       const a = r.ack as Record<string, unknown>;

@@ -9,16 +9,16 @@
  */
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
-import { parseEnvelope, type SignedMessage, verifyMessage } from './messaging-envelope.js';
-import { syncDir, writeFileAtomicAsync } from './messaging-fs.js';
+import { type AnySignedMessage, parseAnyEnvelope, verifyAnyMessage } from './messaging-envelope-v2.js';
 
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
 const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
 
 /** One queued message as stored on disk. */
-export interface OutboxItem extends SignedMessage {
+export interface OutboxItem extends AnySignedMessage {
   /** When the message was queued (ms). */
   queuedAt: number;
 }
@@ -77,7 +77,7 @@ export class Outbox {
   }
 
   /** Persists `signed` atomically (temp file, fsync, rename, directory fsync; mode 0600). Idempotent per id. */
-  async put(signed: SignedMessage, queuedAt = Date.now()): Promise<OutboxItem> {
+  async put(signed: AnySignedMessage, queuedAt = Date.now()): Promise<OutboxItem> {
     const w = this.begin(signed, queuedAt);
     await w.done;
     await this.sync();
@@ -99,22 +99,22 @@ export class Outbox {
    * is left to whoever needs the item to survive a crash (a `queued` answer), so a delivered message never
    * pays for it.
    */
-  begin(signed: SignedMessage, queuedAt = Date.now()): OutboxWrite {
+  begin(signed: AnySignedMessage, queuedAt = Date.now()): OutboxWrite {
     const item: OutboxItem = { message: signed.message, sig: signed.sig, queuedAt };
     const path = this.path(signed.message.id);
     let cancelled = false;
-    const opts = { cancelled: () => cancelled, syncDir: false };
+    const opts = { mode: 0o600, cancelled: () => cancelled, syncDir: false };
     const write = async (): Promise<boolean> => {
       const body = `${JSON.stringify({ format: OUTBOX_FORMAT, v: OUTBOX_VERSION, ...item })}\n`;
       await this.ensureDir();
       try {
-        return await writeFileAtomicAsync(path, body, 0o600, opts);
+        return await writeFileDurable(path, body, opts);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
         // The directory was removed under us: make it again, once.
         this.ready = undefined;
         await this.ensureDir();
-        return writeFileAtomicAsync(path, body, 0o600, opts);
+        return writeFileDurable(path, body, opts);
       }
     };
     return {
@@ -204,9 +204,9 @@ function parseItem(text: string): OutboxItem | null {
     const x = JSON.parse(text) as Record<string, unknown>;
     if (x.format !== OUTBOX_FORMAT || x.v !== OUTBOX_VERSION) return null;
     if (typeof x.sig !== 'string' || typeof x.queuedAt !== 'number') return null;
-    const message = parseEnvelope(x.message);
+    const message = parseAnyEnvelope(x.message);
     const item: OutboxItem = { message, sig: x.sig, queuedAt: x.queuedAt };
-    return verifyMessage(item) ? item : null;
+    return verifyAnyMessage(item) ? item : null;
   } catch {
     return null;
   }

@@ -1,194 +1,78 @@
 import '../_polyfill.js';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { kadDHT } from '@libp2p/kad-dht';
 import { createLogger } from '../_log.js';
-import { bootstrapDialer } from '../discovery/bootstrap.js';
-import { dhtServiceOptions } from '../discovery/dht.js';
-import { Discovery, type DiscoveryNode } from '../discovery/discovery.js';
+import type { Advertisement } from '../discovery/advertisement.js';
 import { MmogitError, withTimeout } from '../errors.js';
 import { parseOnionAddress } from '../identity/onion.js';
-import { CONFIG_FILES } from '../identity/store.js';
 import type { MemoryStore } from '../memory/store.js';
-import { attachTor, startTor, type TorHandle } from '../tor/daemon.js';
-import { DEFAULT_ONION_VIRTUAL_PORT, type OnionService, publishOnion } from '../tor/onion-service.js';
-import { loadNetwork, type TorNetworkInfo } from '../tor/testnet.js';
-import { TRANSPORT_POLICIES, type TransportPolicy } from '../transport/hybrid.js';
-import { type AgentNode, createAgentNode } from '../transport/node.js';
-import type { Agent } from './agent.js';
-import { Messenger, type PingResult, type ReceivedMessage, type SendResult } from './messaging.js';
-import { messageStoreFromMemory, messagingNodeFromAgentNode } from './messaging-adapters.js';
-import { registerSync, SYNC_PROTOCOL, syncWithPeer } from './sync.js';
+import { AgentMetrics } from '../metrics/agent-metrics.js';
+import { DEFAULT_ONION_VIRTUAL_PORT } from '../tor/onion-service.js';
+import { loadNetwork } from '../tor/testnet.js';
+import { asMmogitError } from './_errors.js';
+import { ContactBook } from './contacts.js';
+import { FILE_MESSAGE_TYPE } from './files-wire.js';
+import type { PingResult } from './messaging-types.js';
+import { checkPolicy, loadAgentConfig } from './runtime-config.js';
+import {
+  Cleanups,
+  publishOnionStep,
+  type RecordEvent,
+  type RuntimeContext,
+  startDiscoveryStep,
+  startFilesStep,
+  startHooksStep,
+  startMessagingStep,
+  startNodeStep,
+  startSyncStep,
+  startTorStep,
+} from './runtime-steps.js';
+import type {
+  AgentRuntime,
+  AgentStartOptions,
+  DiscoveredAgent,
+  RuntimeStatus,
+  SyncPeerResult,
+} from './runtime-types.js';
+import { Supervisor } from './supervisor.js';
+import { syncWithPeer } from './sync.js';
 
-export type { TransportPolicy };
+export { loadAgentConfig } from './runtime-config.js';
+export type { RuntimeContext } from './runtime-steps.js';
+export type * from './runtime-types.js';
 
 /**
- * The network side of a started {@link Agent}: tor, the onion service, the libp2p node and the protocols on it
- * (messaging, DHT discovery, memory sync). Built by {@link startRuntime}; reached with `agent.net()`.
+ * The network side of a started agent: tor, the onion service, the libp2p node and the protocols on it
+ * (messaging, DHT discovery, memory sync). Built by {@link startRuntime} from the steps in runtime-steps.ts;
+ * reached with `agent.net()`.
+ * @module
  */
 
 const log = createLogger('mmogit:agent');
 
 export const DEFAULT_AGENT_START_TIMEOUT_MS = 180_000;
-/** Bootstrap rounds before giving up (each dials every bootstrap address with its own retries). */
-const BOOTSTRAP_ROUNDS = 6;
-/** How long advertise/discover wait for the DHT bootstrap before going ahead with what the node knows. */
-const BOOTSTRAP_WAIT_MS = 30_000;
+/** Most pings one `ping` call makes. */
+const MAX_PINGS = 100;
+/** How many runtime events `status().events` keeps. */
+const EVENTS_KEPT = 50;
 
-/** Progress of `Agent.start()`, for the CLI's stderr display. */
-export type AgentProgress =
-  | { phase: 'tor'; progress: number; summary: string; warning?: string }
-  | { phase: 'onion'; state: 'publishing' | 'published'; ms?: number; uploadMs?: number }
-  | { phase: 'node'; listenPort: number }
-  | { phase: 'dht'; state: 'bootstrapping' | 'ready' | 'no-peers'; connected?: number }
-  | { phase: 'ready'; onion: string };
-
-export interface AgentStartOptions {
-  /** A private Tor network dir (`network.json`), e.g. from `mmogit testnet up`. Default `$MMOGIT_TOR_NETWORK`. */
-  network?: string;
-  /** Attach to a running tor (`host:port` or a control socket path) instead of spawning one. */
-  torControl?: string;
-  torPassword?: string;
-  useBridges?: boolean;
-  bridges?: string[];
-  /** Transport policy (default `tor-only`; config.json may set it). */
-  policy?: TransportPolicy;
-  /** Per-peer policies keyed by onion. */
-  peerPolicies?: Record<string, TransportPolicy>;
-  /** Accept peers without the post-quantum channel. Default false. */
-  allowClassical?: boolean;
-  /** DHT bootstrap multiaddrs (`/onion3/…/p2p/…`), added to config.json's and the network's. */
-  bootstrap?: string[];
-  /** Use the network's bootstrap agents (default true; the bootstrap agents themselves turn it off). */
-  networkBootstrap?: boolean;
-  /** Fixed local port for the libp2p listener (default: any free port). */
-  listenPort?: number;
-  onProgress?: (p: AgentProgress) => void;
-  signal?: AbortSignal;
-  timeoutMs?: number;
+function toDiscovered(advert: Advertisement): DiscoveredAgent {
+  return {
+    onion: advert.onion,
+    pubkey: advert.pubkey,
+    services: advert.services,
+    issuedAt: new Date(advert.issuedAt).toISOString(),
+    expiresAt: new Date(advert.expiresAt).toISOString(),
+    addrs: advert.addrs,
+    name: advert.card.name,
+    verified: true,
+  };
 }
 
-/** `<configDir>/config.json` (all optional). */
-export interface AgentConfig {
-  policy?: TransportPolicy;
-  peerPolicies?: Record<string, TransportPolicy>;
-  bootstrap?: string[];
-  bridges?: string[];
-  /** Peers `mmogit sync` uses when none are named. */
-  syncPeers?: string[];
-  allowClassical?: boolean;
-}
-
-export interface RuntimeStatus {
-  bootstrap: number;
-  socksPort: number;
-  controlPort: number | undefined;
-  onionPort: number;
-  listenPort: number;
-  policy: TransportPolicy;
-  torMode: 'spawn' | 'attach';
-  peers: { onion: string; transport: string; direction: string }[];
-  outbox: number;
-  events: { at: string; type: string; detail: string }[];
-}
-
-export interface DiscoverProgressEvent extends Record<string, unknown> {
-  phase: 'discover';
-}
-
-export interface SyncPeerResult {
-  peer: string;
-  sent: number;
-  received: number;
-  head: string | null;
-  ms: number;
-  error?: { code: string; message: string };
-}
-
-export interface AgentRuntime {
-  readonly tor: TorHandle;
-  readonly node: AgentNode;
-  readonly onion: OnionService;
-  readonly messenger: Messenger;
-  readonly discovery: Discovery;
-  status(): RuntimeStatus;
-  send(onion: string, text: string, options?: { signal?: AbortSignal }): Promise<SendResult>;
-  inbox(options?: { limit?: number | undefined }): Promise<ReceivedMessage[]>;
-  connect(onion: string, options?: { signal?: AbortSignal }): Promise<PingResult>;
-  advertise(
-    services: string[],
-    options?: { ttlMs?: number | undefined; signal?: AbortSignal },
-  ): Promise<Record<string, unknown>>;
-  discover(
-    service: string,
-    options?: {
-      signal?: AbortSignal;
-      timeoutMs?: number;
-      limit?: number;
-      onProgress?: (e: Record<string, unknown>) => void;
-    },
-  ): AsyncIterable<DiscoveredAgent>;
-  syncMany(
-    peers: string[],
-    options?: {
-      signal?: AbortSignal;
-      timeoutMs?: number | undefined;
-      onProgress?: (e: Record<string, unknown>) => void;
-    },
-  ): Promise<SyncPeerResult[]>;
-  stop(): Promise<void>;
-}
-
-/** A discovery result as the CLI and SDK show it (always verified: unverified records never get here). */
-export interface DiscoveredAgent {
-  onion: string;
-  pubkey: string;
-  services: string[];
-  issuedAt: string;
-  expiresAt: string;
-  addrs: string[];
-  name: string;
-  verified: true;
-}
-
-/** Reads `<configDir>/config.json`; a missing file is an empty config, a malformed one a typed error. */
-export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
-  const path = join(configDir, CONFIG_FILES.config);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return {};
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (cause) {
-    throw new MmogitError('ERR_NETWORK_CONFIG', `${path} is not valid JSON`, { cause });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new MmogitError('ERR_NETWORK_CONFIG', `${path} must hold a JSON object`);
-  }
-  const c = parsed as AgentConfig;
-  if (c.policy !== undefined && !TRANSPORT_POLICIES.includes(c.policy)) {
-    throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: unknown policy "${String(c.policy)}"`);
-  }
-  return c;
-}
-
-function checkPolicy(policy: string | undefined): TransportPolicy | undefined {
-  if (policy === undefined) return undefined;
-  if (!(TRANSPORT_POLICIES as readonly string[]).includes(policy)) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', `unknown transport policy "${policy}"`, {
-      details: { allowed: TRANSPORT_POLICIES },
-    });
-  }
-  return policy as TransportPolicy;
-}
-
-/** Starts the agent's network side. On any failure everything started so far is stopped again. */
+/**
+ * Starts the agent's network side for `ctx` (its key, config dir and event sink) over its memory `store`. On
+ * any failure everything started so far is stopped again.
+ */
 export async function startRuntime(
-  agent: Agent,
+  ctx: RuntimeContext,
   store: MemoryStore,
   options: AgentStartOptions,
 ): Promise<AgentRuntime> {
@@ -197,184 +81,138 @@ export async function startRuntime(
     options.timeoutMs ?? DEFAULT_AGENT_START_TIMEOUT_MS,
     'agent start',
   );
-  const config = await loadAgentConfig(agent.configDir);
+  const config = await loadAgentConfig(ctx.configDir);
   const policy = checkPolicy(options.policy) ?? config.policy ?? 'tor-only';
   const allowClassical = options.allowClassical ?? config.allowClassical ?? false;
   const networkDir = options.network ?? process.env.MMOGIT_TOR_NETWORK;
-  const network: TorNetworkInfo | undefined = networkDir ? await loadNetwork(networkDir) : undefined;
+  const network = networkDir ? await loadNetwork(networkDir) : undefined;
   const events: RuntimeStatus['events'] = [];
-  const record = (type: string, detail: string) => {
+  const record: RecordEvent = (type, detail) => {
     events.push({ at: new Date().toISOString(), type, detail });
-    if (events.length > 50) events.shift();
-    agent.emit('event', { type, detail });
+    if (events.length > EVENTS_KEPT) events.shift();
+    ctx.emit('event', { type, detail });
   };
-  let lastBootstrap = 0;
-  const cleanups: (() => Promise<void>)[] = [];
-  const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      await fn().catch((e) => log('cleanup: %s', e instanceof Error ? e.message : String(e)));
-    }
-  };
-
+  const metrics = options.metrics ?? new AgentMetrics();
+  const cleanups = new Cleanups();
+  const resolve = ctx.resolvePeer ?? (async (p: string) => parseOnionAddress(p).hostname);
   try {
-    // 1. tor: spawned (default) or the user's own.
-    const onTorProgress = (p: { progress: number; summary: string; warning?: string }) => {
-      lastBootstrap = p.progress;
-      options.onProgress?.({
-        phase: 'tor',
-        progress: p.progress,
-        summary: p.summary,
-        ...(p.warning ? { warning: p.warning } : {}),
-      });
-    };
-    const tor: TorHandle = options.torControl
-      ? await attachTor({
-          control: options.torControl,
-          ...(options.torPassword ? { password: options.torPassword } : {}),
-          onProgress: onTorProgress,
-          signal,
-        })
-      : await startTor({
-          dataDir: join(agent.configDir, CONFIG_FILES.tor),
-          ...(network ? { network } : {}),
-          ...(options.useBridges ? { useBridges: true } : {}),
-          ...((options.bridges ?? config.bridges) ? { bridges: options.bridges ?? config.bridges } : {}),
-          onProgress: onTorProgress,
-          signal,
-        });
-    lastBootstrap = 100;
-    cleanups.push(() => tor.stop());
-    tor.on('died', (e) => record('tor-died', `code ${e.code} signal ${e.signal}; restart: ${e.willRestart}`));
-    tor.on('restarted', (e) =>
-      record(
-        'tor-restarted',
-        `attempt ${e.attempt}, pid ${e.pid}, republished ${e.republished.length} onion(s)`,
-      ),
+    const tor = await startTorStep(ctx, options, config, network, record, cleanups, signal, metrics);
+    const node = await startNodeStep(
+      ctx,
+      tor,
+      {
+        policy,
+        peerPolicies: { ...config.peerPolicies, ...options.peerPolicies },
+        listenPort: options.listenPort,
+        onProgress: options.onProgress,
+      },
+      record,
+      cleanups,
     );
-    tor.on('restart-failed', (e) => record('tor-restart-failed', e.message));
-
-    // 2. the libp2p node, listening on 127.0.0.1 where the onion service forwards to.
-    const peerPolicies = { ...config.peerPolicies, ...options.peerPolicies };
-    const node = await createAgentNode({
-      key: agent.key,
-      ...(options.listenPort !== undefined ? { listenPort: options.listenPort } : {}),
-      onion: { serviceId: agent.key.serviceId, virtualPort: DEFAULT_ONION_VIRTUAL_PORT },
-      socks: { host: tor.socksHost, port: tor.socksPort },
-      policy,
-      ...(Object.keys(peerPolicies).length > 0 ? { peerPolicies } : {}),
-      services: { dht: kadDHT(dhtServiceOptions()) },
-      onDowngrade: (e) => {
-        record('downgrade', `${e.direction} ${e.peer} via ${e.multiaddr}: ${e.reason ?? 'tor failed'}`);
-        process.stderr.write(`mmogit: WARNING: connection to ${e.peer} is not using tor (${e.multiaddr})\n`);
-      },
-    });
-    cleanups.push(() => node.stop());
-    options.onProgress?.({ phase: 'node', listenPort: node.listenPort });
-
-    // 3. the onion service: the agent's own key, published before anyone is told the agent is up.
-    options.onProgress?.({ phase: 'onion', state: 'publishing' });
-    const onion = await publishOnion(tor, agent.key, {
-      targetPort: node.listenPort,
-      virtualPort: DEFAULT_ONION_VIRTUAL_PORT,
-      waitForUpload: true,
+    // A2A (optional): its server listens before the onion names it as port 80.
+    let advertisedServices: string[] = [];
+    let a2a: AgentRuntime['a2a'] = null;
+    if (options.a2a) {
+      const { startAgentA2a } = await import('../a2a/serve.js');
+      const started = await startAgentA2a({
+        key: ctx.key,
+        configDir: ctx.configDir,
+        loopbackTcp: tor.mode === 'attach',
+        services: () => advertisedServices,
+        deliver: (task) => ctx.emit('a2a-task', task),
+        ...(typeof options.a2a === 'object' ? { limits: options.a2a } : {}),
+      });
+      a2a = started;
+      cleanups.push(() => started.close());
+    }
+    const onion = await publishOnionStep(
+      ctx,
+      tor,
+      node,
+      options.onProgress,
+      cleanups,
       signal,
-    });
-    cleanups.push(() => onion.remove().catch(() => {}));
-    const timings = onion as OnionService & { publishMs?: number; uploadMs?: number };
-    options.onProgress?.({
-      phase: 'onion',
-      state: 'published',
-      ...(timings.publishMs !== undefined ? { ms: Math.round(timings.publishMs) } : {}),
-      ...(timings.uploadMs !== undefined ? { uploadMs: Math.round(timings.uploadMs) } : {}),
-    });
-
-    // 4. messaging (retries the persisted outbox at once).
-    const messenger = new Messenger({
-      node: messagingNodeFromAgentNode(node),
-      key: agent.key,
-      store: messageStoreFromMemory(store, {
-        journalPath: join(agent.configDir, 'messages.journal'),
-        onError: (e) => record('store-error', e instanceof Error ? e.message : String(e)),
-      }),
-      outboxDir: join(agent.configDir, CONFIG_FILES.outbox),
-      allowClassical,
-    });
-    messenger.on('message', (m: ReceivedMessage) => agent.emit('message', m));
-    messenger.on('delivered', (e) => agent.emit('delivered', e));
-    messenger.on('queued', (e) => agent.emit('queued', e));
-    messenger.on('error', (e) => record('messaging-error', e instanceof Error ? e.message : String(e)));
-    await messenger.start();
-    cleanups.push(() => messenger.stop());
-
-    // 5. discovery, with bootstrap dialing in the background (the agent is usable before the DHT is).
-    const discovery = new Discovery(node.libp2p as unknown as DiscoveryNode, agent.key, {
-      onPublish: (r) => {
-        if ('error' in r) record('advertise-failed', String((r.error as Error)?.message ?? r.error));
-      },
-    });
-    cleanups.push(async () => discovery.stop());
+      a2a ? [a2a.port] : [],
+    );
+    const logLine =
+      options.onLog ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+    const hooks = await startHooksStep(ctx, options.hooks ?? config.hooks ?? {}, logLine, record, cleanups);
+    const messenger = await startMessagingStep(
+      ctx,
+      node,
+      store,
+      { allowClassical, versions: options.messagingVersions, hooks },
+      record,
+      cleanups,
+      metrics,
+    );
+    const files = await startFilesStep(
+      ctx,
+      node,
+      messenger,
+      { allowClassical, maxFileBytes: options.maxFileBytes ?? config.maxFileBytes },
+      record,
+      cleanups,
+      metrics,
+    );
     const bootstrapAddrs = [
       ...(options.bootstrap ?? []),
       ...(config.bootstrap ?? []),
       ...(options.networkBootstrap !== false ? (network?.bootstrapPeers ?? []) : []),
-    ].filter((a) => !a.includes(agent.key.serviceId));
-    const bootstrapAbort = new AbortController();
-    cleanups.push(async () => bootstrapAbort.abort());
-    // A cold onion circuit can fail a first bootstrap round: retry in the background (bounded) until at least
-    // one bootstrap peer answers. advertise/discover wait for the first success, but never for long.
-    const bootstrapLoop =
-      bootstrapAddrs.length === 0
-        ? Promise.resolve()
-        : (async () => {
-            options.onProgress?.({ phase: 'dht', state: 'bootstrapping' });
-            for (let round = 1; round <= BOOTSTRAP_ROUNDS && !bootstrapAbort.signal.aborted; round++) {
-              try {
-                const r = await bootstrapDialer(node.libp2p, bootstrapAddrs, {
-                  signal: bootstrapAbort.signal,
-                });
-                record(
-                  'dht-bootstrap',
-                  `round ${round}: connected ${r.connected.length}, failed ${r.failed.length}`,
-                );
-                if (r.connected.length > 0) return;
-              } catch (e) {
-                record('dht-bootstrap-failed', e instanceof Error ? e.message : String(e));
-              }
-              await new Promise((r) => setTimeout(r, Math.min(5_000 * 2 ** (round - 1), 60_000)).unref());
-            }
-          })();
-    const bootstrapped = () =>
-      Promise.race([bootstrapLoop, new Promise<void>((r) => setTimeout(r, BOOTSTRAP_WAIT_MS).unref())]);
-
-    // 6. memory sync: answered for peers, run by `sync`.
-    await registerSync(node, agent.key, store, { allowClassical });
-    cleanups.push(() => node.unhandle(SYNC_PROTOCOL).catch(() => {}));
-
-    options.onProgress?.({ phase: 'ready', onion: agent.address });
-    log('agent %s up (policy %s)', agent.address, policy);
-
-    const toDiscovered = (ad: {
-      advert: import('../discovery/advertisement.js').Advertisement;
-    }): DiscoveredAgent => ({
-      onion: ad.advert.onion,
-      pubkey: ad.advert.pubkey,
-      services: ad.advert.services,
-      issuedAt: new Date(ad.advert.issuedAt).toISOString(),
-      expiresAt: new Date(ad.advert.expiresAt).toISOString(),
-      addrs: ad.advert.addrs,
-      name: ad.advert.card.name,
-      verified: true,
+    ];
+    const { discovery, bootstrapped, rejoin } = startDiscoveryStep(
+      ctx,
+      node,
+      bootstrapAddrs,
+      options.onProgress,
+      record,
+      cleanups,
+      metrics,
+    );
+    await startSyncStep(ctx, node, store, allowClassical, cleanups, metrics);
+    metrics.observe({
+      outbox: () => {
+        const pending = messenger.pending();
+        let oldest: number | null = null;
+        for (const p of pending) if (oldest === null || p.queuedAt < oldest) oldest = p.queuedAt;
+        return { depth: pending.length, oldestQueuedAt: oldest };
+      },
+      connections: () => node.connections(),
     });
+    // Last to start, first to stop: it heals with the parts above.
+    const supervisor = new Supervisor({
+      tor,
+      onion: { serviceId: onion.serviceId, onion: onion.onion, virtualPort: onion.virtualPort },
+      metrics,
+      record,
+      ...(options.selfProbe !== undefined ? { options: options.selfProbe } : {}),
+      heal: {
+        retryOutbox: () => messenger.retryNow(),
+        rejoinDht: async () => {
+          await rejoin();
+          if (advertisedServices.length > 0) await runtime.advertise(advertisedServices).catch(() => {});
+        },
+      },
+    });
+    supervisor.start();
+    cleanups.push(() => supervisor.stop());
+    options.onProgress?.({ phase: 'ready', onion: ctx.key.onion });
+    log('agent %s up (policy %s)', ctx.key.onion, policy);
 
     const runtime: AgentRuntime = {
       tor,
       node,
       onion,
       messenger,
+      files,
       discovery,
+      a2a,
+      metrics,
+      supervisor,
       status() {
         return {
-          bootstrap: lastBootstrap,
+          // The runtime exists only once tor has bootstrapped.
+          bootstrap: 100,
           socksPort: tor.socksPort,
           controlPort: tor.controlPort,
           onionPort: DEFAULT_ONION_VIRTUAL_PORT,
@@ -386,23 +224,74 @@ export async function startRuntime(
             .map((c) => ({ onion: c.onion, transport: c.transport, direction: c.direction })),
           outbox: messenger.pending().length,
           events: [...events],
+          ...(a2a ? { a2a: a2a.url } : {}),
+          health: supervisor.status(),
         };
       },
-      send(peer, text, opts = {}) {
-        return messenger.send(parseOnionAddress(peer).hostname, text, opts);
+      async send(peer, message, opts = {}) {
+        if (typeof message === 'object' && message.type === FILE_MESSAGE_TYPE) {
+          throw new MmogitError('ERR_INVALID_ARGUMENT', 'type "file" is for sendFile (mmogit send --file)');
+        }
+        try {
+          const r = await messenger.send(await resolve(peer), message, opts);
+          metrics.messagesSent.inc({ status: r.status });
+          return r;
+        } catch (e) {
+          metrics.messagesSent.inc({ status: 'failed' });
+          throw e;
+        }
       },
-      inbox(opts = {}) {
-        return messenger.inbox(opts.limit !== undefined ? { limit: opts.limit } : {});
+      async sendFile(peer, path, opts = {}) {
+        return files.send(await resolve(peer), path, opts);
       },
-      connect(peer, opts = {}) {
-        return messenger.ping(parseOnionAddress(peer).hostname, opts);
+      async inbox(filter = {}) {
+        return messenger.inbox({ ...filter, ...(filter.from ? { from: await resolve(filter.from) } : {}) });
       },
+      async *messages(opts = {}) {
+        const from = opts.from ? await resolve(opts.from) : undefined;
+        yield* messenger.messages({ ...opts, from });
+      },
+      async connect(peer, opts = {}) {
+        return messenger.ping(await resolve(peer), opts);
+      },
+      async ping(peer, opts = {}) {
+        const onion = await resolve(peer);
+        const count = opts.count ?? 1;
+        if (!Number.isSafeInteger(count) || count < 1 || count > MAX_PINGS) {
+          throw new MmogitError('ERR_INVALID_ARGUMENT', `ping count must be 1 to ${MAX_PINGS}`);
+        }
+        const rttsMs: number[] = [];
+        let first: PingResult | undefined;
+        for (let i = 0; i < count; i++) {
+          const r = await messenger.ping(onion, {
+            ...(opts.signal ? { signal: opts.signal } : {}),
+            fresh: i === 0 && opts.fresh === true,
+          });
+          first ??= r;
+          rttsMs.push(r.rttMs);
+        }
+        const sorted = [...rttsMs].sort((x, y) => x - y);
+        const { rttMs: _first, ...session } = first as PingResult;
+        return {
+          ...session,
+          rttsMs,
+          rttMs: {
+            min: sorted[0] as number,
+            median: sorted[Math.floor((sorted.length - 1) / 2)] as number,
+            max: sorted[sorted.length - 1] as number,
+          },
+        };
+      },
+      outbox: () => messenger.pending(),
+      retryQueued: (id, opts = {}) => messenger.retryQueued(id, opts),
+      dropQueued: (id) => messenger.dropQueued(id),
       async advertise(services, opts = {}) {
         await bootstrapped();
         const signed = await discovery.advertise(services, {
           ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
+        advertisedServices = [...services];
         record('advertised', services.join(','));
         return {
           ...signed.advert,
@@ -414,19 +303,36 @@ export async function startRuntime(
       async *discover(service, opts = {}) {
         await bootstrapped();
         opts.onProgress?.({ phase: 'discover', state: 'querying', service });
-        for await (const ad of discovery.discover(service, {
-          ...(opts.signal ? { signal: opts.signal } : {}),
-          ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-          ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
-        })) {
-          if (ad.advert.pubkey === agent.publicKeyHex) continue;
-          yield toDiscovered(ad);
+        const t0 = performance.now();
+        let found = 0;
+        let result = 'error';
+        try {
+          // contacts first: a flood of throw-away adverts cannot push them out (docs/threat-model.md)
+          const prefer = (await new ContactBook(ctx.configDir).list().catch(() => [])).map(
+            (c) => parseOnionAddress(c.onion).publicKey,
+          );
+          for await (const ad of discovery.discover(service, {
+            prefer,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+            ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+            ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+          })) {
+            if (ad.advert.pubkey === ctx.key.publicKeyHex) continue;
+            if (found++ === 0) metrics.discoveryFirstSeconds.observe((performance.now() - t0) / 1000);
+            yield toDiscovered(ad.advert);
+          }
+          result = found > 0 ? 'found' : 'empty';
+        } finally {
+          // A consumer that stops early (limit reached) ends here too, with what it found.
+          if (found > 0) result = 'found';
+          metrics.discoveryQueries.inc({ result });
+          metrics.discoverySeconds.observe((performance.now() - t0) / 1000);
         }
       },
       async syncMany(peers, opts = {}) {
-        let targets = peers.map((p) => parseOnionAddress(p).hostname);
+        let targets = await Promise.all(peers.map(resolve));
         if (targets.length === 0) {
-          targets = [...(config.syncPeers ?? []).map((p) => parseOnionAddress(p).hostname)];
+          targets = (config.syncPeers ?? []).map((p) => parseOnionAddress(p).hostname);
           if (targets.length === 0) {
             for await (const ad of runtime.discover('memory_sync', {
               ...(opts.signal ? { signal: opts.signal } : {}),
@@ -441,8 +347,9 @@ export async function startRuntime(
         for (const peer of [...new Set(targets)]) {
           const started = Date.now();
           try {
-            const r = await syncWithPeer(node, agent.key, store, peer, {
+            const r = await syncWithPeer(node, ctx.key, store, peer, {
               allowClassical,
+              metrics,
               ...(opts.signal ? { signal: opts.signal } : {}),
               ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
               ...(opts.onProgress
@@ -451,9 +358,12 @@ export async function startRuntime(
             });
             results.push({ peer, sent: r.sent, received: r.received, head: r.head, ms: Math.round(r.ms) });
             record('synced', `${peer}: sent ${r.sent}, received ${r.received}`);
+            metrics.syncRuns.inc({ role: 'initiator', result: 'ok' });
+            metrics.syncEntries.inc({ direction: 'sent' }, r.sent);
+            metrics.syncEntries.inc({ direction: 'received' }, r.received);
+            metrics.syncSeconds.observe((Date.now() - started) / 1000);
           } catch (e) {
-            const err =
-              e instanceof MmogitError ? e : new MmogitError('ERR_SYNC', String((e as Error)?.message ?? e));
+            const err = e instanceof MmogitError ? e : new MmogitError('ERR_SYNC', asMmogitError(e).message);
             results.push({
               peer,
               sent: 0,
@@ -463,17 +373,16 @@ export async function startRuntime(
               error: { code: err.code, message: err.message },
             });
             record('sync-failed', `${peer}: ${err.message}`);
+            metrics.syncRuns.inc({ role: 'initiator', result: 'error' });
           }
         }
         return results;
       },
-      async stop() {
-        await cleanup();
-      },
+      stop: () => cleanups.run(),
     };
     return runtime;
   } catch (e) {
-    await cleanup();
+    await cleanups.run();
     throw e;
   }
 }

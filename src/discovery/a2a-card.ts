@@ -34,6 +34,14 @@ export interface AgentInterface {
   protocolVersion: string;
 }
 
+/** A2A `AgentExtension`: a capability named by URI, with optional parameters. */
+export interface AgentExtension {
+  uri: string;
+  description?: string;
+  required?: boolean;
+  params?: Record<string, unknown>;
+}
+
 /** The subset of the A2A Agent Card that advertisements carry. */
 export interface AgentCard {
   name: string;
@@ -48,7 +56,8 @@ export interface AgentCard {
   preferredTransport: string;
   /** A2A 0.3 compatibility. */
   protocolVersion: string;
-  capabilities: { streaming: boolean; pushNotifications: boolean };
+  /** `extensions`: A2A `AgentExtension`s, e.g. a mesh relay's descriptor (docs/protocol.md §8.8). */
+  capabilities: { streaming: boolean; pushNotifications: boolean; extensions?: AgentExtension[] };
   defaultInputModes: string[];
   defaultOutputModes: string[];
   skills: AgentSkill[];
@@ -77,6 +86,7 @@ export function buildAgentCard(input: {
   name?: string;
   description?: string;
   agentVersion?: string;
+  extensions?: readonly AgentExtension[];
 }): AgentCard {
   const url = mmogitInterfaceUrl(input.onion, input.port);
   return {
@@ -89,7 +99,11 @@ export function buildAgentCard(input: {
     url,
     preferredTransport: MMOGIT_PROTOCOL_BINDING,
     protocolVersion: A2A_COMPAT_PROTOCOL_VERSION,
-    capabilities: { streaming: false, pushNotifications: false },
+    capabilities: {
+      streaming: false,
+      pushNotifications: false,
+      ...(input.extensions?.length ? { extensions: [...input.extensions] } : {}),
+    },
     defaultInputModes: ['application/json'],
     defaultOutputModes: ['application/json'],
     skills: input.services.map((id) => ({

@@ -14,7 +14,8 @@ import '../_polyfill.js';
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
-import { abortReason, withTimeout } from '../errors.js';
+import type { AbortOptions } from '../_async.js';
+import { abortReason, MmogitError, withTimeout } from '../errors.js';
 import {
   ADVERT_MAX_BYTES,
   invalidAdvert,
@@ -45,7 +46,7 @@ export type AdvertDialer = Pick<Libp2p, 'dialProtocol' | 'peerId'>;
 export async function serveAdvert(
   stream: Stream,
   bytes: Uint8Array | undefined,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  options: AbortOptions = {},
 ): Promise<void> {
   const signal = withTimeout(options.signal, options.timeoutMs ?? ADVERT_SERVE_TIMEOUT_MS, 'serve advert');
   try {
@@ -62,14 +63,15 @@ export async function serveAdvert(
  *
  * @example const v = await fetchAdvert(node, provider.id, provider.multiaddrs, { timeoutMs: 5_000 })
  * @throws MmogitError `ERR_INVALID_RECORD` (`key-mismatch` for another key's advert, or any verification
- *   failure, `too-large` above {@link ADVERT_MAX_BYTES}), `ERR_TIMEOUT`, `ERR_ABORTED`; libp2p's dial errors
- *   (e.g. the peer does not speak the protocol) pass through.
+ *   failure, `too-large` above {@link ADVERT_MAX_BYTES}), `ERR_TIMEOUT`, `ERR_ABORTED`, and
+ *   `ERR_PEER_UNREACHABLE` for every libp2p failure (dial, refused protocol, reset stream; the libp2p error is
+ *   the `cause`, its name in `details.name`).
  */
 export async function fetchAdvert(
   node: AdvertDialer,
   peer: PeerId,
   multiaddrs: readonly Multiaddr[] = [],
-  options: { signal?: AbortSignal; timeoutMs?: number; now?: number } = {},
+  options: AbortOptions & { now?: number } = {},
 ): Promise<VerifiedAdvertisement | null> {
   const peerKey = peer.type === 'Ed25519' ? peer.publicKey.raw : undefined;
   if (peerKey === undefined) throw invalidAdvert('pubkey', 'peer is not an Ed25519 PeerId');
@@ -107,7 +109,12 @@ export async function fetchAdvert(
   } catch (e) {
     stream?.abort(e instanceof Error ? e : new Error(String(e)));
     if (signal.aborted) throw abortReason(signal, 'fetch advert');
-    throw e;
+    if (e instanceof MmogitError) throw e;
+    // libp2p's own errors (refused protocol, reset stream, bad varint…) become one typed code.
+    throw new MmogitError('ERR_PEER_UNREACHABLE', `fetch advert from ${id}: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+      details: { peer: id, ...(e instanceof Error ? { name: e.name } : {}) },
+    });
   }
   const v = verifyAdvertisement(bytes, { now: options.now });
   if (!Buffer.from(v.publicKey).equals(Buffer.from(peerKey))) {

@@ -17,9 +17,10 @@ import {
   canonicalBytes,
   parseOnionAddress,
   SIGNING_CONTEXTS,
+  toCanonical,
   verifySignature,
 } from '../identity/index.js';
-import { type AgentCard, buildAgentCard, MMOGIT_PROTOCOL_BINDING } from './a2a-card.js';
+import { type AgentCard, type AgentExtension, buildAgentCard, MMOGIT_PROTOCOL_BINDING } from './a2a-card.js';
 
 /** Format version of the envelope. A verifier rejects any other. */
 export const ADVERT_VERSION = 1;
@@ -130,7 +131,7 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 function unsignedBody(advert: Advertisement): CanonicalValue {
   const { signature: _signature, ...body } = advert;
-  return body as unknown as CanonicalValue;
+  return toCanonical(body);
 }
 
 /** The bytes the signature covers (before domain separation): canonical JSON without `signature`. */
@@ -143,7 +144,7 @@ export function advertisementSigningBytes(
 /** Canonical wire bytes of an advertisement. */
 export function encodeAdvertisement(advert: Advertisement | SignedAdvertisement): Uint8Array {
   const a = 'advert' in advert && 'bytes' in advert ? advert.advert : (advert as Advertisement);
-  return canonicalBytes(a as unknown as CanonicalValue);
+  return canonicalBytes(toCanonical(a));
 }
 
 /**
@@ -223,7 +224,8 @@ function checkServices(services: string[]): void {
   }
 }
 
-function checkCard(card: Record<string, unknown>, advert: Advertisement): void {
+/** The card is checked field by field as untrusted data: every field is `unknown` here. */
+function checkCard(card: { readonly [K in keyof AgentCard]?: unknown }, advert: Advertisement): void {
   if (typeof card.name !== 'string' || typeof card.description !== 'string') {
     throw invalidAdvert('card', 'card.name and card.description must be strings');
   }
@@ -272,7 +274,7 @@ export function verifyAdvertisement(
   } else {
     const advert = 'advert' in input && 'bytes' in input ? input.advert : (input as Advertisement);
     try {
-      bytes = canonicalBytes(advert as unknown as CanonicalValue);
+      bytes = canonicalBytes(toCanonical(advert));
     } catch (e) {
       throw invalidAdvert('malformed', 'not canonical-encodable', e);
     }
@@ -304,7 +306,7 @@ export function verifyAdvertisement(
       throw invalidAdvert('addrs', `addr "${addr.slice(0, 100)}" is not /onion3/<own onion>:<port>`);
     }
   }
-  checkCard(advert.card as unknown as Record<string, unknown>, advert);
+  checkCard(advert.card, advert);
   const now = options.now ?? Date.now();
   const skew = options.maxSkewMs ?? ADVERT_MAX_SKEW_MS;
   if (advert.expiresAt <= advert.issuedAt || advert.expiresAt - advert.issuedAt > ADVERT_MAX_TTL_MS) {
@@ -327,6 +329,8 @@ export interface CreateAdvertisementInput {
   now?: number;
   pq?: PqInfo;
   agentVersion?: string;
+  /** A2A extensions for the card (covered by the signature), e.g. a mesh relay descriptor. */
+  extensions?: readonly AgentExtension[];
 }
 
 /**
@@ -367,6 +371,7 @@ export function createAdvertisement(key: AgentKey, input: CreateAdvertisementInp
       name: input.name,
       description: input.description,
       agentVersion: input.agentVersion,
+      ...(input.extensions ? { extensions: input.extensions } : {}),
     }),
   };
   const signature = key.sign(SIGNING_CONTEXTS.advertisement, advertisementSigningBytes(body));

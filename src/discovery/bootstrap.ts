@@ -1,7 +1,8 @@
 /**
  * Joining the DHT: dial bootstrap agents with retries. `@libp2p/bootstrap` refuses `/onion3/…/p2p/…`
- * multiaddrs (libp2p-over-tor.md "Pitfalls"), and a fresh onion service is unreachable for a second or two
- * after publication (tor-testnet.md: SOCKS reply 4, retry ~1 s later), so we dial ourselves and retry.
+ * multiaddrs, and a fresh onion service is unreachable for a second or two after publication (tor answers
+ * SOCKS reply 4, "host unreachable", until the descriptor is on the HSDirs; a retry about 1 s later succeeds),
+ * so we dial ourselves and retry.
  * @module
  */
 import '../_polyfill.js';
@@ -10,19 +11,32 @@ import { join } from 'node:path';
 import type { Libp2p } from '@libp2p/interface';
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
+import { type AbortOptions, type RetryPolicy, raceAbort, retry, sleep } from '../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../errors.js';
 
-/** Attempts per address after the first. */
-export const BOOTSTRAP_RETRIES = 5;
-/** First back-off; doubles per attempt up to {@link BOOTSTRAP_MAX_DELAY_MS}. */
-export const BOOTSTRAP_RETRY_DELAY_MS = 1_000;
-export const BOOTSTRAP_MAX_DELAY_MS = 8_000;
+/**
+ * The one retry policy of a bootstrap dial, per address: 6 tries, full-jitter waits capped at 8 s. Callers
+ * that want to keep trying longer (an agent joining in the background) pass a larger policy and
+ * `timeoutMs` to one {@link bootstrapDialer} call rather than calling it again in a loop, so the bound
+ * stays one number.
+ */
+export const BOOTSTRAP_RETRY: RetryPolicy = Object.freeze({
+  attempts: 6,
+  baseDelayMs: 1_000,
+  maxDelayMs: 8_000,
+});
 /** One dial attempt's budget (a cold onion circuit takes several seconds). */
 export const BOOTSTRAP_DIAL_TIMEOUT_MS = 30_000;
 /** How long to wait for the first DHT peer after connecting, before the self-lookup. */
 export const ROUTING_TABLE_WAIT_MS = 10_000;
 /** Whole-bootstrap budget. */
 export const BOOTSTRAP_TIMEOUT_MS = 120_000;
+/**
+ * The self-lookup's own budget, inside the whole one: it is best effort (the periodic self-query fills the
+ * table too), and over tor a Kademlia lookup that meets slow or dead peers can otherwise take the whole
+ * bootstrap budget, holding up the "joined" the caller waits for.
+ */
+export const SELF_QUERY_TIMEOUT_MS = 30_000;
 
 /** Progress of {@link bootstrapDialer}, one event per step. */
 export type BootstrapProgress =
@@ -31,12 +45,13 @@ export type BootstrapProgress =
   | { type: 'connected'; addr: string; attempt: number }
   | { type: 'failed'; addr: string; error: string };
 
-export interface BootstrapOptions {
-  retries?: number;
-  retryDelayMs?: number;
+export interface BootstrapOptions extends AbortOptions {
+  /** How each address is retried (fields default to {@link BOOTSTRAP_RETRY}'s). */
+  retry?: Partial<RetryPolicy>;
+  /** One dial's budget (default {@link BOOTSTRAP_DIAL_TIMEOUT_MS}). */
   dialTimeoutMs?: number;
+  /** The whole bootstrap's budget: every address's tries and the self-lookup (default {@link BOOTSTRAP_TIMEOUT_MS}). */
   timeoutMs?: number;
-  signal?: AbortSignal;
   onProgress?: (event: BootstrapProgress) => void;
   /** After connecting, run a self-lookup in `node.services.dht` to fill the routing table (default true). */
   selfQuery?: boolean;
@@ -46,7 +61,8 @@ export interface BootstrapOptions {
  * A Kademlia self-lookup (find the peers closest to our own id) fills the routing table right after joining;
  * kad-dht's own self-query may have run before any peer was known and the next one is minutes away.
  */
-async function selfQuery(node: Libp2p, signal: AbortSignal): Promise<void> {
+async function selfQuery(node: Libp2p, outer: AbortSignal): Promise<void> {
+  const signal = withTimeout(outer, SELF_QUERY_TIMEOUT_MS, 'bootstrap self-lookup');
   const dht = (node.services as { dht?: KadDHT }).dht;
   if (dht === undefined) return;
   // The routing table gains a peer only after identify confirmed it speaks our DHT protocol; a query run
@@ -54,7 +70,7 @@ async function selfQuery(node: Libp2p, signal: AbortSignal): Promise<void> {
   const table = (dht as Partial<SingleKadDHT>).routingTable;
   const deadline = Date.now() + ROUTING_TABLE_WAIT_MS;
   while (table !== undefined && table.size === 0 && Date.now() < deadline && !signal.aborted) {
-    await sleep(25, signal);
+    await sleep(25, { signal }).catch(() => {});
   }
   try {
     for await (const _ of dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal })) {
@@ -65,20 +81,12 @@ async function selfQuery(node: Libp2p, signal: AbortSignal): Promise<void> {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 /**
- * Dials every bootstrap multiaddr (in parallel, each with retries and exponential back-off). Addresses of
+ * Dials every bootstrap multiaddr (in parallel, each retried under one policy, {@link BOOTSTRAP_RETRY} by default). Addresses of
  * this node itself are skipped. Never throws for unreachable peers: they are listed in `failed`.
  *
  * @example
@@ -101,41 +109,45 @@ export async function bootstrapDialer(
     if (ma.getComponents().some((c) => c.name === 'p2p' && c.value === node.peerId.toString())) continue;
     parsed.push({ addr, ma });
   }
-  const retries = options.retries ?? BOOTSTRAP_RETRIES;
-  const baseDelay = options.retryDelayMs ?? BOOTSTRAP_RETRY_DELAY_MS;
+  const policy: RetryPolicy = { ...BOOTSTRAP_RETRY, ...options.retry };
   const signal = withTimeout(options.signal, options.timeoutMs ?? BOOTSTRAP_TIMEOUT_MS, 'bootstrap');
+  const dialTimeoutMs = options.dialTimeoutMs ?? BOOTSTRAP_DIAL_TIMEOUT_MS;
   const connected: string[] = [];
   const failed: string[] = [];
   await Promise.all(
     parsed.map(async ({ addr, ma }) => {
-      let lastError = 'aborted';
-      for (let attempt = 1; attempt <= retries + 1 && !signal.aborted; attempt++) {
-        options.onProgress?.({ type: 'dial', addr, attempt });
-        try {
-          const dialSignal = withTimeout(
+      try {
+        const attempt = await retry(
+          async (n, tries) => {
+            options.onProgress?.({ type: 'dial', addr, attempt: n });
+            const dialSignal = withTimeout(tries, dialTimeoutMs, `bootstrap dial ${addr}`);
+            // raced as well: a dial that joins one already queued in libp2p may outlive its own signal
+            await raceAbort(node.dial(ma, { signal: dialSignal }), dialSignal, `bootstrap dial ${addr}`);
+            return n;
+          },
+          policy,
+          {
             signal,
-            options.dialTimeoutMs ?? BOOTSTRAP_DIAL_TIMEOUT_MS,
-            `bootstrap dial ${addr}`,
-          );
-          await node.dial(ma, { signal: dialSignal });
-          connected.push(addr);
-          options.onProgress?.({ type: 'connected', addr, attempt });
-          return;
-        } catch (e) {
-          lastError = (e as Error).message;
-          if (attempt <= retries && !signal.aborted) {
-            const delayMs = Math.min(baseDelay * 2 ** (attempt - 1), BOOTSTRAP_MAX_DELAY_MS);
-            options.onProgress?.({ type: 'retry', addr, attempt, delayMs, error: lastError });
-            await sleep(delayMs, signal);
-          }
-        }
+            what: `bootstrap dial ${addr}`,
+            onRetry: ({ attempt, delayMs, error }) =>
+              options.onProgress?.({ type: 'retry', addr, attempt, delayMs, error: errorText(error) }),
+          },
+        );
+        connected.push(addr);
+        options.onProgress?.({ type: 'connected', addr, attempt });
+      } catch (e) {
+        failed.push(addr);
+        options.onProgress?.({ type: 'failed', addr, error: errorText(e) });
       }
-      failed.push(addr);
-      options.onProgress?.({ type: 'failed', addr, error: lastError });
     }),
   );
   if (options.signal?.aborted) throw abortReason(options.signal, 'bootstrap');
-  if (connected.length > 0 && options.selfQuery !== false) await selfQuery(node, signal);
+  if (connected.length > 0 && options.selfQuery !== false) {
+    // Bounded by our clock, not only by the signal handed to kad-dht: a query waiting on a peer's stream that
+    // does not end on abort must not hold up the join (the lookup is best effort).
+    const bound = withTimeout(signal, ROUTING_TABLE_WAIT_MS + SELF_QUERY_TIMEOUT_MS, 'bootstrap self-lookup');
+    await raceAbort(selfQuery(node, signal), bound, 'bootstrap self-lookup').catch(() => {});
+  }
   return { connected, failed };
 }
 

@@ -117,7 +117,7 @@ export function dhtServiceOptions(options: DhtServiceOptions = {}): KadDHTInit &
   selectors: Record<string, SelectFn>;
 } {
   return {
-    // Over tor dials are slow: keep the defaults generous (libp2p-over-tor.md "Pitfalls").
+    // Over tor a dial is a rendezvous of several seconds: keep kad-dht's dial timeouts generous.
     networkDialTimeout: { minTimeout: 10_000, maxTimeout: 60_000 },
     // A lone bootstrap agent must still be able to store its own record.
     allowQueryWithZeroPeers: true,

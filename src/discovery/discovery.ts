@@ -5,59 +5,52 @@
  * @module
  */
 import '../_polyfill.js';
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
-import type { KadDHT, QueryEvent } from '@libp2p/kad-dht';
-import type { Multiaddr } from '@multiformats/multiaddr';
+import type { Stream } from '@libp2p/interface';
+import type { KadDHT } from '@libp2p/kad-dht';
+import type { AbortOptions } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { abortReason, MmogitError, throwIfAborted, withTimeout } from '../errors.js';
+import { abortReason, MmogitError, withTimeout } from '../errors.js';
 import { type AgentKey, parseOnionAddress } from '../identity/index.js';
-import {
-  ADVERT_FETCH_TIMEOUT_MS,
-  ADVERT_MAX_INBOUND_STREAMS,
-  ADVERT_PROTOCOL,
-  fetchAdvert,
-  serveAdvert,
-} from './advert-protocol.js';
+import type { AgentExtension } from './a2a-card.js';
+import { ADVERT_MAX_INBOUND_STREAMS, ADVERT_PROTOCOL, serveAdvert } from './advert-protocol.js';
 import {
   ADVERT_DEFAULT_TTL_MS,
-  compareAdvertisements,
   createAdvertisement,
   type SignedAdvertisement,
   type VerifiedAdvertisement,
 } from './advertisement.js';
-import { advertRecordKey, serviceProviderKey, verifyAdvertRecord } from './dht.js';
+import { advertRecordKey, serviceProviderKey } from './dht.js';
+import { type DiscoverOptions, discoverAdverts } from './discover.js';
+import { type DiscoveryNode, peerIdPublicKey } from './discovery-node.js';
+import { type FindContext, type LookupOptions, lookupAdvert } from './lookup.js';
+
+export {
+  ADVERT_HEDGE_MS,
+  DISCOVER_SETTLE_MS,
+  DISCOVER_TIMEOUT_MS,
+  type DiscoverOptions,
+} from './discover.js';
+export { type DiscoveryNode, isDiscoveryNode, peerIdPublicKey } from './discovery-node.js';
+export { LOOKUP_TIMEOUT_MS, type LookupOptions } from './lookup.js';
 
 /** Default time budget of {@link Discovery.advertise} (a DHT put and one provide per service). */
 export const ADVERTISE_TIMEOUT_MS = 60_000;
-/** Default time budget of a {@link Discovery.discover} search; when it elapses the search simply ends. */
-export const DISCOVER_TIMEOUT_MS = 30_000;
-/** Default time budget of {@link Discovery.lookup}. */
-export const LOOKUP_TIMEOUT_MS = 20_000;
 /** Default re-publish interval: a third of the default lifetime, so two attempts can fail before expiry. */
 export const REPUBLISH_INTERVAL_MS = Math.floor(ADVERT_DEFAULT_TTL_MS / 3);
 /**
- * discover resolves each provider with a lookup that stops this long after the first valid copy instead of
- * walking the whole query: the owner re-publishes every copy, so the first valid one is current or nearly.
+ * First delay before publishing again when a publication reached no peer for the record or for a service
+ * (an agent that advertises before its routing table fills, e.g. right after start over tor); it doubles up
+ * to {@link SPARSE_RETRY_MAX_MS} until a publication reaches at least one peer for each, so an advert is
+ * not invisible until the next regular re-publish.
  */
-export const DISCOVER_SETTLE_MS = 50;
-/**
- * discover first fetches a provider's advert from the provider itself (`/mmogit/advert/1.0.0`); if that has
- * not produced a verified advert after this long (a cold onion connect, a provider that does not answer) it
- * also starts the DHT lookup, and the first verified copy wins. A direct fetch that fails starts it at once.
- */
-export const ADVERT_HEDGE_MS = 1_000;
-/** How many providers discover resolves at once. */
-const RESOLVE_CONCURRENCY = 8;
-/** Providers resolved beyond `limit` at once: a spare or two hides one slow provider. */
-const RESOLVE_SPARES = 2;
-
+export const SPARSE_RETRY_FIRST_MS = 2_000;
+export const SPARSE_RETRY_MAX_MS = 60_000;
+/** How many live agents (adverts fetched from the agent itself) a Discovery remembers to prefer. */
+export const MAX_LIVE_PEERS = 256;
 /** Which Discovery answers `/mmogit/advert/1.0.0` on a node (the newest one constructed or advertising). */
 const servers = new WeakMap<object, Discovery>();
 
 const defaultLog = createLogger('mmogit:discovery');
-
-/** A libp2p node with our DHT at `services.dht`. */
-export type DiscoveryNode = Libp2p<{ dht: KadDHT }>;
 
 /** What one publication reached. */
 export interface PublishReport {
@@ -80,51 +73,14 @@ export interface DiscoveryOptions {
   now?: () => number;
 }
 
-export interface AdvertiseOptions {
+export interface AdvertiseOptions extends AbortOptions {
   ttlMs?: number;
   name?: string;
   description?: string;
   /** Onion virtual port to put in `addrs`; by default the port of our own `/onion3/` announce address. */
   port?: number;
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
-
-export interface LookupOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-  /**
-   * Stop this long after the first valid copy arrived (faster; may miss a newer copy held by farther
-   * peers). By default the whole DHT query runs and the newest copy of all wins.
-   */
-  settleMs?: number;
-}
-
-export interface DiscoverOptions {
-  signal?: AbortSignal;
-  /** Search budget; when it elapses the search ends quietly with what was found. */
-  timeoutMs?: number;
-  /** Stop after this many results. */
-  limit?: number;
-  /** Per-provider lookup settle time, default {@link DISCOVER_SETTLE_MS}. */
-  settleMs?: number;
-  /**
-   * Fetch each provider's advert from the provider first (default true); false resolves through the DHT
-   * record only.
-   */
-  direct?: boolean;
-}
-
-/** A provider as findProviders reports it. */
-interface FoundProvider {
-  id: PeerId;
-  publicKey: Uint8Array;
-  multiaddrs: Multiaddr[];
-}
-
-/** Public key of an Ed25519 PeerId (agents' PeerIds are their Ed25519 keys), else undefined. */
-export function peerIdPublicKey(peerId: PeerId): Uint8Array | undefined {
-  return peerId.type === 'Ed25519' ? peerId.publicKey.raw : undefined;
+  /** A2A extensions for the card, e.g. a mesh relay descriptor (docs/protocol.md §8.8). */
+  extensions?: readonly AgentExtension[];
 }
 
 function toPublicKey(onionOrPubkey: string | Uint8Array): Uint8Array {
@@ -152,10 +108,14 @@ export class Discovery {
   readonly #key: AgentKey;
   readonly #options: DiscoveryOptions;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #sparseTimer: ReturnType<typeof setTimeout> | undefined;
+  #sparseDelayMs = SPARSE_RETRY_FIRST_MS;
   #stopped = new AbortController();
   #current: { services: string[]; options: AdvertiseOptions } | undefined;
   #last: SignedAdvertisement | undefined;
   #serving: Promise<void>;
+  /** Agents whose advert came from themselves in a search (hex key → key), newest last. */
+  readonly #live = new Map<string, Uint8Array>();
 
   constructor(node: DiscoveryNode, key: AgentKey, options: DiscoveryOptions = {}) {
     const dht = node.services?.dht;
@@ -234,7 +194,28 @@ export class Discovery {
     const report = await this.#publish(services, options);
     this.#current = { services, options: { ...options, signal: undefined } };
     this.#schedule(options.ttlMs ?? ADVERT_DEFAULT_TTL_MS);
+    this.#sparseDelayMs = SPARSE_RETRY_FIRST_MS;
+    this.#afterPublish(report);
     return report.advert;
+  }
+
+  /** A publication that reached no peer for the record or some service is repeated soon, with back-off. */
+  #afterPublish(report: PublishReport): void {
+    if (this.#sparseTimer !== undefined) clearTimeout(this.#sparseTimer);
+    this.#sparseTimer = undefined;
+    const sparse = report.recordPeers === 0 || Object.values(report.providerPeers).some((n) => n === 0);
+    if (!sparse || this.#stopped.signal.aborted) {
+      this.#sparseDelayMs = SPARSE_RETRY_FIRST_MS;
+      return;
+    }
+    const delay = this.#sparseDelayMs;
+    this.#sparseDelayMs = Math.min(delay * 2, SPARSE_RETRY_MAX_MS);
+    this.#log(`publication reached no peer for some key: again in ${delay} ms`);
+    this.#sparseTimer = setTimeout(() => {
+      this.#sparseTimer = undefined;
+      this.#republish();
+    }, delay);
+    this.#sparseTimer.unref?.();
   }
 
   /** Publishes once (no schedule change); used by advertise and the re-publish timer. */
@@ -252,6 +233,7 @@ export class Discovery {
       description: options.description,
       port: options.port ?? this.#ownOnionPort(),
       now: this.#now(),
+      ...(options.extensions ? { extensions: options.extensions } : {}),
     });
     const self = this.#node.peerId;
     try {
@@ -292,66 +274,48 @@ export class Discovery {
       1,
       Math.min(this.#options.republishMs ?? REPUBLISH_INTERVAL_MS, Math.floor(ttlMs / 2)),
     );
-    let running = false;
-    this.#timer = setInterval(() => {
-      const current = this.#current;
-      if (running || current === undefined) return;
-      running = true;
-      this.#publish(current.services, current.options)
-        .catch((error: unknown) => {
-          this.#log(`re-publish failed: ${(error as Error).message}`);
-          this.#options.onPublish?.({ error });
-        })
-        .finally(() => {
-          running = false;
-        });
-    }, every);
+    this.#timer = setInterval(() => this.#republish(), every);
     this.#timer.unref?.();
+  }
+
+  #republishing = false;
+
+  /** One re-publication of the current advert (timer or sparse retry); never two at once, never throws. */
+  #republish(): void {
+    const current = this.#current;
+    if (this.#republishing || current === undefined) return;
+    this.#republishing = true;
+    this.#publish(current.services, current.options)
+      .then((report) => this.#afterPublish(report))
+      .catch((error: unknown) => {
+        this.#log(`re-publish failed: ${(error as Error).message}`);
+        this.#options.onPublish?.({ error });
+      })
+      .finally(() => {
+        this.#republishing = false;
+      });
+  }
+
+  /** What lookup and discover need of this instance. */
+  #find(): FindContext {
+    return {
+      node: this.#node,
+      dht: this.#dht,
+      selfKey: this.#key.publicKey,
+      now: () => this.#now(),
+      log: (line) => this.#log(line),
+    };
   }
 
   /**
    * Fetches every copy of an agent's record the DHT returns, verifies each and returns the newest valid one
    * (not kad-dht's single pick: a replayed older copy cannot win here), or null.
    */
-  async lookup(
+  lookup(
     onionOrPubkey: string | Uint8Array,
     options: LookupOptions = {},
   ): Promise<VerifiedAdvertisement | null> {
-    const publicKey = toPublicKey(onionOrPubkey);
-    const settle = new AbortController();
-    const signal = AbortSignal.any([
-      withTimeout(options.signal, options.timeoutMs ?? LOOKUP_TIMEOUT_MS, 'lookup'),
-      settle.signal,
-    ]);
-    const key = advertRecordKey(publicKey);
-    let best: VerifiedAdvertisement | null = null;
-    let settleTimer: ReturnType<typeof setTimeout> | undefined;
-    const consider = (value: Uint8Array): void => {
-      try {
-        const v = verifyAdvertRecord(key, value, { now: this.#now() });
-        if (best === null || compareAdvertisements(v, best) > 0) best = v;
-        if (options.settleMs !== undefined && settleTimer === undefined) {
-          settleTimer = setTimeout(() => settle.abort(), options.settleMs);
-        }
-      } catch (e) {
-        this.#log(`dropped record: ${(e as MmogitError).details?.reason ?? (e as Error).message}`);
-      }
-    };
-    try {
-      for await (const e of this.#dht.get(key, { signal }) as AsyncIterable<QueryEvent>) {
-        if (e.name === 'VALUE') consider(e.value);
-        else if (e.name === 'PEER_RESPONSE' && e.record != null) consider(e.record.value);
-      }
-    } catch (e) {
-      // kad-dht throws after a failed correction of a stale peer or when nothing is found; what we collected
-      // stands. Only the caller's own abort is an error.
-      if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
-      if (!signal.aborted) this.#log(`lookup ended: ${(e as Error).message}`);
-    } finally {
-      clearTimeout(settleTimer);
-    }
-    if (options.signal?.aborted) throw abortReason(options.signal, 'lookup');
-    return best;
+    return lookupAdvert(this.#find(), toPublicKey(onionOrPubkey), options);
   }
 
   /**
@@ -361,171 +325,23 @@ export class Discovery {
    *
    * @throws MmogitError `ERR_ABORTED` when the caller's signal fires.
    */
-  async *discover(service: string, options: DiscoverOptions = {}): AsyncIterable<VerifiedAdvertisement> {
-    throwIfAborted(options.signal, 'discover');
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    if (limit <= 0) return;
-    const done = new AbortController();
-    const budget = withTimeout(options.signal, options.timeoutMs ?? DISCOVER_TIMEOUT_MS, 'discover');
-    const signal = AbortSignal.any([budget, done.signal]);
-    const self = this.#key.publicKey;
-    const seen = new Set<string>();
-    const ready: VerifiedAdvertisement[] = [];
-    const direct = options.direct ?? true;
-    const settleMs = options.settleMs ?? DISCOVER_SETTLE_MS;
-    // Each DHT-only resolution is a query: with a small limit, fewer at once reach the first result sooner.
-    // A direct fetch is one stream, so a spare or two race a slow provider.
-    const concurrency = Math.min(RESOLVE_CONCURRENCY, direct ? limit + RESOLVE_SPARES : limit);
-    let pending = 0;
-    let yielded = 0;
-    let searching = false;
-    /** a search ran to its end: every provider the DHT knows was seen */
-    let exhausted = false;
-    let search: Promise<void> = Promise.resolve();
-    let wake: (() => void) | undefined;
-    const notify = (): void => {
-      wake?.();
-      wake = undefined;
-    };
-    signal.addEventListener('abort', notify, { once: true });
-    const queue: FoundProvider[] = [];
-    /** providers yielded, verified or still being resolved: what `limit` may still get from what we know */
-    const inHand = (): number => yielded + ready.length + pending + queue.length;
-    const pump = (): void => {
-      while (pending < concurrency && queue.length > 0 && !signal.aborted) {
-        const p = queue.shift() as FoundProvider;
-        pending++;
-        this.#resolve(p, service, { signal, settleMs, direct })
-          .then((v) => {
-            if (v !== null) ready.push(v);
-            else if (!signal.aborted)
-              this.#log(
-                `provider ${Buffer.from(p.publicKey).toString('hex').slice(0, 12)}: no advert for ${service}`,
-              );
-          })
-          .catch(() => {})
-          .finally(() => {
-            pending--;
-            pump();
-            // the search stopped early and a provider fell through: look for more
-            if (!searching && !exhausted && inHand() < limit && !signal.aborted) startSearch();
-            notify();
-          });
-      }
-    };
-    const startSearch = (): void => {
-      searching = true;
-      // Stopped once `limit` providers are in hand: the rest of the query (more hops, more peers) would only
-      // load the network while the fetches run. Restarted if one of them falls through (seen ones skipped).
-      const enough = new AbortController();
-      const searchSignal = AbortSignal.any([signal, enough.signal]);
-      search = (async () => {
-        try {
-          for await (const e of this.#dht.findProviders(serviceProviderKey(service), {
-            signal: searchSignal,
-          })) {
-            if (e.name !== 'PROVIDER') continue;
-            for (const p of e.providers) {
-              const pk = peerIdPublicKey(p.id);
-              if (pk === undefined || Buffer.from(pk).equals(Buffer.from(self))) continue;
-              const hex = Buffer.from(pk).toString('hex');
-              if (seen.has(hex)) continue;
-              seen.add(hex);
-              const found = { id: p.id, publicKey: pk, multiaddrs: p.multiaddrs };
-              // a provider we are already connected to answers without a dial (over tor: a rendezvous)
-              if (direct && this.#node.getConnections(p.id).length > 0) queue.unshift(found);
-              else queue.push(found);
-            }
-            pump();
-            if (inHand() >= limit) {
-              enough.abort();
-              return;
-            }
-          }
-          exhausted = true;
-        } catch (e) {
-          if (!enough.signal.aborted) exhausted = true;
-          if (!searchSignal.aborted) this.#log(`findProviders ended: ${(e as Error).message}`);
-        } finally {
-          searching = false;
-          notify();
-        }
-      })();
-    };
-    startSearch();
-    try {
-      while (yielded < limit) {
-        const next = ready.shift();
-        if (next !== undefined) {
-          yielded++;
-          yield next;
-          continue;
-        }
-        if ((!searching && pending === 0 && queue.length === 0) || signal.aborted) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-    } finally {
-      done.abort();
-      await search;
-    }
-    throwIfAborted(options.signal, 'discover');
-  }
-
   /**
-   * Resolves one provider to its verified advertisement listing `service`, or null: the direct fetch first,
-   * the DHT record when that fails or after {@link ADVERT_HEDGE_MS}; the first verified copy wins and the
-   * other attempt is aborted. Never throws.
+   * Finds agents that provide `service` (see {@link discoverAdverts}). Agents whose advert came from the agent
+   * itself in an earlier search (live, holding their key) are preferred next time, after `options.prefer`.
    */
-  async #resolve(
-    p: FoundProvider,
-    service: string,
-    options: { signal: AbortSignal; settleMs: number; direct: boolean },
-  ): Promise<VerifiedAdvertisement | null> {
-    const usable = (v: VerifiedAdvertisement | null): VerifiedAdvertisement | null =>
-      v?.advert.services.includes(service) ? v : null;
-    const fromDht = (signal: AbortSignal): Promise<VerifiedAdvertisement | null> =>
-      this.lookup(p.publicKey, { signal, settleMs: options.settleMs }).then(usable, () => null);
-    if (!options.direct) return fromDht(options.signal);
-    const won = new AbortController();
-    const signal = AbortSignal.any([options.signal, won.signal]);
-    const id = Buffer.from(p.publicKey).toString('hex').slice(0, 12);
-    return new Promise<VerifiedAdvertisement | null>((resolve) => {
-      let open = 1;
-      let dhtStarted = false;
-      let hedge: ReturnType<typeof setTimeout> | undefined;
-      const settle = (v: VerifiedAdvertisement | null): void => {
-        open--;
-        if (v === null && open > 0) return;
-        clearTimeout(hedge);
-        won.abort();
-        resolve(v);
-      };
-      const startDht = (): void => {
-        if (dhtStarted || signal.aborted) return;
-        dhtStarted = true;
-        open++;
-        fromDht(signal).then(settle);
-      };
-      hedge = setTimeout(startDht, ADVERT_HEDGE_MS);
-      fetchAdvert(this.#node, p.id, p.multiaddrs, {
-        signal,
-        timeoutMs: ADVERT_FETCH_TIMEOUT_MS,
-        now: this.#now(),
-      })
-        .then(usable, (e: unknown) => {
-          if (!signal.aborted) {
-            const reason = (e as MmogitError).details?.reason;
-            this.#log(`direct fetch from ${id} failed: ${reason ?? (e as Error).message}`);
-          }
-          return null;
-        })
-        .then((v) => {
-          // a miss starts the DHT copy now (before settle, so `open` counts it)
-          if (v === null) startDht();
-          settle(v);
-        });
+  discover(service: string, options: DiscoverOptions = {}): AsyncIterable<VerifiedAdvertisement> {
+    const live = [...this.#live.values()];
+    return discoverAdverts(this.#find(), service, {
+      ...options,
+      prefer: [...(options.prefer ?? []), ...live],
+      onLive: (pk) => {
+        const hex = Buffer.from(pk).toString('hex');
+        this.#live.delete(hex);
+        this.#live.set(hex, pk);
+        // the oldest one goes first (a Map keeps insertion order)
+        if (this.#live.size > MAX_LIVE_PEERS) this.#live.delete(this.#live.keys().next().value as string);
+        options.onLive?.(pk);
+      },
     });
   }
 
@@ -537,6 +353,8 @@ export class Discovery {
     }
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#sparseTimer !== undefined) clearTimeout(this.#sparseTimer);
+    this.#sparseTimer = undefined;
     this.#current = undefined;
     this.#stopped.abort(new MmogitError('ERR_ABORTED', 'discovery stopped'));
     for (const service of this.#last?.advert.services ?? []) {

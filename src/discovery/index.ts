@@ -45,8 +45,7 @@ export {
 } from './advertisement.js';
 export {
   BOOTSTRAP_DIAL_TIMEOUT_MS,
-  BOOTSTRAP_RETRIES,
-  BOOTSTRAP_RETRY_DELAY_MS,
+  BOOTSTRAP_RETRY,
   BOOTSTRAP_TIMEOUT_MS,
   type BootstrapOptions,
   type BootstrapProgress,
@@ -76,6 +75,7 @@ export {
   Discovery,
   type DiscoveryNode,
   type DiscoveryOptions,
+  isDiscoveryNode,
   LOOKUP_TIMEOUT_MS,
   type LookupOptions,
   type PublishReport,

@@ -42,6 +42,34 @@ export function canonicalJson(value: CanonicalValue): string {
   }
 }
 
+/**
+ * Whether `value` has a canonical encoding: strings, finite numbers, booleans, null, and arrays and plain objects
+ * of those (`undefined` members allowed, they are dropped). The type guard for typed records (an advertisement,
+ * an entry) that are canonical values by construction but whose interfaces TypeScript cannot see as one.
+ */
+export function isCanonicalValue(value: unknown): value is CanonicalValue {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isCanonicalValue);
+  if (typeof value !== 'object') return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((v) => v === undefined || isCanonicalValue(v));
+}
+
+/**
+ * `value` as a {@link CanonicalValue}, checked: the one converter from typed records to what
+ * {@link canonicalJson} encodes. Throws `ERR_INVALID_ARGUMENT` for anything without a canonical encoding.
+ *
+ * @example canonicalBytes(toCanonical(advert))
+ */
+export function toCanonical(value: unknown): CanonicalValue {
+  if (!isCanonicalValue(value)) {
+    throw new MmogitError('ERR_INVALID_ARGUMENT', 'value has no canonical JSON encoding');
+  }
+  return value;
+}
+
 const encoder = new TextEncoder();
 
 /** UTF-8 bytes of {@link canonicalJson}. */

@@ -2,9 +2,22 @@
  * Agent identity: BIP39 phrase → Ed25519 key → v3 onion address, libp2p PeerId and domain-separated signatures.
  * @module
  */
-export { type CanonicalValue, canonicalBytes, canonicalJson } from './canonical.js';
+export {
+  type CanonicalValue,
+  canonicalBytes,
+  canonicalJson,
+  isCanonicalValue,
+  toCanonical,
+} from './canonical.js';
 export { AgentKey } from './keys.js';
-export { MNEMONIC_WORDS, newMnemonic, normaliseMnemonic, seedFromMnemonic } from './mnemonic.js';
+export {
+  MNEMONIC_WORDS,
+  mnemonicEntropyBits,
+  newMnemonic,
+  normaliseMnemonic,
+  RESTORE_WORD_COUNTS,
+  seedFromMnemonic,
+} from './mnemonic.js';
 export {
   addOnionKeyBlob,
   expandedSecretKey,
@@ -18,6 +31,12 @@ export {
   onionFromPublicKey,
   parseOnionAddress,
 } from './onion.js';
+export {
+  parseRustSeedFile,
+  readRustSeedFile,
+  SEED_FILE_MAX_BYTES,
+  type SeedFileProblem,
+} from './rust-seed.js';
 export {
   privateKeyObject,
   publicKeyObject,
@@ -35,5 +54,4 @@ export {
   resolveConfigDir,
   type SaveIdentityOptions,
   saveIdentity,
-  writeFileAtomic,
 } from './store.js';

@@ -44,7 +44,7 @@ export class AgentKey {
     return new AgentKey(seed);
   }
 
-  /** From a 24-word BIP39 phrase, compatible with RCALabs/mmogit (see {@link seedFromMnemonic}). */
+  /** From a BIP39 phrase of 12–24 words, compatible with RCALabs/mmogit (see {@link seedFromMnemonic}). */
   static fromMnemonic(phrase: string): AgentKey {
     const seed = seedFromMnemonic(phrase);
     try {

@@ -19,7 +19,9 @@ export const SIGNING_CONTEXTS = {
   advertisement: 'advertisement/v1',
   handshake: 'pq-handshake/v1',
   syncRef: 'sync-ref/v1',
+  meshCircuit: 'mesh-circuit/v1',
   meshBeacon: 'mesh-beacon/v1',
+  a2aMessage: 'a2a-message/v1',
 } as const;
 
 export type SigningContext = (typeof SIGNING_CONTEXTS)[keyof typeof SIGNING_CONTEXTS];

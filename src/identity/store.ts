@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { AgentKey } from './keys.js';
 
@@ -19,6 +19,13 @@ export const CONFIG_FILES = {
 const IDENTITY_FORMAT = 'mmogit-identity';
 const IDENTITY_VERSION = 1;
 
+/** ERR_CONFIG_INVALID for a path of the config dir that exists but is not a directory. */
+export function notADirectory(path: string, what: string): MmogitError {
+  return new MmogitError('ERR_CONFIG_INVALID', `${what} ${path} is not a directory`, {
+    details: { path },
+  });
+}
+
 /**
  * The config dir: `--config-dir` if given, else `$MMOGIT_HOME`, else `~/.mmogit`.
  */
@@ -34,29 +41,14 @@ export function identityPath(configDir: string): string {
 
 /** Creates the config dir with mode 0700 (and tightens an existing one we are about to put a key in). */
 export async function ensureConfigDir(configDir: string): Promise<void> {
-  await mkdir(configDir, { recursive: true, mode: 0o700 });
+  await mkdir(configDir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST') throw notADirectory(configDir, 'config dir');
+    if (e.code !== 'ENOTDIR') throw e;
+    throw new MmogitError('ERR_CONFIG_INVALID', `config dir ${configDir}: a part of its path is a file`, {
+      details: { path: configDir },
+    });
+  });
   await chmod(configDir, 0o700);
-}
-
-/**
- * Writes `data` to `path` atomically with `mode`: a temp file created exclusively with that mode, fsynced,
- * then renamed over the target, so a crash leaves either the old file or the new one, never half of one.
- */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 export interface SaveIdentityOptions {
@@ -95,7 +87,7 @@ export async function saveIdentity(
     onion: key.onion,
   });
   seed.fill(0);
-  await writeFileAtomic(path, `${body}\n`, 0o600);
+  await writeFileDurable(path, `${body}\n`, { mode: 0o600 });
 }
 
 /**
@@ -104,7 +96,8 @@ export async function saveIdentity(
  */
 export async function loadIdentity(configDir: string): Promise<AgentKey> {
   const dirStat = await stat(configDir).catch(() => null);
-  if (!dirStat?.isDirectory()) {
+  if (dirStat && !dirStat.isDirectory()) throw notADirectory(configDir, 'config dir');
+  if (!dirStat) {
     throw new MmogitError(
       'ERR_CONFIG_DIR_MISSING',
       `config dir ${configDir} does not exist (run \`mmogit init\`)`,
@@ -120,6 +113,9 @@ export async function loadIdentity(configDir: string): Promise<AgentKey> {
       details: { configDir },
     });
   }
+  if (!fileStat.isFile()) {
+    throw new MmogitError('ERR_IDENTITY_CORRUPT', `${path} is not a file`, { details: { path } });
+  }
   if ((fileStat.mode & 0o077) !== 0) {
     throw new MmogitError(
       'ERR_INSECURE_PERMISSIONS',
@@ -133,6 +129,9 @@ export async function loadIdentity(configDir: string): Promise<AgentKey> {
     parsed = JSON.parse(text);
   } catch (e) {
     throw new MmogitError('ERR_IDENTITY_CORRUPT', `${path} is not valid JSON`, { cause: e });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new MmogitError('ERR_IDENTITY_CORRUPT', `${path} does not hold an identity object`);
   }
   if (parsed.format !== IDENTITY_FORMAT || parsed.version !== IDENTITY_VERSION) {
     throw new MmogitError('ERR_IDENTITY_CORRUPT', `${path} has an unknown format or version`);

@@ -5,7 +5,7 @@ import type { AgentKey } from '../identity/keys.js';
 import { onionFromPublicKey } from '../identity/onion.js';
 import { publicKeyObject, SIGNING_CONTEXTS, signedBytes } from '../identity/signing.js';
 import type { VerifyItem } from './_verify-pool.js';
-import { SEALED_KIND, SHARE_KIND, sealedBodyProblem, shareBodyProblem } from './sealed.js';
+import { invalid, isoTime, kindProblem, type Visibility } from './entry-kinds.js';
 
 /**
  * The signed entry: one file per post, memory, message or other kind, content-addressed by the SHA-256 of its
@@ -20,31 +20,24 @@ import { SEALED_KIND, SHARE_KIND, sealedBodyProblem, shareBodyProblem } from './
  * @module
  */
 
-/** Memory types, as in Rust mmogit's structured memories. */
-export const MEMORY_TYPES = [
-  'observation',
-  'learning',
-  'relationship',
-  'task',
-  'experience',
-  'reflection',
-  'question',
-] as const;
-export type MemoryType = (typeof MEMORY_TYPES)[number];
+// The kinds' own rules live in entry-kinds.ts; re-exported here, where callers look for the entry's types.
+export {
+  DEFAULT_CONFIDENCE,
+  MEMORY_LIMITS,
+  MEMORY_TYPES,
+  type MemoryBody,
+  type MemoryInput,
+  type MemoryType,
+  memoryBody,
+  type Visibility,
+} from './entry-kinds.js';
 
 export const ENTRY_FORMAT = 'mmogit-entry';
 export const ENTRY_VERSION = 1;
 /** Largest entry file we write or accept. */
 export const MAX_ENTRY_BYTES = 64 * 1024;
-/** Limits on memory fields. */
-export const MEMORY_LIMITS = { tags: 64, tagLength: 64, references: 256, referenceLength: 256 } as const;
-/** Confidence when the caller gives none. */
-export const DEFAULT_CONFIDENCE = 0.8;
-
-export type Visibility = 'public' | 'private';
-
 /** A signed entry as stored. */
-export interface Entry {
+export type Entry = {
   format: typeof ENTRY_FORMAT;
   version: typeof ENTRY_VERSION;
   /** `memory`, `post`, `message`, … (lower-case, `[a-z][a-z0-9-]{0,31}`). */
@@ -57,98 +50,12 @@ export interface Entry {
   body: { [key: string]: CanonicalValue };
   /** Ed25519 signature, lower-case hex. */
   signature: string;
-}
-
-/** Body of a `memory` entry. */
-export interface MemoryBody {
-  type: MemoryType;
-  content: string;
-  tags: string[];
-  confidence: number;
-  references: string[];
-  expiresAt?: string;
-}
-
-/** What a caller gives to remember something. */
-export interface MemoryInput {
-  type: MemoryType;
-  content: string;
-  tags?: string[];
-  /** 0..1; default {@link DEFAULT_CONFIDENCE}. */
-  confidence?: number;
-  /** Ids of other entries (or any URI) this memory refers to. */
-  references?: string[];
-  /** ISO 8601 time after which recall hides the memory. */
-  expiresAt?: string | Date;
-  visibility?: Visibility;
-  /**
-   * Peers (onion addresses or hex Ed25519 public keys) allowed to read this private memory: it stays on the
-   * private branch and each of them gets an encrypted `sealed` envelope on the public one. Implies (and
-   * requires) `visibility: 'private'`.
-   */
-  shareWith?: readonly string[];
-}
+};
 
 const KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
 const HEX64_RE = /^[0-9a-f]{64}$/;
 const HEX128_RE = /^[0-9a-f]{128}$/;
 const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-function invalid(message: string, details?: Record<string, unknown>): MmogitError {
-  return new MmogitError('ERR_INVALID_MEMORY', message, details ? { details } : {});
-}
-
-function isoTime(value: string | Date, field: string): string {
-  const d =
-    value instanceof Date ? value : typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
-  if (Number.isNaN(d.getTime())) throw invalid(`${field} is not a valid time`, { field });
-  return d.toISOString();
-}
-
-function stringList(value: unknown, field: string, max: number, maxLength: number): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw invalid(`${field} must be an array of strings`, { field });
-  if (value.length > max) throw invalid(`${field} has more than ${max} items`, { field });
-  for (const v of value) {
-    if (typeof v !== 'string' || v.length === 0 || v.length > maxLength) {
-      throw invalid(`${field} items must be non-empty strings of at most ${maxLength} characters`, { field });
-    }
-  }
-  return [...new Set(value as string[])];
-}
-
-/** Checks and normalises a memory; throws ERR_INVALID_MEMORY for an unknown type, a confidence outside 0..1, … */
-export function memoryBody(input: MemoryInput): MemoryBody {
-  if (typeof input !== 'object' || input === null) throw invalid('memory must be an object');
-  if (!(MEMORY_TYPES as readonly string[]).includes(input.type as string)) {
-    throw invalid(`unknown memory type ${JSON.stringify(input.type)} (one of ${MEMORY_TYPES.join(', ')})`, {
-      field: 'type',
-    });
-  }
-  if (typeof input.content !== 'string' || input.content.length === 0) {
-    throw invalid('memory content must be a non-empty string', { field: 'content' });
-  }
-  const confidence = input.confidence ?? DEFAULT_CONFIDENCE;
-  if (typeof confidence !== 'number' || !Number.isFinite(confidence) || confidence < 0 || confidence > 1) {
-    throw invalid(`confidence must be a number in 0..1, got ${String(input.confidence)}`, {
-      field: 'confidence',
-    });
-  }
-  const body: MemoryBody = {
-    type: input.type,
-    content: input.content,
-    tags: stringList(input.tags, 'tags', MEMORY_LIMITS.tags, MEMORY_LIMITS.tagLength),
-    confidence,
-    references: stringList(
-      input.references,
-      'references',
-      MEMORY_LIMITS.references,
-      MEMORY_LIMITS.referenceLength,
-    ),
-  };
-  if (input.expiresAt !== undefined) body.expiresAt = isoTime(input.expiresAt, 'expiresAt');
-  return body;
-}
 
 /** Checks a visibility value. */
 export function checkVisibility(v: unknown): Visibility {
@@ -265,7 +172,10 @@ export function decodeEntry(
     problem,
   });
   if (bytes.length > MAX_ENTRY_BYTES) return fail('entry too large');
-  if (expectedId !== undefined && expectedId !== id) return fail('file name is not the SHA-256 of its bytes');
+  if (expectedId !== undefined && expectedId !== id) {
+    // Still report what the file claims to be, so a tampered entry shows up under its kind and author.
+    return fail('file name is not the SHA-256 of its bytes', decodeEntry(bytes, undefined, options).entry);
+  }
   let text: string;
   let parsed: unknown;
   try {
@@ -299,28 +209,13 @@ export function decodeEntry(
   const entry = e as Entry;
   let canonical: string;
   try {
-    canonical = canonicalJson(entry as unknown as CanonicalValue);
+    canonical = canonicalJson(entry);
   } catch {
     return fail('not canonical JSON', entry);
   }
   if (`${canonical}\n` !== text) return fail('not canonical JSON', entry);
-  if (entry.kind === 'memory') {
-    try {
-      const b = memoryBody(entry.body as unknown as MemoryInput);
-      if (canonicalJson(b as unknown as CanonicalValue) !== canonicalJson(entry.body)) {
-        return fail('memory body is not normalised', entry);
-      }
-    } catch (err) {
-      return fail(`invalid memory body: ${(err as Error).message}`, entry);
-    }
-  } else if (entry.kind === SEALED_KIND || entry.kind === SHARE_KIND) {
-    const problem = entry.kind === SEALED_KIND ? sealedBodyProblem(entry.body) : shareBodyProblem(entry.body);
-    if (problem) return fail(problem, entry);
-    // Envelopes are public by construction, share records private: anything else is not ours.
-    if (entry.visibility !== (entry.kind === SEALED_KIND ? 'public' : 'private')) {
-      return fail(`${entry.kind} entry with the wrong visibility`, entry);
-    }
-  }
+  const problem = kindProblem(entry.kind, entry.body, entry.visibility);
+  if (problem) return fail(problem, entry);
   if (options.checkSignature === false) return fail(UNCHECKED, entry);
   return verifyEntrySignature(entry) ? { id, entry, verified: true } : fail('bad signature', entry);
 }
@@ -340,10 +235,7 @@ export function signatureItem(entry: Entry, fileBytes?: Uint8Array): VerifyItem 
     if (at > 0) message = encoder.encode(text.slice(0, at) + text.slice(at + field.length, -1));
   }
   return {
-    message: signedBytes(
-      SIGNING_CONTEXTS.memoryEntry,
-      message ?? encoder.encode(canonicalJson(unsigned as unknown as CanonicalValue)),
-    ),
+    message: signedBytes(SIGNING_CONTEXTS.memoryEntry, message ?? encoder.encode(canonicalJson(unsigned))),
     signature: Buffer.from(signature, 'hex'),
     publicKey: Buffer.from(entry.author, 'hex'),
   };
@@ -352,7 +244,7 @@ export function signatureItem(entry: Entry, fileBytes?: Uint8Array): VerifyItem 
 /** Checks only the author's signature of a well-formed entry (see {@link decodeEntry} for the rest). */
 export function verifyEntrySignature(entry: Entry): boolean {
   const { signature, ...unsigned } = entry;
-  const message = encoder.encode(canonicalJson(unsigned as unknown as CanonicalValue));
+  const message = encoder.encode(canonicalJson(unsigned));
   let ok = false;
   try {
     ok = nodeVerify(

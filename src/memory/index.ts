@@ -24,7 +24,6 @@ export {
   signEntry,
   type Visibility,
 } from './entry.js';
-export { PRIVATE_REF, PUBLIC_REF } from './refs.js';
 export {
   MAX_SHARE_RECIPIENTS,
   SEALED_FORMAT,
@@ -34,22 +33,27 @@ export {
   type SealedBody,
   SHARE_KIND,
   type ShareBody,
-} from './sealed.js';
+} from './entry-kinds.js';
+export { PRIVATE_REF, PUBLIC_REF } from './refs.js';
 export {
   type AppendOptions,
   COMMIT_IDENT,
   MemoryStore,
   type OpenOptions,
   type RecallFilter,
+  type StoreCheck,
   type VerifiedEntry,
 } from './store.js';
 export {
+  DEFAULT_SYNC_QUOTA,
   DEFAULT_SYNC_TIMEOUT_MS,
   MAX_SYNC_PACK_BYTES,
   SYNC_PROTOCOL_VERSION,
   type SyncOptions,
   type SyncPeer,
   type SyncProgress,
+  SyncQuota,
+  type SyncQuotaLimits,
   type SyncResult,
   syncOverChannel,
-} from './sync.js';
+} from './sync/index.js';

@@ -1,26 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { MmogitError } from '../errors.js';
+import { writeNewFile } from './_durable.js';
 import { type GitObject, hashObject, type ObjectType, objectHeader } from './_git.js';
+import { PackWriter } from './pack-writer.js';
 
 /**
  * The object database of one bare repository: loose objects (`objects/xx/…`, zlib of `<type> <size>\0<data>`)
  * and version-2 packs with their version-2 indexes (Documentation/gitformat-pack.txt), read and written with
- * Node's zlib and SHA-1. isomorphic-git creates the repository; the hot path is here because isomorphic-git's
+ * Node's zlib and SHA-1 (the repository itself is made by _init-repo.ts). The hot path is here because isomorphic-git's
  * per-object cost (Web Streams compression, `crypto.subtle`, async fs) was 2–3 ms against ≈0.1 ms here
  * (docs/protocol.md §3 (Implementation)).
  *
@@ -37,7 +27,6 @@ export interface StoredObject extends GitObject {
 /** Batches at least this large go into one pack file instead of loose files. */
 export const PACK_THRESHOLD = 64;
 
-const TYPE_CODES: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3 };
 const CODE_TYPES: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob' };
 const OFS_DELTA = 6;
 const REF_DELTA = 7;
@@ -196,30 +185,26 @@ export class ObjectDb {
     const tmp = join(dir, `tmp_obj_${randomBytes(6).toString('hex')}`);
     const header = objectHeader(o.type, o.content.length);
     const raw = Buffer.concat([header, o.content]);
-    writeWhole(tmp, deflateSync(raw, { level: 1 }), false);
+    writeNewFile(tmp, deflateSync(raw, { level: 1 }), false);
     renameSync(tmp, this.loosePath(o.oid));
   }
 
   /** Writes `objects` as one pack + index (no deltas), fsynced, index renamed last. */
   writePack(objects: readonly StoredObject[]): void {
     const dir = join(this.objectsDir, 'pack');
-    mkdirSync(dir, { recursive: true });
-    const { pack, idx, name } = encodePack(objects);
-    const tag = randomBytes(6).toString('hex');
-    const tmpPack = join(dir, `tmp_pack_${tag}`);
-    const tmpIdx = join(dir, `tmp_idx_${tag}`);
+    const w = new PackWriter(dir, objects.length);
     try {
-      writeWhole(tmpPack, pack, true);
-      writeWhole(tmpIdx, idx, true);
-      renameSync(tmpPack, join(dir, `pack-${name}.pack`));
-      // The index makes the pack visible to git and to us; it goes last.
-      renameSync(tmpIdx, join(dir, `pack-${name}.idx`));
+      for (const o of objects) w.add(o);
+      w.finish();
     } finally {
-      rmSync(tmpPack, { force: true });
-      rmSync(tmpIdx, { force: true });
+      w.abort();
     }
-    fsyncDir(dir);
     this.scanPacks();
+  }
+
+  /** Starts a pack to be filled object by object (a pack received from a peer); see {@link PackWriter}. */
+  packWriter(count: number): PackWriter {
+    return new PackWriter(join(this.objectsDir, 'pack'), count);
   }
 }
 
@@ -239,100 +224,9 @@ function dedupe(objects: readonly StoredObject[]): StoredObject[] {
   });
 }
 
-function writeWhole(path: string, data: Uint8Array, sync: boolean): void {
-  const fd = openSync(path, 'wx', 0o444);
-  try {
-    let at = 0;
-    while (at < data.length) at += writeSync(fd, data, at, data.length - at);
-    if (sync) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** fsyncs a directory so a rename in it survives power loss (best effort: not every fs allows it). */
-export function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Directories cannot be fsynced on some platforms; the rename is still atomic.
-  }
-}
-
 /** zlib's compressBound(): the most bytes deflate can produce for `n` input bytes. */
 function zlibBound(n: number): number {
   return n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 64;
-}
-
-/** Pack object header: type and size as git's little-endian base-128 varint (gitformat-pack "Object entries"). */
-function packObjectHeader(code: number, size: number): Uint8Array {
-  const bytes: number[] = [];
-  let c = (code << 4) | (size & 15);
-  let rest = Math.floor(size / 16);
-  while (rest > 0) {
-    bytes.push(c | 0x80);
-    c = rest & 0x7f;
-    rest = Math.floor(rest / 128);
-  }
-  bytes.push(c);
-  return Uint8Array.from(bytes);
-}
-
-/** Encodes a non-delta v2 pack and its v2 index. `name` is the pack checksum (git names packs by it). */
-export function encodePack(objects: readonly StoredObject[]): { pack: Buffer; idx: Buffer; name: string } {
-  const parts: Uint8Array[] = [];
-  const header = Buffer.alloc(12);
-  header.write('PACK', 0, 'latin1');
-  header.writeUInt32BE(2, 4);
-  header.writeUInt32BE(objects.length, 8);
-  parts.push(header);
-  let offset = 12;
-  const rows: { oid: string; offset: number; crc: number }[] = [];
-  for (const o of objects) {
-    const h = packObjectHeader(TYPE_CODES[o.type], o.content.length);
-    const z = deflateSync(o.content, { level: 1 });
-    rows.push({ oid: o.oid, offset, crc: crc32(z, crc32(h)) });
-    parts.push(h, z);
-    offset += h.length + z.length;
-  }
-  const body = Buffer.concat(parts);
-  const checksum = createHash('sha1').update(body).digest();
-  const pack = Buffer.concat([body, checksum]);
-
-  rows.sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
-  const n = rows.length;
-  const large = rows.filter((r) => r.offset >= 0x80000000);
-  const idx = Buffer.alloc(8 + 1024 + n * 28 + large.length * 8 + 40);
-  idx.writeUInt32BE(0xff744f63, 0);
-  idx.writeUInt32BE(2, 4);
-  const fanout = new Array<number>(256).fill(0);
-  for (const r of rows) {
-    const b = Number.parseInt(r.oid.slice(0, 2), 16);
-    fanout[b] = (fanout[b] as number) + 1;
-  }
-  let cum = 0;
-  for (let i = 0; i < 256; i++) {
-    cum += fanout[i] as number;
-    idx.writeUInt32BE(cum, 8 + i * 4);
-  }
-  let at = 8 + 1024;
-  for (const r of rows) at += idx.write(r.oid, at, 'hex');
-  for (const r of rows) at = idx.writeUInt32BE(r.crc >>> 0, at);
-  let li = 0;
-  for (const r of rows) {
-    if (r.offset < 0x80000000) at = idx.writeUInt32BE(r.offset, at);
-    else at = idx.writeUInt32BE((0x80000000 | li++) >>> 0, at);
-  }
-  for (const r of large) at = idx.writeBigUInt64BE(BigInt(r.offset), at);
-  checksum.copy(idx, at);
-  at += 20;
-  createHash('sha1').update(idx.subarray(0, at)).digest().copy(idx, at);
-  return { pack, idx, name: checksum.toString('hex') };
 }
 
 /** Parses a v2 pack index into `[oid, offset]` pairs. */

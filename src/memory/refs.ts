@@ -1,7 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
+  linkSync,
+  mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -10,7 +14,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MmogitError } from '../errors.js';
-import { fsyncDir } from './odb.js';
+import { fsyncDir } from './_durable.js';
 
 /**
  * Branch refs with git's own lock discipline (Documentation/technical/api-lockfile / refs/files-backend.c): the
@@ -24,7 +28,7 @@ export const PUBLIC_REF = 'refs/heads/main';
 /** The branch that holds private entries; it never leaves this machine. */
 export const PRIVATE_REF = 'refs/heads/private';
 
-/** A `.lock` older than this is taken to be left by a crashed writer and removed. */
+/** A `.lock` with no owner of ours (git's own) older than this is taken to be left by a crashed writer. */
 export const STALE_LOCK_MS = 30_000;
 
 const OID_RE = /^[0-9a-f]{40}$/;
@@ -52,39 +56,110 @@ export function readRef(gitdir: string, ref: string): string | null {
 /**
  * Compare-and-swap of a ref: succeeds only if it still points at `expected` (null = absent). Returns false when
  * another writer moved it first or holds the lock (the caller rebuilds on the new value and retries).
+ *
+ * The lock is born as a file under `mmogit-locks/` named for the writing process (`<pid>-<random>`) and then
+ * hard-linked to `<ref>.lock`: `link(2)` fails with EEXIST like an exclusive create, so git's own writers and
+ * ours still exclude each other, and the second name tells a later writer whose lock it is. A lock whose
+ * process is gone (kill -9 between the link and the rename) is removed at once instead of blocking every
+ * writer until it is old; a lock with no owner name (written by git itself) falls back to its age.
  */
 export function updateRef(gitdir: string, ref: string, next: string, expected: string | null): boolean {
   if (!OID_RE.test(next)) throw new MmogitError('ERR_INTERNAL', `not an object id: ${next}`);
   const path = join(gitdir, ref);
   const lock = `${path}.lock`;
-  let fd: number;
-  try {
-    fd = openSync(lock, 'wx', 0o644);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    const age = Date.now() - (statSafe(lock)?.mtimeMs ?? Date.now());
-    if (age > STALE_LOCK_MS) rmSync(lock, { force: true });
-    return false;
-  }
+  const owner = writeOwner(gitdir, Buffer.from(`${next}\n`));
+  let locked = false;
   let renamed = false;
   try {
+    try {
+      linkSync(owner, lock);
+      locked = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      removeIfAbandoned(gitdir, lock);
+      return false;
+    }
     if (readRef(gitdir, ref) !== expected) return false;
-    const data = Buffer.from(`${next}\n`);
-    writeSync(fd, data, 0, data.length);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
     renameSync(lock, path);
     renamed = true;
     fsyncDir(dirname(path));
     return true;
   } finally {
-    if (fd >= 0) closeSync(fd);
-    if (!renamed) rmSync(lock, { force: true });
+    if (locked && !renamed) rmSync(lock, { force: true });
+    rmSync(owner, { force: true });
   }
 }
 
-function statSafe(path: string): { mtimeMs: number } | null {
+/** Directory (inside the git dir, which git ignores) where lock files are born under their owner's name. */
+export const LOCK_OWNERS_DIR = 'mmogit-locks';
+
+function writeOwner(gitdir: string, data: Buffer): string {
+  const dir = join(gitdir, LOCK_OWNERS_DIR);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const owner = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  const fd = openSync(owner, 'wx', 0o644);
+  try {
+    writeSync(fd, data, 0, data.length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return owner;
+}
+
+/** Removes `lock` if the process that took it is gone, or if it has no owner and is older than STALE_LOCK_MS. */
+function removeIfAbandoned(gitdir: string, lock: string): void {
+  const st = statSafe(lock);
+  if (!st) return;
+  const pid = st.nlink > 1 ? ownerPid(gitdir, st.ino) : null;
+  const abandoned = pid !== null ? !processAlive(pid) : Date.now() - st.mtimeMs > STALE_LOCK_MS;
+  if (!abandoned) return;
+  // Only the lock we judged: if another writer replaced it in between, its inode differs and it stays.
+  if (statSafe(lock)?.ino === st.ino) rmSync(lock, { force: true });
+  if (pid !== null) removeDeadOwners(gitdir);
+}
+
+function ownerPid(gitdir: string, ino: number): number | null {
+  const dir = join(gitdir, LOCK_OWNERS_DIR);
+  for (const name of readdirSafe(dir)) {
+    if (statSafe(join(dir, name))?.ino === ino) return parseOwnerPid(name);
+  }
+  return null;
+}
+
+/** Owner files of dead processes (a writer killed before it unlinked its own). */
+function removeDeadOwners(gitdir: string): void {
+  const dir = join(gitdir, LOCK_OWNERS_DIR);
+  for (const name of readdirSafe(dir)) {
+    const pid = parseOwnerPid(name);
+    if (pid !== null && !processAlive(pid)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+function parseOwnerPid(name: string): number | null {
+  const m = /^(\d{1,10})-[0-9a-f]+$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Signal 0 checks existence without delivering anything; EPERM means alive but owned by another user. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function statSafe(path: string): { mtimeMs: number; ino: number; nlink: number } | null {
   try {
     return statSync(path);
   } catch {

@@ -1,11 +1,20 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { MmogitError } from '../errors.js';
-import type { CanonicalValue } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
 import { onionFromPublicKey, parseOnionAddress } from '../identity/onion.js';
-import { hkdf, open, seal, wipe, x25519Ephemeral, x25519Shared } from '../pqc/_primitives.js';
+import { aeadOpen, aeadSeal, hkdf, wipe, x25519Ephemeral, x25519Shared } from '../pqc/index.js';
 import { type DecodedEntry, decodeEntry, type EncodedEntry, type Entry, signEntry } from './entry.js';
+import {
+  isSealedBody,
+  SEALED_FORMAT,
+  SEALED_KIND,
+  SEALED_SUITE,
+  SEALED_VERSION,
+  type SealedBody,
+  SHARE_KIND,
+  type ShareBody,
+} from './entry-kinds.js';
 
 /**
  * Sealed envelopes: a private entry shared with chosen peers travels on the public branch as one `sealed` entry
@@ -15,75 +24,9 @@ import { type DecodedEntry, decodeEntry, type EncodedEntry, type Entry, signEntr
  * @module
  */
 
-/** Entry kind of an encrypted envelope (public, on `main`). */
-export const SEALED_KIND = 'sealed';
-/** Entry kind of the author's local record of whom an entry was shared with (private, never synced). */
-export const SHARE_KIND = 'share';
-export const SEALED_FORMAT = 'mmogit-sealed';
-export const SEALED_VERSION = 1;
-/** The only suite of version 1: ephemeral-static X25519, HKDF-SHA256, AES-256-GCM. */
-export const SEALED_SUITE = 'x25519-hkdf-sha256-aes256gcm';
 /** Domain-separation label of the key derivation and the AEAD's associated data. */
 const LABEL = 'mmogit-sealed/v1';
-/** Most recipients one share may name. */
-export const MAX_SHARE_RECIPIENTS = 64;
-
-/** Body of a `sealed` entry. */
-export interface SealedBody {
-  format: typeof SEALED_FORMAT;
-  version: typeof SEALED_VERSION;
-  suite: typeof SEALED_SUITE;
-  /** Recipient's Ed25519 public key, hex. */
-  to: string;
-  /** Sender's ephemeral X25519 public key, hex. */
-  ephemeral: string;
-  /** AES-256-GCM ciphertext ‖ tag of the inner entry's file bytes, base64 (padded, canonical). */
-  ciphertext: string;
-}
-
-/** Body of a `share` entry (the author's own, private). */
-export interface ShareBody {
-  /** Id of the private entry that was shared. */
-  entry: string;
-  /** Recipients' onion addresses, sorted. */
-  with: string[];
-}
-
 const HEX64_RE = /^[0-9a-f]{64}$/;
-const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const ONION_RE = /^[a-z2-7]{56}\.onion$/;
-
-/** Why a `sealed` body is malformed, or null. Checked by {@link decodeEntry} (so sync refuses a bad one). */
-export function sealedBodyProblem(body: Record<string, unknown>): string | null {
-  if (Object.keys(body).sort().join(',') !== 'ciphertext,ephemeral,format,suite,to,version') {
-    return 'sealed body has unexpected fields';
-  }
-  if (body.format !== SEALED_FORMAT || body.version !== SEALED_VERSION) return 'unknown sealed format';
-  if (body.suite !== SEALED_SUITE) return 'unknown sealed suite';
-  if (typeof body.to !== 'string' || !HEX64_RE.test(body.to)) return 'malformed sealed recipient';
-  if (typeof body.ephemeral !== 'string' || !HEX64_RE.test(body.ephemeral)) return 'malformed ephemeral key';
-  const ct = body.ciphertext;
-  if (typeof ct !== 'string' || ct.length < 24 || !B64_RE.test(ct)) return 'malformed ciphertext';
-  // Only the canonical base64 (zero pad bits) of the bytes: one encoding per envelope.
-  if (Buffer.from(ct, 'base64').toString('base64') !== ct) return 'malformed ciphertext';
-  return null;
-}
-
-/** Why a `share` body is malformed, or null. */
-export function shareBodyProblem(body: Record<string, unknown>): string | null {
-  if (Object.keys(body).sort().join(',') !== 'entry,with') return 'share body has unexpected fields';
-  if (typeof body.entry !== 'string' || !HEX64_RE.test(body.entry)) return 'malformed shared entry id';
-  const w = body.with;
-  if (
-    !Array.isArray(w) ||
-    w.length === 0 ||
-    w.length > MAX_SHARE_RECIPIENTS ||
-    !w.every((o, i) => typeof o === 'string' && ONION_RE.test(o) && (i === 0 || (w[i - 1] as string) < o))
-  ) {
-    return 'malformed share recipients';
-  }
-  return null;
-}
 
 /** A recipient: its Ed25519 public key and the X25519 key derived from it. */
 export interface Recipient {
@@ -132,7 +75,7 @@ export function sealEntry(key: AgentKey, inner: EncodedEntry, recipient: Recipie
   const aeadKey = hkdf(shared, Buffer.concat([eph.publicKey, recipient.x25519]), info);
   try {
     // The key is fresh per envelope (new ephemeral), so the fixed nonce 0 is used exactly once.
-    const ct = seal(aeadKey, 0, info, inner.bytes);
+    const ct = aeadSeal(aeadKey, 0, info, inner.bytes);
     const body: SealedBody = {
       format: SEALED_FORMAT,
       version: SEALED_VERSION,
@@ -141,7 +84,7 @@ export function sealEntry(key: AgentKey, inner: EncodedEntry, recipient: Recipie
       ephemeral: hex(eph.publicKey),
       ciphertext: Buffer.from(ct).toString('base64'),
     };
-    return signEntry(key, SEALED_KIND, body as unknown as { [k: string]: CanonicalValue }, {
+    return signEntry(key, SEALED_KIND, body, {
       visibility: 'public',
       createdAt: inner.entry.createdAt,
     });
@@ -151,10 +94,16 @@ export function sealEntry(key: AgentKey, inner: EncodedEntry, recipient: Recipie
 }
 
 /** The signed `share` record an author keeps (privately) for an entry it shared. */
-export function shareRecord(key: AgentKey, entryId: string, onions: readonly string[]): EncodedEntry {
+export function shareRecord(
+  key: AgentKey,
+  entryId: string,
+  onions: readonly string[],
+  createdAt: string | Date = new Date(),
+): EncodedEntry {
   const body: ShareBody = { entry: entryId, with: [...new Set(onions)].sort() };
-  return signEntry(key, SHARE_KIND, body as unknown as { [k: string]: CanonicalValue }, {
+  return signEntry(key, SHARE_KIND, body, {
     visibility: 'private',
+    createdAt,
   });
 }
 
@@ -192,7 +141,9 @@ export interface OpenedEnvelope {
  * that it is a private entry. Never throws for bad data.
  */
 export function openEnvelope(key: AgentKey, opener: KeyObject, envelope: Entry): OpenedEnvelope {
-  const body = envelope.body as unknown as SealedBody;
+  const body = envelope.body;
+  // decodeEntry already refused a malformed body; the guard keeps that a checked fact here, not a cast.
+  if (!isSealedBody(body)) return { inner: null, problem: 'malformed sealed body' };
   if (body.to !== key.publicKeyHex) return { inner: null, problem: 'sealed to another peer' };
   const ephemeral = new Uint8Array(Buffer.from(body.ephemeral, 'hex'));
   const shared = x25519Shared(opener, ephemeral);
@@ -203,7 +154,7 @@ export function openEnvelope(key: AgentKey, opener: KeyObject, envelope: Entry):
   const aeadKey = hkdf(shared, Buffer.concat([ephemeral, myX]), info);
   let plain: Uint8Array | null;
   try {
-    plain = open(aeadKey, 0, info, Buffer.from(body.ciphertext, 'base64'));
+    plain = aeadOpen(aeadKey, 0, info, Buffer.from(body.ciphertext, 'base64'));
   } finally {
     wipe(shared, aeadKey);
   }

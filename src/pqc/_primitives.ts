@@ -7,17 +7,17 @@ import {
   createCipheriv,
   createDecipheriv,
   createHmac,
+  createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { verifySignature } from '../identity/signing.js';
 
-// Raw keys go in and out as JWK (RFC 8037 OKP): with OpenSSL 3, DER import/export of a key costs 80–150 µs
-// here, JWK 1–15 µs, which is a quarter of the handshake's CPU budget.
+// Raw keys go in as JWK (RFC 8037 OKP): with OpenSSL 3, DER import of a key costs 80–300 µs here, JWK 1–25 µs,
+// which is a quarter of the handshake's CPU budget.
 function okpPublicKey(crv: 'X25519' | 'Ed25519', raw: Uint8Array): KeyObject {
   return createPublicKey({
     key: { kty: 'OKP', crv, x: Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('base64url') },
@@ -25,16 +25,45 @@ function okpPublicKey(crv: 'X25519' | 'Ed25519', raw: Uint8Array): KeyObject {
   });
 }
 
+/** The X25519 base point, u = 9 (RFC 7748 §4.1), little-endian. */
+const BASE_POINT = okpPublicKey('X25519', Uint8Array.of(9, ...new Uint8Array(31)));
 export interface X25519Ephemeral {
   privateKey: KeyObject;
   publicKey: Uint8Array;
 }
 
-/** A fresh X25519 key pair (RFC 7748 §6.1); the private half never leaves its KeyObject. */
+/** DER of an X25519 PKCS#8 PrivateKeyInfo up to the 32-byte secret (RFC 8410 §7, OID 1.3.101.110). */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/**
+ * The X25519 key pair of a 32-byte secret (RFC 7748 §6.1: the public key is X25519(secret, 9)). Used only with
+ * fresh randomness ({@link x25519Ephemeral}) and with the RFC's test vectors.
+ *
+ * No `generateKeyPair*` and no key export on purpose: on Node 20.20.2 / OpenSSL 3.0.19, exporting a key made by
+ * `generateKeyPairSync` as JWK deadlocks the process when a garbage collection runs during the export (the
+ * export holds the key's mutex while it allocates; the collected key-generation job's destructor takes the
+ * same mutex on the same thread). Importing the secret and computing the public key with one DH never
+ * touches that mutex path. See docs/decisions.md.
+ */
+export function x25519FromSecret(secret: Uint8Array): X25519Ephemeral {
+  if (secret.length !== 32) throw new RangeError('X25519 secret must be 32 bytes');
+  // PKCS#8 (RFC 8410 §7): a JWK would need the public `x`, and OpenSSL 3.5 (Node 24) refuses a placeholder.
+  const der = Buffer.concat([
+    X25519_PKCS8_PREFIX,
+    Buffer.from(secret.buffer, secret.byteOffset, secret.length),
+  ]);
+  const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  return { privateKey, publicKey: new Uint8Array(diffieHellman({ privateKey, publicKey: BASE_POINT })) };
+}
+
+/** A fresh X25519 key pair from 32 bytes of OS randomness; the private half never leaves its KeyObject. */
 export function x25519Ephemeral(): X25519Ephemeral {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const x = publicKey.export({ format: 'jwk' }).x as string;
-  return { privateKey, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) };
+  const secret = new Uint8Array(randomBytes(32));
+  try {
+    return x25519FromSecret(secret);
+  } finally {
+    secret.fill(0);
+  }
 }
 
 /**

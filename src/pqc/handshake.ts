@@ -5,15 +5,12 @@
  * travel encrypted under handshake keys, so only the two agents learn who talked.
  * @module
  */
-import { createHash, type Hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { abortReason, hasCode, MmogitError } from '../errors.js';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AgentKey } from '../identity/keys.js';
 import { onionFromPublicKey, parseOnionAddress } from '../identity/onion.js';
 import { SIGNING_CONTEXTS } from '../identity/signing.js';
 import type { ByteChannel } from '../transport/byte-channel.js';
 import {
-  hkdfExpand,
-  hkdfExtract,
   mlkemDecapsulate,
   mlkemEncapsulate,
   mlkemKeygen,
@@ -27,212 +24,45 @@ import {
 import {
   ALERT_UNSUPPORTED_SUITE,
   ALERT_VERSION,
-  type CipherSuite,
   concatBytes,
   ED25519_PUB_LEN,
   ED25519_SIG_LEN,
   encodeHeader,
-  HEADER_LEN,
   helloBodyLen,
   KNOWN_SUITE_BITS,
   MLKEM_CT_LEN,
   MLKEM_EK_LEN,
-  MSG_ALERT,
   MSG_FINISH,
   MSG_HELLO,
   MSG_RESPONSE,
   NONCE_LEN,
-  parseHeader,
   responseClearLen,
   SEALED_IDENTITY_LEN,
   SUITE_BITS,
   suiteFromBit,
   X25519_PUB_LEN,
 } from './_wire.js';
-import { HandshakeError, type HandshakeFailure } from './errors.js';
+import { HandshakeError } from './errors.js';
 import { FrameCipher } from './frames.js';
-import { DEFAULT_MAX_PAYLOAD, deadline, type SecureSession, Session } from './session.js';
+import { read, readHeader, runHandshake, sendAlert } from './handshake-io.js';
+import {
+  digest,
+  type HandshakeKeys,
+  handshakeKeys,
+  LABEL_BYTES,
+  signedPayload,
+  trafficKeys,
+} from './handshake-keys.js';
+import {
+  checkMaxPayload,
+  enabledBits,
+  type HandshakeOptions,
+  type InitiateOptions,
+} from './handshake-options.js';
+import { type SecureSession, Session } from './session.js';
 
-/** Default time for the whole handshake: 1.5 round trips over tor, with slack for slow circuits. */
-export const HANDSHAKE_TIMEOUT_MS = 30_000;
-
-/** Domain label hashed first into the transcript and used as the HKDF salt of the handshake secret. */
-export const TRANSCRIPT_LABEL = 'mmogit-pq-handshake/v1';
-const LABEL_BYTES = new TextEncoder().encode(TRANSCRIPT_LABEL);
-
-/** Options shared by both roles. */
-export interface HandshakeOptions {
-  /** Accept the classical-only suite (no post-quantum protection). Off by default. */
-  allowClassical?: boolean;
-  /**
-   * Restrict the suites this side offers (initiator) or accepts (responder). Classical is only ever used when
-   * `allowClassical` is also true; the hybrid suite is always preferred when both sides have it.
-   */
-  suites?: readonly CipherSuite[];
-  /** Largest payload this session sends or accepts (default {@link DEFAULT_MAX_PAYLOAD}). */
-  maxPayload?: number;
-  signal?: AbortSignal;
-  /** Default {@link HANDSHAKE_TIMEOUT_MS}. */
-  timeoutMs?: number;
-}
-
-/** Options of {@link initiateSession}. */
-export interface InitiateOptions extends HandshakeOptions {
-  /** The onion address we dialled: the responder must prove it owns this identity. */
-  expectedPeer: string;
-}
-
-function enabledBits(options: HandshakeOptions): number {
-  const wanted = options.suites ?? ['hybrid-x25519-mlkem768', 'classical-x25519'];
-  let bits = 0;
-  for (const s of wanted) {
-    if (s === 'classical-x25519' && !options.allowClassical) continue;
-    const bit = SUITE_BITS[s];
-    if (bit === undefined) {
-      throw new MmogitError('ERR_INVALID_ARGUMENT', `unknown cipher suite "${s}"`);
-    }
-    bits |= bit;
-  }
-  if (bits === 0) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', 'no cipher suite enabled (classical needs allowClassical)');
-  }
-  return bits;
-}
-
-function checkMaxPayload(max: number | undefined): number {
-  const value = max ?? DEFAULT_MAX_PAYLOAD;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', 'maxPayload must be a non-negative integer');
-  }
-  return value;
-}
-
-/** What each side signs: role ‖ 0x00 ‖ transcript hash ‖ public keys (docs/protocol.md §4.4). */
-function signedPayload(role: 'responder' | 'initiator', th: Uint8Array, ...keys: Uint8Array[]): Uint8Array {
-  return concatBytes(new TextEncoder().encode(`${role}\0`), th, ...keys);
-}
-
-interface HandshakeKeys {
-  r2i: Uint8Array;
-  i2r: Uint8Array;
-  chain: Uint8Array;
-}
-
-/**
- * Handshake secret: HKDF-SHA256 over ML-KEM secret ‖ X25519 secret ‖ transcript hash (which covers both
- * X25519 public keys, the ML-KEM encapsulation key and ciphertext): the X-Wing combiner's inputs
- * (draft-connolly-cfrg-xwing-kem §5.3), so the keys stay secret if either KEM holds.
- */
-function handshakeKeys(ssKem: Uint8Array | null, ssX: Uint8Array, thA: Uint8Array): HandshakeKeys {
-  const ikm = ssKem ? concatBytes(ssKem, ssX, thA) : concatBytes(ssX, thA);
-  const prk = hkdfExtract(LABEL_BYTES, ikm);
-  try {
-    return {
-      r2i: hkdfExpand(prk, 'mmogit-pq/v1 hs r2i'),
-      i2r: hkdfExpand(prk, 'mmogit-pq/v1 hs i2r'),
-      chain: hkdfExpand(prk, 'mmogit-pq/v1 chain'),
-    };
-  } finally {
-    wipe(ikm, prk);
-  }
-}
-
-/** Traffic keys bound to the full transcript. */
-function trafficKeys(chain: Uint8Array, thFinal: Uint8Array): { i2r: Uint8Array; r2i: Uint8Array } {
-  const prk = hkdfExtract(thFinal, chain);
-  try {
-    return {
-      i2r: hkdfExpand(prk, 'mmogit-pq/v1 traffic i2r'),
-      r2i: hkdfExpand(prk, 'mmogit-pq/v1 traffic r2i'),
-    };
-  } finally {
-    wipe(prk);
-  }
-}
-
-function digest(th: Hash): Uint8Array {
-  return new Uint8Array(th.copy().digest());
-}
-
-async function read(channel: ByteChannel, n: number, signal: AbortSignal, what: string): Promise<Uint8Array> {
-  try {
-    return await channel.readExactly(n, { signal });
-  } catch (e) {
-    if (hasCode(e, 'ERR_CONNECTION_CLOSED')) {
-      throw new HandshakeError('truncated', `connection ended while reading ${what}`, { cause: e });
-    }
-    throw e;
-  }
-}
-
-/** Reads a header; an alert from the peer becomes the peer's reason with `remote: true`. */
-async function readHeader(
-  channel: ByteChannel,
-  signal: AbortSignal,
-  expectedType: number,
-  first: boolean,
-): Promise<number> {
-  const bytes = await read(channel, HEADER_LEN, signal, `message ${expectedType} header`);
-  let header: ReturnType<typeof parseHeader>;
-  try {
-    header = parseHeader(bytes);
-  } catch (e) {
-    // Bad magic on a later message is a broken stream, not another protocol.
-    if (!first && e instanceof HandshakeError && e.reason === 'version') {
-      throw new HandshakeError('malformed', `message ${expectedType} has a bad header`, { cause: e });
-    }
-    throw e;
-  }
-  if (header.type === MSG_ALERT) {
-    const reason: HandshakeFailure =
-      header.param === ALERT_VERSION
-        ? 'version'
-        : header.param === ALERT_UNSUPPORTED_SUITE
-          ? 'unsupported-suite'
-          : 'malformed';
-    throw new HandshakeError(reason, `peer refused the handshake (${reason})`, { remote: true });
-  }
-  if (header.type !== expectedType) {
-    throw new HandshakeError('malformed', `expected message ${expectedType}, got type ${header.type}`);
-  }
-  return header.param;
-}
-
-/** Best-effort alert before we hang up, so the peer gets a typed reason instead of a bare close. */
-async function sendAlert(channel: ByteChannel, code: number, signal: AbortSignal): Promise<void> {
-  try {
-    await channel.write(encodeHeader(MSG_ALERT, code), { signal });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      channel.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 1_000);
-      }),
-    ]);
-    clearTimeout(timer);
-  } catch {
-    // The peer may already be gone; the local error is what matters.
-  }
-}
-
-async function runHandshake<T>(
-  channel: ByteChannel,
-  options: HandshakeOptions,
-  what: string,
-  body: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  const { signal, done } = deadline(options.signal, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, what);
-  try {
-    if (signal.aborted) throw abortReason(signal, what);
-    return await body(signal);
-  } catch (e) {
-    // A failed handshake leaves the channel in an unknown state: tear it down.
-    channel.abort(e instanceof Error ? e : new Error(String(e)));
-    throw e;
-  } finally {
-    done();
-  }
-}
+export { TRANSCRIPT_LABEL } from './handshake-keys.js';
+export { HANDSHAKE_TIMEOUT_MS, type HandshakeOptions, type InitiateOptions } from './handshake-options.js';
 
 /**
  * Runs the initiator side of the handshake over `channel` (which we dialled to `expectedPeer`) and returns

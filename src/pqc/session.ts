@@ -3,6 +3,7 @@
  * authenticated close so a cut connection is never mistaken for the end of the stream.
  * @module
  */
+import type { AbortOptions } from '../_async.js';
 import { abortReason, hasCode, MmogitError, TimeoutError } from '../errors.js';
 import type { ByteChannel } from '../transport/byte-channel.js';
 import type { CipherSuite } from './_wire.js';
@@ -21,12 +22,11 @@ export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Default time allowed for sending one payload (slow tor circuits: ~100 KiB/s worst case for 16 MiB). */
 export const SEND_TIMEOUT_MS = 180_000;
 
-/** Options of {@link SecureSession.send} and {@link SecureSession.receive}. */
-export interface SessionIoOptions {
-  signal?: AbortSignal;
-  /** send: defaults to {@link SEND_TIMEOUT_MS}; receive: no default (waiting for the next message is idle). */
-  timeoutMs?: number;
-}
+/**
+ * Options of {@link SecureSession.send} and {@link SecureSession.receive}. `timeoutMs` of send defaults to
+ * {@link SEND_TIMEOUT_MS}; receive has no default (waiting for the next message is idle).
+ */
+export type SessionIoOptions = AbortOptions;
 
 /** The authenticated peer of a session. `onion` is derived from `publicKey` (rend-spec-v3 §6). */
 export interface SessionPeer {

@@ -2,7 +2,7 @@
 // pid reuse, bounded waits for exit, free loopback ports, and a log tail for error messages.
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { abortReason } from '../errors.js';
+import { sleep } from '../_async.js';
 
 /** Is a process with this pid alive (signal 0 succeeds or is refused by permissions)? */
 export function isAlive(pid: number): boolean {
@@ -29,24 +29,6 @@ export async function isOurProcess(pid: number, marker: string): Promise<boolean
     if (code === 'ENOENT' || code === 'ESRCH') return process.platform !== 'linux' && isAlive(pid);
     return isAlive(pid);
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortReason(signal, 'sleep'));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortReason(signal!, 'sleep'));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Polls until `pid` is gone or `ms` elapse; true when it is gone. */

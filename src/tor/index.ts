@@ -25,6 +25,7 @@ export {
 export {
   DEFAULT_ONION_PUBLISH_TIMEOUT_MS,
   DEFAULT_ONION_VIRTUAL_PORT,
+  type OnionHost,
   type OnionService,
   type PublishOnionOptions,
   type PublishTimings,

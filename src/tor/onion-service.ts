@@ -2,14 +2,14 @@
  * Publishing the agent's own v3 onion service with `ADD_ONION` (control-spec §3.27) and waiting until its
  * descriptor is on an HSDir (`HS_DESC UPLOADED`, control-spec §4.1.25).
  *
- * The service is ephemeral and tied to the control connection; the {@link TorHandle} keeps a list of its
- * onions and publishes them again after a tor restart (see `TorHandle.republish`).
+ * The service is ephemeral and tied to the control connection; the tor handle (`TorHandle` in daemon.ts, an
+ * {@link OnionHost}) keeps a list of its onions and publishes them again after a tor restart.
  * @module
  */
+import type { AbortOptions } from '../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import type { TorController, TorEvent } from './control/index.js';
-import type { TorHandle } from './daemon.js';
 
 /** The onion's virtual port agents listen on (`<onion>:4001`, like libp2p's customary 4001). */
 export const DEFAULT_ONION_VIRTUAL_PORT = 4001;
@@ -22,6 +22,14 @@ export interface PublishedOnionEntry {
   readonly serviceId: string;
   readonly virtualPort: number;
   readonly targetPort: number;
+  /** More virtual ports on the same onion (e.g. 80 → the A2A server's Unix socket). */
+  readonly extraPorts?: readonly OnionPortTarget[];
+}
+
+/** One more `Port=` of the onion: `virtualPort` forwards to `target` (`127.0.0.1:port` or `unix:/path`). */
+export interface OnionPortTarget {
+  virtualPort: number;
+  target: string;
 }
 
 /** A published onion service. */
@@ -33,7 +41,7 @@ export interface OnionService {
   /** The local port on 127.0.0.1 tor forwards to. */
   readonly targetPort: number;
   /** `DEL_ONION`; idempotent, and the handle stops re-publishing it. */
-  remove(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  remove(options?: AbortOptions): Promise<void>;
 }
 
 /** Timings of one publication. */
@@ -46,14 +54,14 @@ export interface PublishTimings {
   uploadMs?: number;
 }
 
-export interface PublishOnionOptions {
+export interface PublishOnionOptions extends AbortOptions {
   /** Local port on 127.0.0.1 that tor forwards the onion's `virtualPort` to. */
   targetPort: number;
   virtualPort?: number;
+  /** More ports on the same onion, each to a loopback port or a Unix socket (never another host). */
+  extraPorts?: readonly OnionPortTarget[];
   /** Wait for the first `HS_DESC UPLOADED` (default true). Peers can only connect after it. */
   waitForUpload?: boolean;
-  signal?: AbortSignal;
-  timeoutMs?: number;
 }
 
 function checkPort(port: number, what: string): void {
@@ -71,7 +79,7 @@ function checkPort(port: number, what: string): void {
 export async function republishEntry(
   ctl: TorController,
   entry: PublishedOnionEntry,
-  options: { waitForUpload?: boolean; signal?: AbortSignal; timeoutMs?: number } = {},
+  options: AbortOptions & { waitForUpload?: boolean } = {},
 ): Promise<Omit<PublishTimings, 'publishMs'>> {
   const what = `publish onion ${entry.serviceId}`;
   const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_ONION_PUBLISH_TIMEOUT_MS, what);
@@ -93,7 +101,10 @@ export async function republishEntry(
       ({ serviceId } = await ctl.addOnion(
         {
           key: entry.key.addOnionKey(),
-          ports: [{ virtualPort: entry.virtualPort, target: `127.0.0.1:${entry.targetPort}` }],
+          ports: [
+            { virtualPort: entry.virtualPort, target: `127.0.0.1:${entry.targetPort}` },
+            ...(entry.extraPorts ?? []),
+          ],
           // We hold the key already: tor need not send it back (control-spec §3.27).
           flags: ['DiscardPK'],
         },
@@ -146,6 +157,17 @@ export async function republishEntry(
 }
 
 /**
+ * What publishing needs of a tor: its controller, whether it still runs, and the list of onions it publishes
+ * again after a restart. `TorHandle` (daemon.ts) is one; this file needs nothing else of it, so the daemon can
+ * import the publishing code without a circle back.
+ */
+export interface OnionHost {
+  readonly controller: TorController;
+  readonly running: boolean;
+  readonly onions: Set<PublishedOnionEntry>;
+}
+
+/**
  * Publishes the agent's onion (its own key, so the address is `key.onion`): `<onion>:virtualPort` forwards
  * to `127.0.0.1:targetPort`. By default resolves once the descriptor is uploaded to an HSDir; peers dialing
  * right after may still get SOCKS reply 4 for about a second, so dialers retry with backoff
@@ -158,7 +180,7 @@ export async function republishEntry(
  * svc.onion === key.onion; // true
  */
 export async function publishOnion(
-  tor: TorHandle,
+  tor: OnionHost,
   key: AgentKey,
   options: PublishOnionOptions,
 ): Promise<OnionService & PublishTimings> {
@@ -166,11 +188,20 @@ export async function publishOnion(
   const virtualPort = options.virtualPort ?? DEFAULT_ONION_VIRTUAL_PORT;
   checkPort(options.targetPort, 'targetPort');
   checkPort(virtualPort, 'virtualPort');
+  for (const extra of options.extraPorts ?? []) {
+    checkPort(extra.virtualPort, 'virtualPort');
+    if (extra.virtualPort === virtualPort || !/^(127\.0\.0\.1:\d{1,5}|unix:\/\S+)$/.test(extra.target)) {
+      throw new MmogitError('ERR_INVALID_ARGUMENT', 'an extra onion port must be its own and local', {
+        details: { virtualPort: extra.virtualPort, target: extra.target },
+      });
+    }
+  }
   const entry: PublishedOnionEntry = {
     key,
     serviceId: key.serviceId,
     virtualPort,
     targetPort: options.targetPort,
+    ...(options.extraPorts?.length ? { extraPorts: [...options.extraPorts] } : {}),
   };
   for (const other of tor.onions) {
     if (other.serviceId === entry.serviceId) {

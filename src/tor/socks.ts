@@ -6,9 +6,9 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type net from 'node:net';
 import { SocksClient } from 'socks';
+import { type AbortOptions, connect, type RetryPolicy, retry } from '../_async.js';
 import { abortReason, MmogitError, type MmogitErrorOptions, withTimeout } from '../errors.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import type { TorController } from './control/controller.js';
@@ -96,11 +96,6 @@ export interface SocksConnectRequest {
   isolationKey?: string;
 }
 
-export interface SocksOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
-
 /** SOCKS5 username/password for an isolation key (RFC 1929 allows 1–255 bytes each). */
 export function isolationCredentials(isolationKey: string): { userId: string; password: string } {
   // A fixed prefix keeps us clear of tor's "<torS0X>" extended-parameter usernames (prop351).
@@ -136,39 +131,23 @@ class ReplySniffer {
   }
 }
 
-function connectTcp(host: string, port: number, signal: AbortSignal, what: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const done = (): void => {
-      socket.off('connect', onConnect);
-      socket.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const onConnect = (): void => {
-      done();
-      resolve(socket);
-    };
-    const onError = (err: NodeJS.ErrnoException): void => {
-      done();
-      socket.destroy();
-      reject(
-        new SocksError(`${what}: cannot reach tor's SOCKS port ${host}:${port}: ${err.message}`, {
-          cause: err,
-          stage: 'proxy-connect',
-          details: { socksHost: host, socksPort: port, errno: err.code },
-        }),
-      );
-    };
-    const onAbort = (): void => {
-      done();
-      socket.destroy();
-      reject(abortReason(signal, what));
-    };
-    if (signal.aborted) return onAbort();
-    socket.once('connect', onConnect);
-    socket.once('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+async function connectTcp(
+  host: string,
+  port: number,
+  signal: AbortSignal,
+  what: string,
+): Promise<net.Socket> {
+  try {
+    return await connect({ host, port }, { signal, what });
+  } catch (err) {
+    if (err instanceof MmogitError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new SocksError(`${what}: cannot reach tor's SOCKS port ${host}:${port}: ${e.message}`, {
+      cause: err,
+      stage: 'proxy-connect',
+      details: { socksHost: host, socksPort: port, errno: e.code },
+    });
+  }
 }
 
 /**
@@ -183,7 +162,7 @@ function connectTcp(host: string, port: number, signal: AbortSignal, what: strin
  */
 export async function socksConnect(
   req: SocksConnectRequest,
-  options: SocksOptions = {},
+  options: AbortOptions = {},
 ): Promise<net.Socket> {
   const socksHost = req.socksHost ?? '127.0.0.1';
   if (!Number.isInteger(req.socksPort) || req.socksPort < 1 || req.socksPort > 65535) {
@@ -264,11 +243,15 @@ export interface DialOnionRequest {
    * Retry {@link RETRYABLE_SOCKS_REPLIES} (e.g. a descriptor not yet published) with exponential backoff.
    * Without it, one attempt.
    */
-  retry?: { attempts?: number; initialDelayMs?: number; maxDelayMs?: number };
+  retry?: Partial<RetryPolicy>;
 }
 
-/** Defaults of {@link DialOnionRequest.retry}. */
-export const DEFAULT_ONION_RETRY = Object.freeze({ attempts: 5, initialDelayMs: 500, maxDelayMs: 4000 });
+/** Defaults of {@link DialOnionRequest.retry} (`attempts` is clamped to 1–100). */
+export const DEFAULT_ONION_RETRY: RetryPolicy = Object.freeze({
+  attempts: 5,
+  baseDelayMs: 500,
+  maxDelayMs: 4000,
+});
 
 /**
  * Connects to `<onion>:<port>` through tor. Validates the address first (`ERR_INVALID_ONION`), isolates the
@@ -280,18 +263,19 @@ export const DEFAULT_ONION_RETRY = Object.freeze({ attempts: 5, initialDelayMs: 
  * const sock = await dialOnion({ socksPort, onion: peer.onion, port: 4001, retry: {} }, { timeoutMs: 30_000 });
  * ```
  */
-export async function dialOnion(req: DialOnionRequest, options: SocksOptions = {}): Promise<net.Socket> {
+export async function dialOnion(req: DialOnionRequest, options: AbortOptions = {}): Promise<net.Socket> {
   const { hostname, serviceId } = parseOnionAddress(req.onion);
   const what = `dial ${hostname}:${req.port}`;
   const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_DIAL_ONION_TIMEOUT_MS, what);
-  const retry = req.retry
-    ? { ...DEFAULT_ONION_RETRY, ...req.retry }
-    : { ...DEFAULT_ONION_RETRY, attempts: 1 };
-  const attempts = Math.max(1, Math.min(Math.floor(retry.attempts), 100));
-  let delay = retry.initialDelayMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await socksConnect(
+  const attempts = req.retry ? (req.retry.attempts ?? DEFAULT_ONION_RETRY.attempts) : 1;
+  const policy: RetryPolicy = {
+    ...DEFAULT_ONION_RETRY,
+    ...req.retry,
+    attempts: Math.max(1, Math.min(Math.floor(attempts), 100)),
+  };
+  return retry(
+    () =>
+      socksConnect(
         {
           ...(req.socksHost !== undefined ? { socksHost: req.socksHost } : {}),
           socksPort: req.socksPort,
@@ -300,17 +284,10 @@ export async function dialOnion(req: DialOnionRequest, options: SocksOptions = {
           isolationKey: req.isolationKey ?? serviceId,
         },
         { signal },
-      );
-    } catch (err) {
-      if (!(err instanceof SocksError) || !err.retryable || attempt >= attempts) throw err;
-      try {
-        await sleep(delay, undefined, { signal });
-      } catch {
-        throw abortReason(signal, what);
-      }
-      delay = Math.min(delay * 2, retry.maxDelayMs);
-    }
-  }
+      ),
+    policy,
+    { signal, what, retryable: (err) => err instanceof SocksError && err.retryable },
+  );
 }
 
 /**
@@ -319,7 +296,7 @@ export async function dialOnion(req: DialOnionRequest, options: SocksOptions = {
  */
 export async function newnym(
   control: Pick<TorController, 'signal'>,
-  options: SocksOptions = {},
+  options: AbortOptions = {},
 ): Promise<void> {
   await control.signal('NEWNYM', options);
 }

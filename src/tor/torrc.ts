@@ -3,7 +3,7 @@
  * into it. Pure functions apart from {@link loadTorrcTemplate} and {@link findExecutable}.
  * @module
  */
-import { access, constants, readFile } from 'node:fs/promises';
+import { access, constants, readFile, realpath, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MmogitError } from '../errors.js';
@@ -49,25 +49,44 @@ export function renderTorrc(template: string, values: Readonly<Record<string, To
       const items = typeof value === 'string' || typeof value === 'number' ? [String(value)] : value;
       for (const item of items) {
         checkLine(name, item);
-        out.push(item);
+        out.push(checkRendered(name, item));
       }
       continue;
     }
-    out.push(
-      line.replace(PLACEHOLDER, (_m, name: string) => {
-        const value = values[name];
-        if (value === undefined) throw missing(name);
-        if (typeof value !== 'string' && typeof value !== 'number') {
-          throw new MmogitError('ERR_INVALID_ARGUMENT', `torrc placeholder {{${name}}} takes one value`, {
-            details: { name },
-          });
-        }
-        checkLine(name, String(value));
-        return String(value);
-      }),
-    );
+    let last = '';
+    const rendered = line.replace(PLACEHOLDER, (_m, name: string) => {
+      const value = values[name];
+      if (value === undefined) throw missing(name);
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        throw new MmogitError('ERR_INVALID_ARGUMENT', `torrc placeholder {{${name}}} takes one value`, {
+          details: { name },
+        });
+      }
+      checkLine(name, String(value));
+      last = name;
+      return String(value);
+    });
+    out.push(last ? checkRendered(last, rendered) : rendered);
   }
   return out.join('\n');
+}
+
+/**
+ * tor joins a line that ends in a backslash with the next one (tested with tor 0.4.9: `ContactInfo x \` took the
+ * following `SocksPort 9999` line as part of its value), so a value ending that way would swallow the option
+ * after it.
+ */
+function checkRendered(name: string, line: string): string {
+  if (/\\\s*$/.test(line)) {
+    throw new MmogitError(
+      'ERR_INVALID_ARGUMENT',
+      `torrc value for ${name} ends in a backslash (line continuation)`,
+      {
+        details: { name },
+      },
+    );
+  }
+  return line;
 }
 
 function missing(name: string): MmogitError {
@@ -162,10 +181,24 @@ export const PLUGGABLE_TRANSPORTS: Readonly<Record<string, readonly string[]>> =
 };
 
 /**
+ * One word of a bridge line (tor(1) `Bridge [transport] IP:ORPort [fingerprint] [k=v …]`): printable ASCII
+ * without quotes, backslashes (line continuation) or `#` (a comment would cut the line). Covers IPv6 in
+ * brackets, base64 `cert=` values and URL-valued arguments.
+ */
+const BRIDGE_WORD_RE = /^[\x21\x24-\x5b\x5d-\x7e]+$/;
+const TRANSPORT_RE = /^[a-z][a-z0-9_]*$/i;
+/** What tor splits a `ClientTransportPlugin … exec` path at, or reads as a quote or comment, is refused. */
+const SAFE_PATH_RE = /^\/[A-Za-z0-9._+/-]+$/;
+
+/**
  * The torrc lines that make tor use `bridges` (each a `Bridge` line's value, with or without the leading
  * `Bridge`, e.g. `obfs4 192.0.2.1:443 <FP> cert=… iat-mode=0`). Transports other than plain ORPort bridges
- * need a `ClientTransportPlugin`: `transportBinaries` maps each used transport to its absolute path
- * (see {@link findExecutable}).
+ * need a `ClientTransportPlugin`: `transportBinaries` maps each used transport to the absolute path of its
+ * binary (see {@link findTransportBinaries}). tor splits the `exec` argument at spaces and has no quoting
+ * for it, so the path must be plain (letters, digits, `._+-/`).
+ *
+ * @throws MmogitError `ERR_INVALID_ARGUMENT` for a bridge line that is not one line of plain words or a bad
+ *   binary path; `ERR_TOR_NOT_FOUND` when a transport has no binary.
  */
 export function bridgeTorrcLines(
   bridges: readonly string[],
@@ -180,46 +213,79 @@ export function bridgeTorrcLines(
   for (const raw of bridges) {
     checkLine('bridge', raw);
     const line = raw.trim().replace(/^Bridge\s+/i, '');
-    const first = line.split(/\s+/)[0] ?? '';
     if (line === '' || line.startsWith('#')) continue;
-    // `[transport] IP:ORPort [fingerprint] [k=v …]` (tor(1), Bridge): a first word without ':' is a transport.
+    const words = line.split(/[ \t]+/);
+    const bad = words.find((w) => !BRIDGE_WORD_RE.test(w));
+    if (bad !== undefined) {
+      throw new MmogitError(
+        'ERR_INVALID_ARGUMENT',
+        `bad bridge line (quote, backslash, # or control character): ${raw.slice(0, 200)}`,
+        {
+          details: { word: bad.slice(0, 64) },
+        },
+      );
+    }
+    const first = words[0] as string;
+    // A first word without ':' is a transport name.
     if (!first.includes(':')) {
-      if (!/^[a-z][a-z0-9_]*$/i.test(first)) {
-        throw new MmogitError('ERR_INVALID_ARGUMENT', `bad bridge line: ${raw}`);
+      if (!TRANSPORT_RE.test(first) || words.length < 2) {
+        throw new MmogitError('ERR_INVALID_ARGUMENT', `bad bridge line: ${raw.slice(0, 200)}`);
       }
       transports.add(first);
     }
-    bridgeLines.push(`Bridge ${line}`);
+    bridgeLines.push(`Bridge ${words.join(' ')}`);
   }
   if (bridgeLines.length === 0) {
     throw new MmogitError('ERR_INVALID_ARGUMENT', 'UseBridges needs at least one bridge line');
   }
   for (const t of transports) {
-    const bin = transportBinaries[t];
+    const bin = Object.hasOwn(transportBinaries, t) ? transportBinaries[t] : undefined;
     if (!bin) {
       throw new MmogitError('ERR_TOR_NOT_FOUND', `no binary for pluggable transport ${t}`, {
         details: { transport: t, candidates: PLUGGABLE_TRANSPORTS[t] ?? [] },
       });
+    }
+    if (!SAFE_PATH_RE.test(bin) || bin.split('/').includes('..')) {
+      throw new MmogitError(
+        'ERR_INVALID_ARGUMENT',
+        `transport binary must be a plain absolute path: ${bin.slice(0, 200)}`,
+        {
+          details: { transport: t },
+        },
+      );
     }
     lines.push(`ClientTransportPlugin ${t} exec ${bin}`);
   }
   return [...lines, ...bridgeLines];
 }
 
-/** The absolute path of `name` on `PATH` (or `name` itself if it is a path and executable), else undefined. */
+/**
+ * The real, absolute path of the executable `name`: looked up in the absolute directories of `PATH` (relative
+ * entries such as `.` or an empty one, i.e. the current directory, are skipped), then `/usr/sbin` and
+ * `/usr/bin`; a `name` with a `/` must itself be absolute. Only a regular file we may execute counts.
+ * Undefined when there is none.
+ */
 export async function findExecutable(
   name: string,
   path = process.env.PATH ?? '',
 ): Promise<string | undefined> {
-  const candidates =
-    isAbsolute(name) || name.includes('/') ? [name] : path.split(delimiter).map((d) => join(d, name));
-  // Debian keeps tor in /usr/sbin, which is not on every user's PATH.
-  if (!name.includes('/')) candidates.push(join('/usr/sbin', name), join('/usr/bin', name));
+  let candidates: string[];
+  if (name.includes('/')) {
+    candidates = isAbsolute(name) ? [name] : [];
+  } else {
+    candidates = path
+      .split(delimiter)
+      .filter((d) => isAbsolute(d))
+      .map((d) => join(d, name));
+    // Debian keeps tor in /usr/sbin, which is not on every user's PATH.
+    candidates.push(join('/usr/sbin', name), join('/usr/bin', name));
+  }
   for (const c of candidates) {
-    if (!c) continue;
     try {
-      await access(c, constants.X_OK);
-      return c;
+      const real = await realpath(c);
+      if (!(await stat(real)).isFile()) continue;
+      await access(real, constants.X_OK);
+      return real;
     } catch {
       // not here
     }
@@ -227,7 +293,11 @@ export async function findExecutable(
   return undefined;
 }
 
-/** Finds the binaries for the transports named in `bridges` (`{ obfs4: '/usr/bin/obfs4proxy' }`). */
+/**
+ * Finds the binaries of the known transports ({@link PLUGGABLE_TRANSPORTS}) named in `bridges`
+ * (`{ obfs4: '/usr/bin/obfs4proxy' }`). A transport we do not know is never looked up: its name comes from a
+ * bridge line (config, a network file), and searching `PATH` for it would run whatever program it names.
+ */
 export async function findTransportBinaries(bridges: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const raw of bridges) {
@@ -236,8 +306,9 @@ export async function findTransportBinaries(bridges: readonly string[]): Promise
         .trim()
         .replace(/^Bridge\s+/i, '')
         .split(/\s+/)[0] ?? '';
-    if (first === '' || first.includes(':') || out[first]) continue;
-    for (const bin of PLUGGABLE_TRANSPORTS[first] ?? [first]) {
+    if (first === '' || first.includes(':') || out[first] || !Object.hasOwn(PLUGGABLE_TRANSPORTS, first))
+      continue;
+    for (const bin of PLUGGABLE_TRANSPORTS[first] ?? []) {
       const found = await findExecutable(bin);
       if (found) {
         out[first] = found;

@@ -1,6 +1,7 @@
-// A libp2p MultiaddrConnection over a net.Socket. @libp2p/tcp does not export its wrapper, so this is our own
-// on AbstractMultiaddrConnection (see /work/shared/notes/libp2p-over-tor.md).
-import type { Socket } from 'node:net';
+// A libp2p MultiaddrConnection over a net.Socket, or over any Node duplex (a mesh stream: src/mesh/streams.ts).
+// @libp2p/tcp does not export its wrapper, so this is our own on AbstractMultiaddrConnection from @libp2p/utils.
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type AbortOptions, type Logger, TimeoutError } from '@libp2p/interface';
 import { AbstractMultiaddrConnection, type SendResult } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
@@ -10,7 +11,8 @@ import type { Uint8ArrayList } from 'uint8arraylist';
 export const SOCKET_INACTIVITY_TIMEOUT_MS = 5 * 60_000;
 
 export interface SocketConnInit {
-  socket: Socket;
+  /** A connected socket, or a duplex byte stream (no TCP options; its inactivity timer is ours). */
+  socket: Socket | Duplex;
   remoteAddr: Multiaddr;
   direction: 'inbound' | 'outbound';
   log: Logger;
@@ -18,7 +20,9 @@ export interface SocketConnInit {
 }
 
 class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
-  private readonly socket: Socket;
+  private readonly socket: Socket | Duplex;
+  /** A duplex's inactivity timer (a socket has its own), re-armed by every byte in or out. */
+  private idle: NodeJS.Timeout | undefined;
   /** True while writes are being gathered for the uncork at the end of this tick. */
   private corked = false;
 
@@ -26,13 +30,24 @@ class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
     super({ remoteAddr: init.remoteAddr, direction: init.direction, log: init.log });
     const socket = init.socket;
     this.socket = socket;
-    socket.setNoDelay(true);
+    const idleMs = init.inactivityTimeout ?? SOCKET_INACTIVITY_TIMEOUT_MS;
+    const onIdle = () => this.abort(new TimeoutError('socket inactivity timeout'));
+    if (socket instanceof Socket) {
+      socket.setNoDelay(true);
+      socket.setTimeout(idleMs);
+      socket.once('timeout', onIdle);
+    } else {
+      // a duplex has no socket timeout: the same bound, re-armed by every byte in or out
+      const idle = setTimeout(onIdle, idleMs);
+      idle.unref();
+      this.idle = idle;
+      socket.on('data', () => idle.refresh());
+      socket.once('close', () => clearTimeout(idle));
+    }
     socket.on('data', (buf: Buffer) => this.onData(buf));
     socket.on('error', (err) => this.abort(err));
-    socket.setTimeout(init.inactivityTimeout ?? SOCKET_INACTIVITY_TIMEOUT_MS);
-    socket.once('timeout', () => this.abort(new TimeoutError('socket inactivity timeout')));
     socket.once('end', () => this.onTransportClosed());
-    socket.once('close', (hadError) => {
+    socket.once('close', (hadError?: boolean) => {
       if (hadError) this.abort(new Error('socket closed with a transmission error'));
       else this.onTransportClosed();
     });
@@ -42,6 +57,7 @@ class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
   sendData(data: Uint8ArrayList): SendResult {
     let sentBytes = 0;
     let canSendMore = true;
+    this.idle?.refresh();
     // Coalesce every write of this tick into one TCP segment: noise writes a frame's length and its ciphertext
     // separately, and tor (which does not set TCP_NODELAY) would hold the second part until our delayed ACK
     // came back — ~40 ms per message over an onion service.
@@ -73,13 +89,16 @@ class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
         options?.signal?.removeEventListener('abort', onAbort);
         resolve();
       });
-      this.socket.destroySoon();
+      const socket = this.socket;
+      if (socket instanceof Socket) socket.destroySoon();
+      else socket.end();
     });
   }
 
   sendReset(): void {
-    if (this.socket.writableEnded) this.socket.destroy();
-    else this.socket.resetAndDestroy();
+    const socket = this.socket;
+    if (socket.writableEnded || !(socket instanceof Socket)) socket.destroy();
+    else socket.resetAndDestroy();
   }
 
   sendPause(): void {

@@ -1,10 +1,7 @@
 import type { Duplex } from 'node:stream';
+import type { AbortOptions } from '../_async.js';
 import { abortReason, MmogitError } from '../errors.js';
 import { readWaiter } from './_read-waiter.js';
-
-export interface IoOptions {
-  signal?: AbortSignal;
-}
 
 /**
  * The minimal ordered, reliable byte pipe the post-quantum channel and the sync protocol run over: a Node socket
@@ -12,9 +9,9 @@ export interface IoOptions {
  */
 export interface ByteChannel {
   /** Resolves with exactly `n` bytes; rejects ERR_CONNECTION_CLOSED if the peer ends first. */
-  readExactly(n: number, options?: IoOptions): Promise<Uint8Array>;
+  readExactly(n: number, options?: AbortOptions): Promise<Uint8Array>;
   /** Writes all of `bytes` (waits for drain when the OS buffer is full). */
-  write(bytes: Uint8Array, options?: IoOptions): Promise<void>;
+  write(bytes: Uint8Array, options?: AbortOptions): Promise<void>;
   /** Half-closes our side after pending writes; reads may continue. */
   close(): Promise<void>;
   /** Tears the channel down at once; pending reads reject with `err`. */

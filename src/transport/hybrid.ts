@@ -1,5 +1,6 @@
 /**
- * HybridTransport: which route (tor, direct TCP, later a mesh tunnel) an agent may use to reach each peer.
+ * HybridTransport: which route (tor, direct TCP, or a circuit through mesh relays) an agent may use to reach
+ * each peer.
  *
  * A policy applies per agent and may be overridden per peer:
  * - `tor-only` (default): only `/onion3` addresses, through tor. No TCP transport is even configured when no
@@ -7,9 +8,14 @@
  * - `tor-then-direct`: tor first; a direct address is used only after tor failed, and only after a
  *   {@link DowngradeEvent} was emitted (a downgrade is never silent).
  * - `direct-only`: only direct TCP addresses; never tor.
+ * - `mesh-only`: the peer's onion through a mesh circuit (docs/mesh.md): the exit relay dials the onion with its
+ *   own tor, so the peer's `/onion3` address is kept but the socket is a mesh stream. Never tor, never direct.
+ * - `mesh-then-tor`: the mesh first; tor only after the mesh failed, and only after a {@link DowngradeEvent}
+ *   `mesh → tor` was emitted.
  *
- * Routes are a closed union with room for `mesh` (a later issue tunnels through other agents): {@link routeOf}
- * is where a mesh multiaddr will be recognised and {@link HybridTransport.allows} where its policy goes.
+ * A mesh connection's multiaddr is the peer's onion as for tor, so the route cannot be read from the address:
+ * the onion transport marks the remote address object of every connection it carried over the mesh
+ * ({@link HybridTransport.markMesh}) and {@link HybridTransport.routeOfConnection} reads the mark.
  * @module
  */
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface';
@@ -30,23 +36,32 @@ import type { InboundRegistry } from './onion3.js';
 const log = createLogger('mmogit:transport:policy');
 
 /** How an agent may reach a peer. */
-export type TransportPolicy = 'tor-only' | 'tor-then-direct' | 'direct-only';
-/** The route a connection actually takes. `mesh` is reserved for the mesh issue; nothing produces it yet. */
+export type TransportPolicy = 'tor-only' | 'tor-then-direct' | 'direct-only' | 'mesh-only' | 'mesh-then-tor';
+/** The route a connection actually takes: through tor, direct TCP, or a mesh circuit to the peer's onion. */
 export type RouteKind = 'tor' | 'direct' | 'mesh';
 
-export const TRANSPORT_POLICIES: readonly TransportPolicy[] = ['tor-only', 'tor-then-direct', 'direct-only'];
+export const TRANSPORT_POLICIES: readonly TransportPolicy[] = [
+  'tor-only',
+  'tor-then-direct',
+  'direct-only',
+  'mesh-only',
+  'mesh-then-tor',
+];
 export const DEFAULT_TRANSPORT_POLICY: TransportPolicy = 'tor-only';
 
-/** Emitted before a connection to a peer uses a direct route although tor was preferred. */
+/**
+ * Emitted before a connection to a peer uses a less preferred route: direct although tor was preferred
+ * (`tor-then-direct`), or tor although the mesh was preferred (`mesh-then-tor`).
+ */
 export interface DowngradeEvent {
   /** The peer's PeerId string. */
   peer: string;
-  from: 'tor';
-  to: 'direct';
-  /** The direct multiaddr dialled (outbound) or seen (inbound). */
+  from: 'tor' | 'mesh';
+  to: 'direct' | 'tor';
+  /** The multiaddr dialled (outbound) or seen (inbound). */
   multiaddr: string;
   direction: 'outbound' | 'inbound';
-  /** Why tor was not used (the tor dial's error message), when known. */
+  /** Why the preferred route was not used (its dial's error message), when known. */
   reason?: string;
 }
 
@@ -91,8 +106,11 @@ export interface HybridTransportInit {
 export class HybridTransport {
   readonly policy: TransportPolicy;
   private readonly peerPolicies = new Map<string, TransportPolicy>();
-  /** Peers for which a downgrade was announced and a direct dial is in progress. */
+  /** Peers for which a downgrade was announced and a dial on the fallback route is in progress. */
   private readonly armed = new Map<string, number>();
+  /** Remote addresses of connections carried over the mesh (the object, not its text: tor's is the same). */
+  private readonly meshAddrs = new WeakSet<Multiaddr>();
+  private readonly policyListeners = new Set<(peer: string) => void>();
 
   constructor(private readonly init: HybridTransportInit = {}) {
     this.policy = checkPolicy(init.policy ?? DEFAULT_TRANSPORT_POLICY);
@@ -104,6 +122,23 @@ export class HybridTransport {
     const key = peerKey(peer);
     if (policy === undefined) this.peerPolicies.delete(key);
     else this.peerPolicies.set(key, checkPolicy(policy));
+    for (const listener of this.policyListeners) {
+      try {
+        listener(key);
+      } catch (err) {
+        log('policy listener threw: %s', err);
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` with a peer's key (its PeerId string) whenever that peer's policy changes, so the node
+   * can close connections the new policy no longer allows: a policy applies to the connections already open,
+   * not only to the next dial. Returns the function that removes the listener.
+   */
+  onPolicyChange(listener: (peer: string) => void): () => void {
+    this.policyListeners.add(listener);
+    return () => this.policyListeners.delete(listener);
   }
 
   /** The policy for a peer (its override, else the agent's). */
@@ -114,35 +149,60 @@ export class HybridTransport {
 
   /** Whether any policy (agent or peer) can ever use a direct route, i.e. whether TCP must be configured. */
   get anyDirect(): boolean {
-    return this.policy !== 'tor-only' || [...this.peerPolicies.values()].some((p) => p !== 'tor-only');
+    const direct = (p: TransportPolicy) => p === 'tor-then-direct' || p === 'direct-only';
+    return direct(this.policy) || [...this.peerPolicies.values()].some(direct);
   }
 
-  /** Whether `route` to `peer` is allowed right now (direct under tor-then-direct only while armed). */
+  /** Whether any policy (agent or peer) can use the mesh, i.e. whether onion dials may need a mesh connector. */
+  get anyMesh(): boolean {
+    const mesh = (p: TransportPolicy) => p === 'mesh-only' || p === 'mesh-then-tor';
+    return mesh(this.policy) || [...this.peerPolicies.values()].some(mesh);
+  }
+
+  /** Whether `route` to `peer` is allowed right now (a fallback route only while its downgrade is armed). */
   allows(peer: string | PeerId | undefined, route: RouteKind): boolean {
     const policy = this.policyFor(peer);
+    const armed = peer !== undefined && this.armed.has(peerKey(peer));
     switch (route) {
       case 'tor':
-        return policy !== 'direct-only';
+        if (policy === 'mesh-then-tor') return armed;
+        return policy === 'tor-only' || policy === 'tor-then-direct';
       case 'direct':
         if (policy === 'direct-only') return true;
-        if (policy === 'tor-then-direct') return peer !== undefined && this.armed.has(peerKey(peer));
+        if (policy === 'tor-then-direct') return armed;
         return false;
       case 'mesh':
-        // the mesh issue decides; until then no policy admits it
-        return false;
+        return policy === 'mesh-only' || policy === 'mesh-then-tor';
     }
   }
 
   /**
-   * Announces a downgrade to `peer`, then allows direct dials to it until the returned `done()` is called.
-   * The event is emitted before any direct byte is sent.
+   * The route an outbound dial of `onion` takes: the mesh under a mesh policy (unless a `mesh → tor` downgrade
+   * is armed), tor otherwise. The onion transport asks this for every dial, libp2p's own (DHT, identify) too.
+   */
+  onionRouteFor(onion: string): 'tor' | 'mesh' {
+    return this.allows(onion, 'mesh') && !this.allows(onion, 'tor') ? 'mesh' : 'tor';
+  }
+
+  /** Marks `remoteAddr` (the object a connection keeps) as a connection carried over the mesh. */
+  markMesh(remoteAddr: Multiaddr): void {
+    this.meshAddrs.add(remoteAddr);
+  }
+
+  /**
+   * Announces a downgrade to `peer`, then allows dials on the fallback route (direct under `tor-then-direct`,
+   * tor under `mesh-then-tor`) until the returned `done()` is called. The event is emitted before any byte is
+   * sent on the fallback route.
    */
   beginDowngrade(peer: PeerId, multiaddr: string, reason?: string): () => void {
     const key = peer.toString();
-    if (this.policyFor(key) !== 'tor-then-direct') {
+    const policy = this.policyFor(key);
+    if (policy !== 'tor-then-direct' && policy !== 'mesh-then-tor') {
       throw new MmogitError('ERR_TRANSPORT_POLICY', `policy for ${key} does not allow a downgrade`);
     }
-    this.emitDowngrade({ peer: key, from: 'tor', to: 'direct', multiaddr, direction: 'outbound', reason });
+    const [from, to] =
+      policy === 'tor-then-direct' ? (['tor', 'direct'] as const) : (['mesh', 'tor'] as const);
+    this.emitDowngrade({ peer: key, from, to, multiaddr, direction: 'outbound', reason });
     this.armed.set(key, (this.armed.get(key) ?? 0) + 1);
     let released = false;
     return () => {
@@ -156,9 +216,11 @@ export class HybridTransport {
 
   private emitDowngrade(e: DowngradeEvent): void {
     log(
-      'DOWNGRADE %s connection to %s: tor → direct via %s (%s)',
+      'DOWNGRADE %s connection to %s: %s → %s via %s (%s)',
       e.direction,
       e.peer,
+      e.from,
+      e.to,
       e.multiaddr,
       e.reason,
     );
@@ -171,6 +233,7 @@ export class HybridTransport {
 
   /** The route an established connection's socket took. */
   routeOfConnection(remoteAddr: Multiaddr, direction: 'inbound' | 'outbound'): RouteKind {
+    if (this.meshAddrs.has(remoteAddr)) return 'mesh';
     if (direction === 'outbound') return routeOf(remoteAddr);
     return this.init.inbound?.has(remoteAddr) || isOnionMultiaddr(remoteAddr) ? 'tor' : 'direct';
   }
@@ -198,10 +261,12 @@ export class HybridTransport {
         if (onion && `${onion.serviceId}.onion` !== onionFromPeerId(peerId)) return true;
         return !this.allows(peerId, route);
       }
-      if (route === 'tor') return false; // inbound through our onion service is never less private
+      // Inbound through our onion service is never less private, whatever our policy: it is the peer's route.
+      // (Under a mesh policy our own streams still use a connection we dialled over the mesh: node.ts.)
+      if (route === 'tor') return false;
       const policy = this.policyFor(peerId);
-      if (policy === 'tor-only') {
-        log('refused inbound direct connection from %s (policy tor-only)', peerId.toString());
+      if (policy !== 'tor-then-direct' && policy !== 'direct-only') {
+        log('refused inbound direct connection from %s (policy %s)', peerId.toString(), policy);
         return true;
       }
       if (policy === 'tor-then-direct') {
@@ -221,7 +286,10 @@ export class HybridTransport {
         const p2p = peerIdOfMultiaddr(ma);
         const onion = onionOfMultiaddr(ma);
         if (onion && p2p !== undefined && peerIdFromOnion(onion.serviceId).toString() !== p2p) return true;
-        const deny = !this.allows(p2p, routeOf(ma));
+        // an onion dial under a mesh policy is carried by the mesh (the onion transport asks onionRouteFor)
+        const peer = p2p ?? (onion ? `${onion.serviceId}.onion` : undefined);
+        const route = onion && peer !== undefined ? this.onionRouteFor(peer) : routeOf(ma);
+        const deny = !this.allows(peer, route);
         if (deny) log('gate: refused dial %s (policy %s)', ma.toString(), this.policyFor(p2p));
         return deny;
       },

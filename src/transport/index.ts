@@ -3,6 +3,8 @@
  * (HybridTransport) and byte channels over sockets and libp2p streams.
  * @module
  */
+
+export type { AbortOptions } from '../_async.js';
 export {
   CODE_ONION3,
   DEFAULT_ONION_VIRTUAL_PORT,
@@ -16,7 +18,7 @@ export {
   peerIdFromOnion,
   peerIdOfMultiaddr,
 } from './addr.js';
-export { type ByteChannel, channelFromDuplex, type IoOptions } from './byte-channel.js';
+export { type ByteChannel, channelFromDuplex } from './byte-channel.js';
 export {
   DEFAULT_TRANSPORT_POLICY,
   type DowngradeEvent,

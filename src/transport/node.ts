@@ -8,26 +8,17 @@
 import '../_polyfill.js';
 import { EventEmitter } from 'node:events';
 import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import './_yamux-window.js';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
-import type {
-  Connection,
-  Libp2p,
-  PeerId,
-  PrivateKey,
-  Stream,
-  StreamHandlerOptions,
-  Transport,
-} from '@libp2p/interface';
+import type { Connection, Libp2p, PeerId, PrivateKey, Stream, Transport } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { type RetryPolicy, retry } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { abortReason, type ErrorCode, hasCode, MmogitError, withTimeout } from '../errors.js';
-import type { AgentKey } from '../identity/keys.js';
+import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
+import { halfWindowYamux } from './_yamux-window.js';
 import {
   DEFAULT_ONION_VIRTUAL_PORT,
   ed25519KeyOfPeerId,
@@ -35,8 +26,11 @@ import {
   onionMultiaddr,
   parseTarget,
 } from './addr.js';
-import { type DowngradeEvent, HybridTransport, routeOf, type TransportPolicy } from './hybrid.js';
+import { dialError, FINAL_DIAL_CODES } from './dial-errors.js';
+import { HybridTransport, type RouteKind, routeOf } from './hybrid.js';
+import type { AgentNode, AgentNodeOptions, ConnectionInfo, RemoteInfo } from './node-types.js';
 import { InboundRegistry, onion3Transport } from './onion3.js';
+import { closeRefusedOnPolicyChange } from './policy-watch.js';
 
 const log = createLogger('mmogit:transport:node');
 
@@ -44,12 +38,16 @@ const log = createLogger('mmogit:transport:node');
 export const DEFAULT_DIAL_TIMEOUT_MS = 90_000;
 /** Under tor-then-direct, how long tor gets before the (announced) fallback to direct. */
 export const DEFAULT_TOR_PHASE_TIMEOUT_MS = 45_000;
+/** Under mesh-then-tor, how long the mesh gets (a circuit build, then the exit's onion connect) before tor. */
+export const DEFAULT_MESH_PHASE_TIMEOUT_MS = 60_000;
 /** Tor dials retried: right after publishing, SOCKS answers "host unreachable" until the descriptor is up. */
 export const DEFAULT_TOR_DIAL_ATTEMPTS = 4;
-const TOR_RETRY_BASE_MS = 1_000;
-/** Dial failures that are answers (policy, identity, protocol), not route faults: never retried. */
-const FINAL_DIAL_CODES: readonly ErrorCode[] = ['ERR_TRANSPORT_POLICY', 'ERR_HANDSHAKE', 'ERR_NOT_FOUND'];
-const TOR_RETRY_MAX_MS = 8_000;
+/** How a tor dial is retried (`attempts` is {@link AgentNodeOptions.torDialAttempts}). */
+const TOR_DIAL_RETRY: RetryPolicy = {
+  attempts: DEFAULT_TOR_DIAL_ATTEMPTS,
+  baseDelayMs: 1_000,
+  maxDelayMs: 8_000,
+};
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** yamux windows: throughput over a path is window ÷ loaded round trip (~0.1–0.2 s through tor on loopback). */
 export const DEFAULT_YAMUX_INITIAL_WINDOW = 1024 * 1024;
@@ -57,137 +55,14 @@ export const DEFAULT_YAMUX_MAX_WINDOW = 8 * 1024 * 1024;
 
 export type { DowngradeEvent, RouteKind, TransportPolicy } from './hybrid.js';
 
-export interface IoOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
-
-/** Who is on the other end of a connection or stream. */
-export interface RemoteInfo {
-  peerId: PeerId;
-  /** Raw 32-byte Ed25519 key (the PeerId's and the onion's). */
-  publicKey: Uint8Array;
-  /** `<56 chars>.onion` derived from the key: the address this peer is reachable at through tor. */
-  onion: string;
-  /** The route this connection actually takes. */
-  transport: 'tor' | 'direct';
-}
-
-export interface ConnectionInfo extends RemoteInfo {
-  direction: 'inbound' | 'outbound';
-  remoteAddr: string;
-}
-
-export interface AgentNodeOptions {
-  /** The agent's identity; the libp2p private key is derived from the same Ed25519 seed. */
-  key: AgentKey;
-  /** Default 127.0.0.1. */
-  listenHost?: string;
-  /** The local port the onion service forwards to (0 = pick one; read it back from {@link AgentNode.listenPort}). */
-  listenPort?: number;
-  /**
-   * The onion to announce: `/onion3/<serviceId>:<virtualPort>`. The serviceId must be the key's own. Defaults to
-   * the key's onion at {@link DEFAULT_ONION_VIRTUAL_PORT} when the policy uses tor.
-   */
-  onion?: { serviceId: string; virtualPort: number };
-  /** tor's SocksPort; needed to dial onions. */
-  socks?: { host: string; port: number };
-  /** Default `tor-only`. */
-  policy?: TransportPolicy;
-  /** Per-peer overrides, keyed by PeerId string or onion address. */
-  peerPolicies?: Record<string, TransportPolicy>;
-  /** Port of the direct TCP listener when the policy allows direct and an onion listener exists (default 0). */
-  directPort?: number;
-  /** Extra libp2p services, e.g. `{ dht: kadDHT({...}) }`. */
-  // biome-ignore lint/suspicious/noExplicitAny: libp2p service factories take libp2p's Components
-  services?: Record<string, (components: any) => unknown>;
-  onDowngrade?: (e: DowngradeEvent) => void;
-  /** yamux per-stream window sizes (bytes). */
-  yamux?: { initialStreamWindowSize?: number; maxStreamWindowSize?: number };
-  /** Default port used when a dial target is an onion without `:port`. */
-  defaultOnionPort?: number;
-  /** Attempts per tor dial (default {@link DEFAULT_TOR_DIAL_ATTEMPTS}). */
-  torDialAttempts?: number;
-}
-
-/** Events of an {@link AgentNode}. */
-export interface AgentNodeEvents {
-  downgrade: DowngradeEvent;
-  'peer:connect': ConnectionInfo;
-  'peer:disconnect': { peerId: PeerId; onion: string };
-}
-
-/** Handler for inbound streams of one protocol. */
-export type AgentStreamHandler = (stream: Stream, remote: RemoteInfo) => void | Promise<void>;
-
-/** A started agent node. */
-export interface AgentNode {
-  readonly libp2p: Libp2p;
-  readonly peerId: PeerId;
-  /** Local port tor's onion service must forward to (or the direct listener's port when there is no onion). */
-  readonly listenPort: number;
-  /** The direct TCP listener's port, when the policy allows direct. */
-  readonly directPort: number | undefined;
-  readonly policy: TransportPolicy;
-  readonly hybrid: HybridTransport;
-  /** The addresses this node announces to peers. */
-  addresses(): Multiaddr[];
-  /**
-   * Opens a protocol stream to `target`: an onion (`<id>[.onion][:port]`), a multiaddr, or a PeerId string,
-   * following the peer's transport policy. Throws ERR_TRANSPORT_POLICY when the policy refuses the only route.
-   */
-  dialProtocol(target: string, protocol: string, options?: IoOptions): Promise<Stream>;
-  /** Registers a handler for inbound streams; `remote` says who (verified key) and over which route. */
-  handle(
-    protocol: string,
-    handler: AgentStreamHandler,
-    options?: Omit<StreamHandlerOptions, 'middleware'>,
-  ): Promise<void>;
-  unhandle(protocol: string): Promise<void>;
-  /** The open connections with their truthful route. */
-  connections(): ConnectionInfo[];
-  /** The route of one connection. */
-  transportOf(connection: Connection): 'tor' | 'direct';
-  on<E extends keyof AgentNodeEvents>(event: E, listener: (e: AgentNodeEvents[E]) => void): AgentNode;
-  off<E extends keyof AgentNodeEvents>(event: E, listener: (e: AgentNodeEvents[E]) => void): AgentNode;
-  stop(options?: IoOptions): Promise<void>;
-}
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortReason(signal, 'dial'));
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-
-function dialError(err: unknown, what: string, signal: AbortSignal): MmogitError {
-  if (signal.aborted) return abortReason(signal, what);
-  if (err instanceof MmogitError) return err;
-  const e = err as Error;
-  if (e?.name === 'UnsupportedProtocolError') {
-    return new MmogitError('ERR_NOT_FOUND', `${what}: the peer does not support this protocol`, {
-      cause: err,
-    });
-  }
-  if (e?.name === 'EncryptionFailedError') {
-    // noise could not prove the remote holds the key we dialled (e.g. an onion served by another key)
-    return new MmogitError('ERR_HANDSHAKE', `${what}: secure handshake failed: ${e.message}`, { cause: err });
-  }
-  if (e?.name === 'DialDeniedError' || e?.name === 'ConnectionDeniedError') {
-    return new MmogitError('ERR_TRANSPORT_POLICY', `${what}: refused by transport policy (${e.message})`, {
-      cause: err,
-    });
-  }
-  const inner =
-    e instanceof AggregateError ? e.errors.map((x) => (x as Error).message).join('; ') : e?.message;
-  return new MmogitError('ERR_PEER_UNREACHABLE', `${what}: ${inner}`, { cause: err });
-}
+export type {
+  AgentNode,
+  AgentNodeEvents,
+  AgentNodeOptions,
+  AgentStreamHandler,
+  ConnectionInfo,
+  RemoteInfo,
+} from './node-types.js';
 
 /**
  * Creates and starts an agent's libp2p node.
@@ -235,6 +110,12 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       onListening: (port) => {
         onionPort = port;
       },
+      // asked at every dial: a peer policy set later (setPeerPolicy) routes that peer's next dial
+      mesh: {
+        routeFor: (o) => hybrid.onionRouteFor(o),
+        connect: opts.meshConnect,
+        markMesh: (ma) => hybrid.markMesh(ma),
+      },
     }),
   ];
   // No TCP transport at all unless some policy can use a direct route: tor-only cannot bypass tor.
@@ -257,7 +138,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
   }
 
   const maxWindow = opts.yamux?.maxStreamWindowSize ?? DEFAULT_YAMUX_MAX_WINDOW;
-  const libp2p = (await createLibp2p({
+  const libp2p: Libp2p = await createLibp2p({
     privateKey,
     addresses: {
       listen,
@@ -267,7 +148,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     transports,
     connectionEncrypters: [noise()],
     streamMuxers: [
-      yamux({
+      halfWindowYamux({
         streamOptions: {
           initialStreamWindowSize: opts.yamux?.initialStreamWindowSize ?? DEFAULT_YAMUX_INITIAL_WINDOW,
           maxStreamWindowSize: maxWindow,
@@ -295,12 +176,11 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       ...(opts.services ?? {}),
       // biome-ignore lint/suspicious/noExplicitAny: service map typing is libp2p's generic
     } as any,
-  })) as unknown as Libp2p;
+  });
 
-  const transportOf = (c: Connection): 'tor' | 'direct' => {
-    const r = hybrid.routeOfConnection(c.remoteAddr, c.direction);
-    return r === 'tor' ? 'tor' : 'direct';
-  };
+  const transportOf = (c: Connection): RouteKind => hybrid.routeOfConnection(c.remoteAddr, c.direction);
+  /** The route of each stream this node opened (the connection it was opened on). */
+  const streamRoutes = new WeakMap<Stream, RouteKind>();
   const remoteOf = (c: Connection): RemoteInfo => ({
     peerId: c.remotePeer,
     publicKey: ed25519KeyOfPeerId(c.remotePeer),
@@ -312,6 +192,8 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     direction: c.direction,
     remoteAddr: c.remoteAddr.toString(),
   });
+
+  const stopPolicyWatch = closeRefusedOnPolicyChange(libp2p, hybrid, transportOf);
 
   libp2p.addEventListener('connection:open', (evt) => {
     const c = evt.detail;
@@ -340,28 +222,50 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     throw new MmogitError('ERR_INTERNAL', 'agent node started without a listening port');
   }
 
-  /** Dials a list of addresses (libp2p picks), with retries for tor's not-yet-published descriptors. */
+  /**
+   * Dials a list of addresses (libp2p picks), with retries for tor's not-yet-published descriptors. Over the
+   * mesh, only a connection that was itself dialled over the mesh carries the stream: an open one is reused,
+   * else a new one is forced (libp2p would otherwise reuse any connection to the peer, e.g. its inbound one
+   * through tor, and the route would silently not be the mesh).
+   */
   const dialRoute = async (
     addrs: Multiaddr[],
     protocol: string,
-    route: 'tor' | 'direct',
+    route: RouteKind,
     signal: AbortSignal,
     what: string,
+    peer?: PeerId,
   ): Promise<Stream> => {
     const attempts = route === 'tor' ? Math.max(1, opts.torDialAttempts ?? DEFAULT_TOR_DIAL_ATTEMPTS) : 1;
-    let last: MmogitError | undefined;
-    for (let i = 0; i < attempts; i++) {
-      if (i > 0) await sleep(Math.min(TOR_RETRY_BASE_MS * 2 ** (i - 1), TOR_RETRY_MAX_MS), signal);
-      try {
-        return await libp2p.dialProtocol(addrs, protocol, { signal });
-      } catch (err) {
-        last = dialError(err, what, signal);
-        log('%s over %s: attempt %d failed: %s', what, route, i + 1, last.message);
-        // policy, identity and "protocol not supported" are answers, not route failures: no retry
-        if (signal.aborted || FINAL_DIAL_CODES.some((c) => hasCode(last, c))) throw last;
-      }
-    }
-    throw last as MmogitError;
+    return retry(
+      async (n) => {
+        try {
+          const open =
+            route === 'mesh' && peer
+              ? libp2p.getConnections(peer).find((c) => c.status === 'open' && transportOf(c) === 'mesh')
+              : undefined;
+          const conn =
+            open ?? (await libp2p.dial(addrs, { signal, ...(route === 'mesh' ? { force: true } : {}) }));
+          const taken = transportOf(conn);
+          if (route === 'mesh' && taken !== 'mesh') {
+            throw new MmogitError(
+              'ERR_TRANSPORT_POLICY',
+              `${what}: the connection is not a mesh route (${taken})`,
+            );
+          }
+          const stream = await conn.newStream(protocol, { signal });
+          streamRoutes.set(stream, taken);
+          return stream;
+        } catch (err) {
+          const e = dialError(err, what, signal);
+          log('%s over %s: attempt %d failed: %s', what, route, n, e.message);
+          throw e;
+        }
+      },
+      { ...TOR_DIAL_RETRY, attempts },
+      // policy, identity and "protocol not supported" are answers, not route failures: no retry
+      { signal, what, retryable: (e) => !FINAL_DIAL_CODES.some((c) => hasCode(e, c)) },
+    );
   };
 
   const peerAddrs = async (peer: PeerId): Promise<Multiaddr[]> => {
@@ -419,6 +323,32 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
         if (t.kind === 'multiaddr') hybrid.assertAllowed(peer, 'direct', what);
         return dialRoute(tor, protocol, 'tor', signal, what);
       }
+      if (peerPolicy === 'mesh-only' || peerPolicy === 'mesh-then-tor') {
+        // the peer's onion, carried by a mesh circuit (the onion transport routes it); never a direct address
+        if (t.kind === 'multiaddr' || !peer) hybrid.assertAllowed(peer, 'direct', what);
+        const target = peer as PeerId;
+        if (peerPolicy === 'mesh-only') return dialRoute(tor, protocol, 'mesh', signal, what, target);
+        const meshSignal = withTimeout(
+          signal,
+          Math.min(DEFAULT_MESH_PHASE_TIMEOUT_MS, timeoutMs),
+          `${what} over the mesh`,
+        );
+        let meshError: MmogitError;
+        try {
+          return await dialRoute(tor, protocol, 'mesh', meshSignal, what, target);
+        } catch (err) {
+          meshError = err as MmogitError;
+          if (signal.aborted) throw err;
+          if (FINAL_DIAL_CODES.some((c) => hasCode(err, c)) && !meshSignal.aborted) throw err;
+        }
+        // announced before any byte goes to tor (mesh-then-tor's fallback is never silent)
+        const release = hybrid.beginDowngrade(target, tor[0]!.toString(), meshError.message);
+        try {
+          return await dialRoute(tor, protocol, 'tor', signal, what);
+        } finally {
+          release();
+        }
+      }
       // tor-then-direct
       if (!peer) {
         throw new MmogitError(
@@ -447,6 +377,8 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
         release();
       }
     },
+
+    routeOfStream: (stream) => streamRoutes.get(stream),
 
     async handle(protocol, handler, options) {
       await libp2p.handle(
@@ -491,6 +423,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     },
 
     async stop(options = {}) {
+      stopPolicyWatch();
       const signal = withTimeout(
         options.signal,
         options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,

@@ -2,11 +2,14 @@
  * A libp2p transport for `/onion3/<56 chars>:<port>` multiaddrs. Dials go through tor's SOCKS5 port (the
  * destination `<id>.onion` is resolved by tor, never by us); the listener binds the local TCP port that the
  * agent's onion service forwards to (`ADD_ONION Port=<virt>,127.0.0.1:<port>`, control-spec §3.27) and reports the
- * onion multiaddr as its address. Sockets are upgraded by libp2p (noise, then yamux) like @libp2p/tcp's.
+ * onion multiaddr as its address. Sockets are upgraded by libp2p (noise, then yamux) like @libp2p/tcp's. A dial
+ * that the transport policy routes over the mesh gets its byte stream from a mesh circuit whose exit reaches the
+ * onion instead (docs/mesh.md); the upgrade on top is the same.
  * @module
  */
 import '../_polyfill.js';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type ComponentLogger,
   type Connection,
@@ -24,7 +27,24 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { MmogitError } from '../errors.js';
 import { DEFAULT_SOCKS_TIMEOUT_MS, socksConnect } from '../tor/socks.js';
 import { socketToMaConn } from './_socket-conn.js';
-import { isOnionMultiaddr, onionOfMultiaddr } from './addr.js';
+import { isOnionMultiaddr, onionOfMultiaddr, peerIdFromOnion } from './addr.js';
+
+/** Opens a byte stream to `<onion>:<port>` through a mesh circuit (the exit dials the onion). */
+export type MeshConnector = (
+  onion: string,
+  port: number,
+  options: { signal: AbortSignal },
+) => Promise<Duplex>;
+
+/** How onion dials are routed when a policy can use the mesh. */
+export interface OnionMeshRouting {
+  /** The route of a dial to `onion`, asked at every dial. */
+  routeFor(onion: string): 'tor' | 'mesh';
+  /** Absent: a dial routed to the mesh fails with ERR_TRANSPORT_POLICY (never tor instead). */
+  connect?: MeshConnector | undefined;
+  /** Marks a connection's remote address as carried over the mesh (its route is read from the mark). */
+  markMesh(remoteAddr: Multiaddr): void;
+}
 
 /** Where tor's SocksPort is. */
 export interface SocksEndpoint {
@@ -59,6 +79,8 @@ export interface Onion3TransportInit {
   inbound?: InboundRegistry;
   /** Called once the listener is bound, with the actual local port. */
   onListening?: (port: number) => void;
+  /** Mesh routing of outbound dials; absent: every dial goes through tor. */
+  mesh?: OnionMeshRouting;
 }
 
 interface Onion3Components {
@@ -80,6 +102,9 @@ class Onion3Transport implements Transport {
   async dial(ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
     const onion = onionOfMultiaddr(ma);
     if (!onion) throw new MmogitError('ERR_INVALID_MULTIADDR', `not an onion3 multiaddr: ${ma.toString()}`);
+    const mesh = this.init.mesh;
+    if (mesh && mesh.routeFor(`${onion.serviceId}.onion`) === 'mesh')
+      return this.dialMesh(ma, onion, mesh, options);
     const socks = this.init.socks;
     if (!socks) {
       throw new MmogitError('ERR_SOCKS', 'cannot dial an onion: no tor SocksPort configured');
@@ -96,9 +121,40 @@ class Onion3Transport implements Transport {
       },
       { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS },
     );
+    return this.upgradeOutbound(socket, ma, options);
+  }
+
+  /** The same upgrade over a mesh stream to the onion; its remote address is marked as a mesh route. */
+  private async dialMesh(
+    ma: Multiaddr,
+    onion: { serviceId: string; port: number },
+    mesh: OnionMeshRouting,
+    options: DialTransportOptions,
+  ): Promise<Connection> {
+    if (!mesh.connect) {
+      throw new MmogitError(
+        'ERR_TRANSPORT_POLICY',
+        `${ma.toString()}: the policy routes over the mesh, and no mesh is set up`,
+      );
+    }
+    this.log('dialing %s through the mesh', ma.toString());
+    const stream = await mesh.connect(`${onion.serviceId}.onion`, onion.port, { signal: options.signal });
+    // the connection keeps this very object as its remote address only when it names the peer already
+    const hasPeer = ma.getComponents().some((c) => c.name === 'p2p');
+    const remoteAddr = hasPeer ? ma : ma.encapsulate(`/p2p/${peerIdFromOnion(onion.serviceId).toString()}`);
+    mesh.markMesh(remoteAddr);
+    return this.upgradeOutbound(stream, remoteAddr, options);
+  }
+
+  /** libp2p's outbound upgrade (noise, yamux) over an open byte stream, which is aborted if it fails. */
+  private async upgradeOutbound(
+    socket: Parameters<typeof socketToMaConn>[0]['socket'],
+    remoteAddr: Multiaddr,
+    options: DialTransportOptions,
+  ): Promise<Connection> {
     const maConn = socketToMaConn({
       socket,
-      remoteAddr: ma,
+      remoteAddr,
       direction: 'outbound',
       log: this.log.newScope('connection'),
     });
@@ -123,7 +179,13 @@ class Onion3Transport implements Transport {
 class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly shutdown = new AbortController();
+  /**
+   * One controller per inbound upgrade in flight, aborted by {@link close}. libp2p's upgrader adds an abort
+   * listener (any-signal) to the signal it is given for as long as the upgrade runs: one shared listener-wide
+   * signal collected a listener per pending connection, so a flood of half-open connections passed Node's
+   * limit of 10 (MaxListenersExceededWarning) and kept them all until each upgrade timed out.
+   */
+  private readonly upgrades = new Set<AbortController>();
   private addr: Multiaddr | undefined;
 
   constructor(
@@ -157,10 +219,15 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
       direction: 'inbound',
       log: this.logger.forComponent('mmogit:transport:onion3:connection'),
     });
-    this.options.upgrader.upgradeInbound(maConn, { signal: this.shutdown.signal }).catch((err: Error) => {
-      this.log('inbound upgrade failed: %s', err.message);
-      maConn.abort(err);
-    });
+    const upgrade = new AbortController();
+    this.upgrades.add(upgrade);
+    this.options.upgrader
+      .upgradeInbound(maConn, { signal: upgrade.signal })
+      .catch((err: Error) => {
+        this.log('inbound upgrade failed: %s', err.message);
+        maConn.abort(err);
+      })
+      .finally(() => this.upgrades.delete(upgrade));
   }
 
   async listen(ma: Multiaddr): Promise<void> {
@@ -187,7 +254,8 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
   updateAnnounceAddrs(): void {}
 
   async close(): Promise<void> {
-    this.shutdown.abort();
+    for (const upgrade of this.upgrades) upgrade.abort();
+    this.upgrades.clear();
     const closed = this.server.listening
       ? new Promise<void>((resolve) => this.server.close(() => resolve()))
       : Promise.resolve();

@@ -150,7 +150,7 @@ describe('send(): outbox write beside the first attempt', () => {
     // Whatever the crash left (an outbox file if its write got that far), the restarted sender retries it.
     const leftover = await outboxFiles(home2);
     const a2 = await agent(dir, { key: aKey, home: home2 });
-    await waitFor(async () => (await outboxFiles(home2)).length === 0, 5_000, 'restarted outbox drained');
+    await waitFor(async () => (await outboxFiles(home2)).length === 0, 30_000, 'restarted outbox drained');
     await new Promise((r) => setTimeout(r, 200));
     expect(got.map((m) => m.id)).toEqual([res.id]);
     expect(a2.messenger.pending()).toEqual([]);

@@ -10,10 +10,13 @@ import {
   verifyAck,
   verifyMessage,
 } from '../../src/agent/messaging-envelope.js';
+import { parseAnyEnvelope, signMessageV2, verifyAnyMessage } from '../../src/agent/messaging-envelope-v2.js';
 import { KeyedRateLimiter, TokenBucket } from '../../src/agent/rate-limit.js';
+import { MmogitError } from '../../src/errors.js';
 import { canonicalBytes } from '../../src/identity/canonical.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { SIGNING_CONTEXTS, verifySignature } from '../../src/identity/signing.js';
+import { propertyParams } from '../helpers/property.js';
 
 const a = AgentKey.random();
 const b = AgentKey.random();
@@ -91,6 +94,78 @@ describe('message envelope', () => {
   it('refuses a frame over the cap before parsing (ERR_TOO_LARGE)', () => {
     expect(() => decodeFrame(new Uint8Array(101), 100)).toThrow(
       expect.objectContaining({ code: 'ERR_TOO_LARGE' }),
+    );
+  });
+});
+
+describe('message frame decoder under hostile input', () => {
+  const decodesOrTyped = (value: unknown) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(value) ?? 'null');
+    try {
+      const f = decodeFrame(bytes, maxFrameBytesFor(64 * 1024));
+      if (f.t === 'msg') verifyMessage({ message: f.m, sig: f.sig });
+      if (f.t === 'ack') verifyAck({ ack: f.a, sig: f.sig });
+    } catch (e) {
+      expect(e, String(e)).toBeInstanceOf(MmogitError);
+    }
+    // the same bytes on the version 2 protocol (either envelope version)
+    try {
+      const f = decodeFrame(bytes, maxFrameBytesFor(64 * 1024), parseAnyEnvelope);
+      if (f.t === 'msg') verifyAnyMessage({ message: f.m, sig: f.sig });
+    } catch (e) {
+      expect(e, String(e)).toBeInstanceOf(MmogitError);
+    }
+  };
+
+  it('property: any JSON value is a frame or a typed error', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), decodesOrTyped),
+      propertyParams('envelope jsonValue', { numRuns: 500 }),
+    );
+  });
+
+  it('property: frames with one member replaced by any JSON value are frames or typed errors', () => {
+    const s = signMessage(a, b.onion, 'hello', { timestamp: 5 });
+    const ack = signAck(b, s.message.id, 6);
+    const v2 = signMessageV2(a, b.onion, { type: 'task', body: { n: [1, { x: 'y' }] }, meta: { k: 'v' } });
+    const frames: Record<string, unknown>[] = [
+      { t: 'msg', m: s.message, sig: s.sig },
+      { t: 'msg', m: v2.message, sig: v2.sig },
+      { t: 'ack', a: ack.ack, sig: ack.sig },
+      { t: 'err', id: s.message.id, code: 'ERR_X', message: 'no' },
+      { t: 'ping', n: 'ab'.repeat(8) },
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...frames),
+        fc.constantFrom('t', 'm', 'a', 'sig', 'code', 'message', 'n', 'id', 'extra'),
+        fc.constantFrom(
+          '',
+          'v',
+          'id',
+          'from',
+          'to',
+          'text',
+          'timestamp',
+          'status',
+          'by',
+          'type',
+          'body',
+          'thread',
+          'replyTo',
+          'meta',
+          'extra',
+        ),
+        fc.jsonValue(),
+        (frame, key, inner, value) => {
+          const copy = structuredClone(frame) as Record<string, Record<string, unknown>>;
+          const target = copy[key];
+          if (inner !== '' && typeof target === 'object' && target !== null) target[inner] = value;
+          else (copy as Record<string, unknown>)[key] = value;
+          decodesOrTyped(copy);
+        },
+      ),
+      propertyParams('envelope near-miss', { numRuns: 1_000 }),
     );
   });
 });

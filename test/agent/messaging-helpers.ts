@@ -12,10 +12,16 @@ import {
   type ReceivedMessage,
 } from '../../src/agent/messaging.js';
 import { JsonlMessageStore } from '../../src/agent/messaging-store.js';
+import { MmogitError } from '../../src/errors.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { type ByteChannel, channelFromDuplex } from '../../src/transport/byte-channel.js';
 
 export type Directory = Map<string, number>;
+
+type Handler = (ch: ByteChannel, info: { transport: 'direct' }) => void;
+/** Each listening port's protocol handlers: a dial for a protocol the peer does not serve is refused, as
+ * multistream-select's `na` answer makes libp2p refuse it. */
+const served = new Map<number, Map<string, Handler>>();
 
 export interface LoopbackNode extends MessagingNode {
   readonly port: number;
@@ -25,7 +31,7 @@ export interface LoopbackNode extends MessagingNode {
 
 /** Listens on 127.0.0.1 and registers `onion` in `dir`; dials look the peer up in `dir`. */
 export async function loopbackNode(onion: string, dir: Directory, port = 0): Promise<LoopbackNode> {
-  const handlers = new Map<string, (ch: ByteChannel, info: { transport: 'direct' }) => void>();
+  const handlers = new Map<string, Handler>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -54,6 +60,7 @@ export async function loopbackNode(onion: string, dir: Directory, port = 0): Pro
   });
   const actual = (server.address() as { port: number }).port;
   dir.set(onion, actual);
+  served.set(actual, handlers);
   return {
     port: actual,
     sockets,
@@ -61,6 +68,9 @@ export async function loopbackNode(onion: string, dir: Directory, port = 0): Pro
       const p = dir.get(peer);
       if (p === undefined)
         throw Object.assign(new Error(`unknown peer ${peer}`), { code: 'ERR_PEER_UNREACHABLE' });
+      if (!served.get(p)?.has(protocol)) {
+        throw new MmogitError('ERR_PEER_UNSUPPORTED', `${peer} does not serve ${protocol}`);
+      }
       const socket = await new Promise<Socket>((res, rej) => {
         const s = createConnection({ host: '127.0.0.1', port: p });
         const onAbort = () => s.destroy(new Error('aborted'));
@@ -88,6 +98,7 @@ export async function loopbackNode(onion: string, dir: Directory, port = 0): Pro
     },
     async stop() {
       dir.delete(onion);
+      served.delete(actual);
       for (const s of sockets) s.destroy();
       await new Promise<void>((res) => server.close(() => res()));
     },

@@ -1,17 +1,24 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AppendLog } from '../../src/agent/append-log.js';
 import { messageStoreFromMemory } from '../../src/agent/messaging-adapters.js';
 import { signMessage } from '../../src/agent/messaging-envelope.js';
-import { AppendLog } from '../../src/agent/messaging-fs.js';
+import type { AnyEnvelope } from '../../src/agent/messaging-envelope-v2.js';
 import {
+  DEFAULT_COPY_IDLE_MS,
+  DEFAULT_COPY_MAX_DELAY_MS,
   JournaledMessageStore,
   JsonlMessageStore,
   type StoredMessage,
 } from '../../src/agent/messaging-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';
+
+/** A stored record's text (these tests store version 1 text messages). */
+const textOf = (r: { message: AnyEnvelope }): string =>
+  r.message.v === 1 ? r.message.text : String(r.message.body);
 
 let dir: string;
 beforeEach(async () => {
@@ -37,7 +44,7 @@ describe('message stores', () => {
     const [a, b] = [rec('one'), rec('two')];
     await store.append(a);
     await store.append(b);
-    expect((await store.list()).map((r) => r.message.text)).toEqual(['one', 'two']);
+    expect((await store.list()).map((r) => textOf(r))).toEqual(['one', 'two']);
     const entries = await memory.recall({ kind: 'message' });
     expect(entries.every((e) => e.verified && e.visibility === 'private' && e.author === me.onion)).toBe(
       true,
@@ -52,7 +59,7 @@ describe('message stores', () => {
     const store = messageStoreFromMemory(memory, { journalPath });
     const records = ['a', 'b', 'c'].map(rec);
     await Promise.all(records.map((r) => store.append(r)));
-    expect((await store.list()).map((r) => r.message.text).sort()).toEqual(['a', 'b', 'c']);
+    expect((await store.list()).map((r) => textOf(r)).sort()).toEqual(['a', 'b', 'c']);
     await store.flush?.();
     expect((await memory.recall({ kind: 'message' })).length).toBe(3);
     expect(await readFile(journalPath, 'utf8')).toBe('');
@@ -70,7 +77,7 @@ describe('message stores', () => {
     await failing.append(rec('kept by the journal'));
     await failing.flush?.();
     expect(errors.length).toBe(1);
-    expect((await failing.list()).map((r) => r.message.text)).toEqual(['kept by the journal']);
+    expect((await failing.list()).map((r) => textOf(r))).toEqual(['kept by the journal']);
     await failing.close?.();
     // A torn line from a crash mid-append is skipped.
     const plain = new JsonlMessageStore(journalPath);
@@ -80,10 +87,7 @@ describe('message stores', () => {
 
     const memory = await MemoryStore.open(join(dir, 'memory'), me);
     const store = new JournaledMessageStore(messageStoreFromMemory(memory), journalPath);
-    expect((await store.list()).map((r) => r.message.text)).toEqual([
-      'kept by the journal',
-      'also journaled',
-    ]);
+    expect((await store.list()).map((r) => textOf(r))).toEqual(['kept by the journal', 'also journaled']);
     expect((await memory.recall({ kind: 'message' })).length).toBe(2);
     expect(await readFile(journalPath, 'utf8')).toBe('');
     // Recovery is idempotent: a second instance finds nothing to copy and no duplicates appear.
@@ -145,34 +149,77 @@ describe('journaled store: batched copies and crashes', () => {
       await Promise.all(batch.map((r) => store.append(r)));
       // Crash now: a new instance on the same files must see every record appended so far, once.
       const after = new JournaledMessageStore(new JsonlMessageStore(join(dir, 'backing.jsonl')), journalPath);
-      const seen = (await after.list()).map((r) => r.message.text);
-      expect(new Set(seen)).toEqual(new Set(records.map((r) => r.message.text)));
+      const seen = (await after.list()).map((r) => textOf(r));
+      expect(new Set(seen)).toEqual(new Set(records.map((r) => textOf(r))));
       await after.close();
     }
     await store.close();
     expect((await backing.list()).length).toBeGreaterThanOrEqual(records.length);
-    expect(new Set((await backing.list()).map((r) => r.message.text)).size).toBe(records.length);
+    expect(new Set((await backing.list()).map((r) => textOf(r))).size).toBe(records.length);
     expect(await readFile(journalPath, 'utf8')).toBe('');
   });
 
   it('with the default policy a burst is copied as one batch after the journal goes quiet', async () => {
     const backing = new JsonlMessageStore(join(dir, 'backing.jsonl'));
-    const appends: number[] = [];
+    let copied = 0;
     const counting = {
       append: (r: StoredMessage) => {
-        appends.push(Date.now());
+        copied++;
         return backing.append(r);
       },
       list: () => backing.list(),
     };
-    const store = new JournaledMessageStore(counting, join(dir, 'messages.journal'));
-    for (let i = 0; i < 10; i++) await store.append(rec(`burst ${i}`));
-    expect(appends).toEqual([]); // nothing copied while the records keep coming
-    expect((await store.list()).length).toBe(10); // but listed (from the journal)
-    await new Promise((r) => setTimeout(r, 300));
-    expect(appends.length).toBe(10);
-    // One batch: all handed over within the same tick.
-    expect(Math.max(...appends) - Math.min(...appends)).toBeLessThan(20);
-    await store.close();
+    // Only the copy timer and the clock are faked: the journal's file I/O stays real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const store = new JournaledMessageStore(counting, join(dir, 'messages.journal'));
+      for (let i = 0; i < 10; i++) {
+        await store.append(rec(`burst ${i}`));
+        // Records keep coming faster than the idle time: nothing is copied meanwhile.
+        vi.advanceTimersByTime(DEFAULT_COPY_IDLE_MS - 1);
+      }
+      expect(copied).toBe(0);
+      expect((await store.list()).length).toBe(10); // but listed (from the journal)
+      vi.advanceTimersByTime(1);
+      // The journal went quiet: the whole burst is handed over in that one timer callback (one batch).
+      expect(copied).toBe(10);
+      vi.useRealTimers();
+      await store.close();
+      expect((await backing.list()).length).toBe(10);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a steady trickle is copied at the latest the maximum delay after its first record', async () => {
+    const backing = new JsonlMessageStore(join(dir, 'backing.jsonl'));
+    let copied = 0;
+    const counting = {
+      append: (r: StoredMessage) => {
+        copied++;
+        return backing.append(r);
+      },
+      list: () => backing.list(),
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const store = new JournaledMessageStore(counting, join(dir, 'messages.journal'));
+      const step = DEFAULT_COPY_IDLE_MS - 10;
+      let elapsed = 0;
+      let sent = 0;
+      while (elapsed + step < DEFAULT_COPY_MAX_DELAY_MS) {
+        await store.append(rec(`trickle ${sent++}`));
+        vi.advanceTimersByTime(step);
+        elapsed += step;
+      }
+      expect(copied).toBe(0);
+      await store.append(rec(`trickle ${sent++}`));
+      vi.advanceTimersByTime(DEFAULT_COPY_MAX_DELAY_MS - elapsed);
+      expect(copied).toBe(sent);
+      vi.useRealTimers();
+      await store.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

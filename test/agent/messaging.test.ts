@@ -1,7 +1,9 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DeliveredEvent, MESSAGE_PROTOCOL, type QueuedEvent } from '../../src/agent/messaging.js';
+import { JsonlMessageStore, type MessageStore } from '../../src/agent/messaging-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import {
   agentsPerTest,
@@ -33,6 +35,12 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
         text: 'hello from a ✓',
         timestamp: expect.any(Number),
         verified: true,
+        v: 2,
+        type: 'message',
+        body: 'hello from a ✓',
+        thread: res.id,
+        receivedAt: expect.any(Number),
+        cursor: expect.stringMatching(/^m1\.\d+\.[0-9a-f]{32}$/),
       },
     ]);
     expect(delivered.map((d) => [d.id, d.ack.ack.by])).toEqual([[res.id, b.key.onion]]);
@@ -70,6 +78,38 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
     const fresh = await a.messenger.ping(b.key.onion, { fresh: true });
     expect(fresh.reused).toBe(false);
     expect(fresh.handshakeMs).toBeGreaterThan(0);
+  });
+
+  it('pipelines sends to one peer: all are written before the first ack, stored once each, in call order', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    // The receiver's store holds every write until the gate opens: no ack can leave before that, so every
+    // message reaching the store meanwhile was sent while earlier ones still waited for their acks.
+    const gateHome = await mkdtemp(join(tmpdir(), 'mmogit-gate-'));
+    cleanup.push(() => removeHome(gateHome));
+    const inner = new JsonlMessageStore(join(gateHome, 'm.jsonl'));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let started = 0;
+    const store: MessageStore = {
+      append: async (r) => {
+        started += 1;
+        await gate;
+        await inner.append(r);
+      },
+      list: () => inner.list(),
+    };
+    const b = await agent(dir, { deps: { store } });
+    const got = collect(b);
+    const texts = Array.from({ length: 20 }, (_, i) => `p${i}`);
+    const sends = Promise.all(texts.map((t) => a.messenger.send(b.key.onion, t)));
+    await waitFor(() => started === texts.length, 10_000, 'all 20 messages at the receiver’s store');
+    open();
+    expect((await sends).map((r) => r.status)).toEqual(texts.map(() => 'delivered'));
+    expect(got.map((m) => m.text)).toEqual(texts);
+    expect((await inner.list()).map((r) => r.message.v === 2 && r.message.body)).toEqual(texts);
   });
 
   it('refuses oversized text and its own address before queueing anything', async () => {

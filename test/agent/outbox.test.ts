@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signMessage } from '../../src/agent/messaging-envelope.js';
+import type { AnyEnvelope } from '../../src/agent/messaging-envelope-v2.js';
 import { Outbox } from '../../src/agent/outbox.js';
 import { AgentKey } from '../../src/identity/keys.js';
+
+/** A stored record's text (these tests store version 1 text messages). */
+const textOf = (r: { message: AnyEnvelope }): string =>
+  r.message.v === 1 ? r.message.text : String(r.message.body);
 
 let dir: string;
 beforeEach(async () => {
@@ -31,7 +36,7 @@ describe('Outbox', () => {
     expect((await stat(outbox.dir)).mode & 0o777).toBe(0o700);
     // A second Outbox on the same dir (a restarted daemon) sees the same items.
     const { items, corrupt } = await new Outbox(outbox.dir).list();
-    expect(items.map((i) => i.message.text)).toEqual(['first', 'second']);
+    expect(items.map((i) => textOf(i))).toEqual(['first', 'second']);
     expect(corrupt).toEqual([]);
     expect(await outbox.has(earlier.message.id)).toBe(true);
     expect(await outbox.remove(earlier.message.id)).toBe(true);

@@ -56,10 +56,8 @@ describe('mmogit init / tor address', () => {
   });
 
   it.each([
-    [
-      'a 12-word phrase',
-      'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about',
-    ],
+    ['a 13-word phrase', `${Array(12).fill('abandon').join(' ')} about`],
+    ['a 12-word phrase with a bad checksum', Array(12).fill('abandon').join(' ')],
     ['a wrong word', `${Array(23).fill('abandon').join(' ')} zebrafish`],
   ])('rejects %s with exit 2 and a typed error', async (_n, phrase) => {
     const home = dir(`bad-${phrase.length}`);
@@ -161,7 +159,7 @@ describe('mmogit remember / recall / post / show', () => {
     [['remember', '-t', 'learning', 'x', '--confidence', '-0.1'], 'ERR_INVALID_MEMORY'],
     [['recall', '-t', 'dream'], 'ERR_INVALID_MEMORY'],
     [['send', 'not-an-onion.onion', 'hi'], 'ERR_INVALID_ONION'],
-    [['tor', 'connect', 'abcd'], 'ERR_INVALID_ONION'],
+    [['tor', 'connect', 'abcd.onion'], 'ERR_INVALID_ONION'],
   ])('rejects %j with exit 2 (%s) and writes nothing', async (args, code) => {
     const before = await runCli(['show', '--json', '--config-dir', home()]);
     const r = await runCli([...args, '--json', '--config-dir', home()]);

@@ -4,8 +4,8 @@
 // are refused, and discover falls back to their DHT record when they have one.
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../../src/discovery/_loopback.js';
 import {
   ADVERT_HEDGE_MS,
   ADVERT_MAX_BYTES,
@@ -17,7 +17,10 @@ import {
   serviceProviderKey,
   type VerifiedAdvertisement,
 } from '../../src/discovery/index.js';
+import { MmogitError } from '../../src/errors.js';
 import { canonicalBytes } from '../../src/identity/index.js';
+import { propertyParams } from '../helpers/property.js';
+import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../support/loopback.js';
 import { collect, resign, waitFor } from './_helpers.js';
 
 /** Serves `frame` raw on the advert protocol (a varint length + body unless `raw`), replacing any handler. */
@@ -64,8 +67,7 @@ describe('direct advertisement fetch', () => {
     const boot = nodes.boot as LoopbackAgent;
     for (const n of names.slice(1)) {
       const r = await bootstrapDialer((nodes[n] as LoopbackAgent).node, [boot.addr], {
-        retries: 2,
-        retryDelayMs: 200,
+        retry: { attempts: 3, baseDelayMs: 200 },
       });
       expect(r.connected).toEqual([boot.addr]);
     }
@@ -165,6 +167,46 @@ describe('direct advertisement fetch', () => {
     }
   });
 
+  it('property: whatever bytes a provider writes, the fetch gives null, a verified advert or a typed error', async () => {
+    const carol = nodes.carol!.node;
+    const provider = nodes.garbage!;
+    const valid = createAdvertisement(provider.key, { services: [SERVICE], now: Date.now() }).bytes;
+    const varint = (n: number) => {
+      const out: number[] = [];
+      for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+      out.push(n);
+      return Uint8Array.of(...out);
+    };
+    const frames = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => Uint8Array.of(...b.map((x) => x | 0x80))),
+      fc
+        .tuple(fc.nat(ADVERT_MAX_BYTES + 10), fc.uint8Array({ maxLength: 64 }))
+        .map(([n, b]) => Buffer.concat([varint(n), b])),
+      fc.nat(valid.length).map((cut) => Buffer.concat([varint(valid.length), valid.subarray(0, cut)])),
+      fc.jsonValue().map((v) => {
+        const body = new TextEncoder().encode(JSON.stringify(v) ?? 'null');
+        return Buffer.concat([varint(body.length), body]);
+      }),
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(frames, async (frame) => {
+          await serveRaw(provider, frame, true);
+          try {
+            const v = await fetchAdvert(carol, provider.node.peerId, [], { timeoutMs: 5_000 });
+            if (v !== null) expect(v.advert.onion).toBe(provider.key.onion);
+          } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(MmogitError);
+          }
+        }),
+        propertyParams('advert fetch bytes', { numRuns: 60 }),
+      );
+    } finally {
+      await serveRaw(provider, new TextEncoder().encode('{"not":"an advert"'));
+    }
+  }, 120_000);
+
   it('discover yields only verified adverts, each once, falling back to the DHT record', async () => {
     const expected = [
       nodes.bob!.key.onion,
@@ -203,7 +245,11 @@ describe('direct advertisement fetch', () => {
     const carol = nodes.carol!.node;
     const bob = nodes.bob!;
     dBob.stop();
-    await expect(fetchAdvert(carol, bob.node.peerId, [], { timeoutMs: 10_000 })).rejects.toThrow();
+    // a provider that no longer speaks the protocol: libp2p's refusal arrives typed, with its name kept
+    await expect(fetchAdvert(carol, bob.node.peerId, [], { timeoutMs: 10_000 })).rejects.toMatchObject({
+      code: 'ERR_PEER_UNREACHABLE',
+      details: { name: expect.any(String) },
+    });
     const found = await collect(dCarol.discover(SERVICE, { timeoutMs: 20_000 }));
     expect(found.map((v) => v.advert.onion)).toContain(bob.key.onion);
     const again = await dBob.advertise([SERVICE], { timeoutMs: 30_000 });

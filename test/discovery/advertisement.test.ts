@@ -9,7 +9,9 @@ import {
   MMOGIT_PROTOCOL_BINDING,
   verifyAdvertisement,
 } from '../../src/discovery/index.js';
-import { AgentKey } from '../../src/identity/index.js';
+import { MmogitError } from '../../src/errors.js';
+import { AgentKey, type CanonicalValue, canonicalBytes } from '../../src/identity/index.js';
+import { propertyParams } from '../helpers/property.js';
 import { resign } from './_helpers.js';
 
 const NOW = 1_800_000_000_000;
@@ -171,6 +173,79 @@ describe('advertisement', () => {
         },
       ),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe('advertisement decoder under hostile input', () => {
+  const signed = createAdvertisement(alice, {
+    services: ['memory_sync'],
+    name: 'alice',
+    port: 4001,
+    now: NOW,
+  });
+
+  function verifiesOrTyped(bytes: Uint8Array): void {
+    try {
+      verifyAdvertisement(bytes, { now: NOW + 1000 });
+    } catch (e) {
+      expect(e, String(e)).toBeInstanceOf(MmogitError);
+      expect((e as MmogitError).code).toBe('ERR_INVALID_RECORD');
+    }
+  }
+
+  it('property: any JSON value (as bytes, canonical or not) is refused with ERR_INVALID_RECORD', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        verifiesOrTyped(new TextEncoder().encode(JSON.stringify(value) ?? 'null'));
+        try {
+          verifiesOrTyped(canonicalBytes(value as CanonicalValue));
+        } catch (e) {
+          expect(e).toBeInstanceOf(MmogitError); // canonicalBytes itself: -0 and the like
+        }
+      }),
+      propertyParams('advert jsonValue', { numRuns: 500 }),
+    );
+  });
+
+  it('property: a re-signed advert with one member (or card member) replaced by any JSON value', () => {
+    const paths = [
+      ['version'],
+      ['pubkey'],
+      ['onion'],
+      ['addrs'],
+      ['services'],
+      ['pq'],
+      ['pq', 'suites'],
+      ['pq', 'version'],
+      ['issuedAt'],
+      ['expiresAt'],
+      ['card'],
+      ['card', 'name'],
+      ['card', 'description'],
+      ['card', 'skills'],
+      ['card', 'supportedInterfaces'],
+      ['card', 'unknown'],
+      ['extra'],
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...paths), fc.jsonValue(), (path, value) => {
+        const { signature: _s, ...body } = structuredClone(signed.advert) as unknown as Record<
+          string,
+          unknown
+        >;
+        let at = body as Record<string, unknown>;
+        for (const k of path.slice(0, -1)) at = at[k] as Record<string, unknown>;
+        at[path[path.length - 1] as string] = value;
+        let bytes: Uint8Array;
+        try {
+          bytes = resign(alice, body as never);
+        } catch {
+          return; // not canonical-encodable: cannot be signed, so never on the wire
+        }
+        verifiesOrTyped(bytes);
+      }),
+      propertyParams('advert near-miss', { numRuns: 1_000 }),
     );
   });
 });

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../../src/discovery/_loopback.js';
 import {
   type BootstrapProgress,
   bootstrapAddrsFromNetwork,
   bootstrapDialer,
+  isDiscoveryNode,
 } from '../../src/discovery/index.js';
 import { AgentKey } from '../../src/identity/index.js';
+import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../support/loopback.js';
 
 /** A port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
@@ -38,8 +39,7 @@ describe('bootstrapDialer', () => {
     const dead = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${ghost}`;
     const events: BootstrapProgress[] = [];
     const r = await bootstrapDialer(b.node, [a.addr, dead, b.addr], {
-      retries: 2,
-      retryDelayMs: 50,
+      retry: { attempts: 3, baseDelayMs: 50 },
       onProgress: (e) => events.push(e),
     });
     expect(r.connected).toEqual([a.addr]);
@@ -48,6 +48,7 @@ describe('bootstrapDialer', () => {
     expect(forDead).toEqual(['dial', 'retry', 'dial', 'retry', 'dial', 'failed']);
     expect(events.some((e) => e.addr === b.addr)).toBe(false);
     expect(routingTableSize(b.node)).toBeGreaterThan(0);
+    expect(isDiscoveryNode(b.node)).toBe(true);
   });
 
   it('rejects unparsable multiaddrs and honours the abort signal', async () => {
@@ -59,7 +60,7 @@ describe('bootstrapDialer', () => {
     setTimeout(() => ac.abort(), 200);
     const t = Date.now();
     await expect(
-      bootstrapDialer(b.node, [dead], { retries: 50, retryDelayMs: 1000, signal: ac.signal }),
+      bootstrapDialer(b.node, [dead], { retry: { attempts: 51, baseDelayMs: 1000 }, signal: ac.signal }),
     ).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     expect(Date.now() - t).toBeLessThan(5_000);
   });

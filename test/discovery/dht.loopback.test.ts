@@ -2,7 +2,6 @@
 // replayed records, ageing out, and a stock kad-dht node reading our records.
 import { type KadDHTInit, passthroughMapper } from '@libp2p/kad-dht';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../../src/discovery/_loopback.js';
 import {
   ADVERT_MAX_BYTES,
   advertRecordKey,
@@ -16,6 +15,7 @@ import {
   verifyAdvertisement,
 } from '../../src/discovery/index.js';
 import { AgentKey, canonicalBytes } from '../../src/identity/index.js';
+import { type LoopbackAgent, routingTableSize, startLoopbackAgent } from '../support/loopback.js';
 import { collect, FORGER_DHT, resign, waitFor } from './_helpers.js';
 
 const REPUBLISH_MS = 1_500;
@@ -56,7 +56,7 @@ describe('discovery over a loopback DHT', () => {
     stock = await startLoopbackAgent(AgentKey.random(), { rawDht: stockDht });
     all = [boot, b, c, d, e, m, stock] as LoopbackAgent[];
     for (const a of all.slice(1)) {
-      const r = await bootstrapDialer(a.node, [boot.addr], { retries: 2, retryDelayMs: 200 });
+      const r = await bootstrapDialer(a.node, [boot.addr], { retry: { attempts: 3, baseDelayMs: 200 } });
       expect(r.connected).toEqual([boot.addr]);
     }
     await waitFor(() => all.every((a) => routingTableSize(a.node) >= 3), 30_000, 'routing tables');
@@ -206,4 +206,37 @@ describe('discovery over a loopback DHT', () => {
     }
     expect(acks).toBe(0);
   });
+
+  it('an advert published before the routing table filled is published again soon, not at the next re-publish', async () => {
+    // L advertises while it knows no peer (an agent that advertises right after start): the publication reaches
+    // nobody. The regular re-publish is 10 minutes away; the sparse retry must make L findable once it joins.
+    const l = await startLoopbackAgent();
+    const reports: { recordPeers: number }[] = [];
+    const dL = new Discovery(l.node, l.key, {
+      onPublish: (r) => {
+        if ('recordPeers' in r) reports.push({ recordPeers: r.recordPeers });
+      },
+    });
+    try {
+      await dL.advertise(['late_joiner'], { timeoutMs: 30_000 });
+      expect(reports[0]?.recordPeers).toBe(0);
+      const r = await bootstrapDialer(l.node, [boot.addr], { retry: { attempts: 3, baseDelayMs: 200 } });
+      expect(r.connected).toEqual([boot.addr]);
+      await waitFor(
+        () => reports.some((x) => x.recordPeers > 0),
+        60_000,
+        'a publication that reached a peer',
+      );
+      expect((await dC.lookup(l.key.onion, { timeoutMs: 20_000 }))?.advert.onion).toBe(l.key.onion);
+      const found = await collect(dC.discover('late_joiner', { timeoutMs: 20_000 }));
+      expect(found.map((v) => v.advert.onion)).toEqual([l.key.onion]);
+      // once it reached peers it stops retrying: no further publication within the next retry delays
+      const n = reports.length;
+      await new Promise((res) => setTimeout(res, 5_000));
+      expect(reports.length).toBe(n);
+    } finally {
+      dL.stop();
+      await l.node.stop();
+    }
+  }, 120_000);
 });

@@ -78,7 +78,7 @@ beforeAll(async () => {
   // everyone joins through A's onion multiaddr (the stock bootstrap module would refuse it)
   await Promise.all(
     [b, c, d, m].map(async (x) => {
-      const r = await bootstrapDialer(x.lib, [a.addr], { retries: 6 });
+      const r = await bootstrapDialer(x.lib, [a.addr], { retry: { attempts: 7 } });
       expect(r.connected).toEqual([a.addr]);
     }),
   );

@@ -1,7 +1,7 @@
 // Scale test of the DHT logic: 50 real libp2p nodes over loopback TCP in one process (no tor).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LoopbackAgent, startLoopbackNetwork } from '../../src/discovery/_loopback.js';
 import { Discovery } from '../../src/discovery/index.js';
+import { type LoopbackAgent, startLoopbackNetwork } from '../support/loopback.js';
 
 const N = 50;
 const PROVIDERS = 5;

@@ -18,10 +18,17 @@ export interface NodeRun {
 export function runNode(
   script: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number; input?: string },
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs: number;
+    input?: string;
+    /** Flags for node itself, before the script (e.g. `--expose-gc`). */
+    nodeArgs?: string[];
+  },
 ): Promise<NodeRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
       ...(options.cwd ? { cwd: options.cwd } : {}),
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

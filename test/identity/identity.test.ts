@@ -11,9 +11,11 @@ import {
   expandedSecretKey,
   hsSecretKeyFile,
   loadIdentity,
+  mnemonicEntropyBits,
   normaliseMnemonic,
   onionFromPublicKey,
   parseOnionAddress,
+  RESTORE_WORD_COUNTS,
   resolveConfigDir,
   SIGNING_CONTEXTS,
   saveIdentity,
@@ -23,7 +25,7 @@ import {
 
 const vectorsDir = new URL('../vectors/identity/', import.meta.url);
 const bip39 = JSON.parse(readFileSync(new URL('bip39-ed25519-onion.json', vectorsDir), 'utf8')) as {
-  vectors: { mnemonic: string; ed25519PublicKeyHex: string; onion: string }[];
+  vectors: { words: number; mnemonic: string; ed25519PublicKeyHex: string; onion: string }[];
 };
 const rfc8032 = JSON.parse(readFileSync(new URL('rfc8032.json', vectorsDir), 'utf8')) as {
   vectors: { secretKeyHex: string; publicKeyHex: string; messageHex: string; signatureHex: string }[];
@@ -36,10 +38,17 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 
 describe('BIP39 → Ed25519 → onion (RCALabs/mmogit derivation)', () => {
-  it.each(bip39.vectors)('matches the independent derivation for "$mnemonic"', (v) => {
+  it.each(bip39.vectors)('matches the independent derivation for the $words-word "$mnemonic"', (v) => {
     const key = AgentKey.fromMnemonic(v.mnemonic);
     expect(key.publicKeyHex).toBe(v.ed25519PublicKeyHex);
     expect(key.onion).toBe(v.onion);
+  });
+
+  it('has vectors for every length BIP39 defines', () => {
+    expect([...new Set(bip39.vectors.map((v) => v.words))].sort((a, b) => a - b)).toEqual([
+      ...RESTORE_WORD_COUNTS,
+    ]);
+    for (const v of bip39.vectors) expect(v.mnemonic.split(' ')).toHaveLength(v.words);
   });
 
   it('accepts extra spaces and upper case in a phrase', () => {
@@ -54,18 +63,36 @@ describe('BIP39 → Ed25519 → onion (RCALabs/mmogit derivation)', () => {
     expect(AgentKey.fromMnemonic(mnemonic).onion).toBe(key.onion);
   });
 
+  it('gives 128 to 256 bits of entropy for 12 to 24 words', () => {
+    expect(RESTORE_WORD_COUNTS.map(mnemonicEntropyBits)).toEqual([128, 160, 192, 224, 256]);
+  });
+
+  const twelve = bip39.vectors.find((v) => v.words === 12)!.mnemonic.split(' ');
   it.each([
-    [
-      '12 words',
-      'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about',
-    ],
+    ['13 words', [...twelve, 'abandon'].join(' ')],
+    ['11 words', twelve.slice(0, 11).join(' ')],
     ['an unknown word', `${Array(23).fill('abandon').join(' ')} notaword`],
-    ['a bad checksum', Array(24).fill('abandon').join(' ')],
+    ['a bad 24-word checksum', Array(24).fill('abandon').join(' ')],
+    ['a bad 12-word checksum', Array(12).fill('abandon').join(' ')],
+    ['a bad 15-word checksum', Array(15).fill('zoo').join(' ')],
+    ['a non-BIP39 string (Rust mmogit’s any-string mode)', 'correct horse battery staple'],
     ['empty', ''],
-  ])('rejects %s with ERR_INVALID_MNEMONIC', (_name, phrase) => {
-    expect(() => normaliseMnemonic(phrase)).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_MNEMONIC' }),
-    );
+  ])('rejects %s with ERR_INVALID_MNEMONIC, quoting none of it', (_name, phrase) => {
+    let error: unknown;
+    try {
+      normaliseMnemonic(phrase);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'ERR_INVALID_MNEMONIC' });
+    const shown = `${(error as Error).message} ${JSON.stringify(error)}`;
+    for (const word of new Set(phrase.split(/\s+/).filter((w) => w.length >= 3))) {
+      if (!['seed', 'phrase', 'words', 'mode'].includes(word)) expect(shown).not.toContain(word);
+    }
+  });
+
+  it('says why a non-BIP39 phrase is refused', () => {
+    expect(() => normaliseMnemonic('correct horse battery staple')).toThrow(/any-string mode/);
   });
 });
 

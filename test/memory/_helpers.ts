@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';
+import { type SyncOptions, type SyncResult, syncOverChannel } from '../../src/memory/sync/index.js';
+import { channelFromDuplex } from '../../src/transport/byte-channel.js';
 
 /** Runs the real git binary in `dir` and returns stdout. */
 export function git(dir: string, ...args: string[]): string {
@@ -69,3 +71,35 @@ export async function socketPair(): Promise<[Socket, Socket, () => void]> {
 
 /** The sync peer description of a store's agent. */
 export const peerOf = (s: MemoryStore) => ({ publicKey: s.key.publicKey, onion: s.key.onion });
+
+/** Syncs `a` (initiator) with `b` (responder) over a loopback socket pair. */
+export async function syncPair(
+  a: MemoryStore,
+  b: MemoryStore,
+  options: Partial<SyncOptions> = {},
+): Promise<[SyncResult, SyncResult]> {
+  const [ca, cb, done] = await socketPair();
+  try {
+    return await Promise.all([
+      syncOverChannel(a, channelFromDuplex(ca), { role: 'initiator', peer: peerOf(b), ...options }),
+      syncOverChannel(b, channelFromDuplex(cb), { role: 'responder', peer: peerOf(a), ...options }),
+    ]);
+  } finally {
+    done();
+  }
+}
+
+/** The ids of every entry file on main, by real git. */
+export function mainEntryIds(dir: string): string[] {
+  let out = '';
+  try {
+    out = git(dir, 'ls-tree', '-r', '--name-only', 'main');
+  } catch {
+    return [];
+  }
+  return out
+    .split('\n')
+    .filter((l) => l.endsWith('.json'))
+    .map((l) => (l.split('/').pop() as string).slice(0, -5))
+    .sort();
+}

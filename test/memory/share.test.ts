@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { makeObject, type StoredObject } from '../../src/memory/odb.js';
 import { PUBLIC_REF, readRef, updateRef } from '../../src/memory/refs.js';
 import { openerFor, recipientOf, sealEntry } from '../../src/memory/sealed.js';
 import { COMMIT_IDENT, type MemoryStore } from '../../src/memory/store.js';
-import { syncOverChannel } from '../../src/memory/sync.js';
+import { syncOverChannel } from '../../src/memory/sync/index.js';
 import { type ByteChannel, channelFromDuplex } from '../../src/transport/byte-channel.js';
 import { fsck, peerOf, socketPair, storeOpener } from './_helpers.js';
 
@@ -67,7 +68,12 @@ function allObjects(dir: string): string {
   });
 }
 
-const SECRET = 'the vault code is 4711-sesame';
+/**
+ * A marker that cannot occur by chance in a hash, a signature or compressed bytes (128 random bits as 32 hex
+ * digits): if the text ever contains it, the plaintext leaked.
+ */
+const MARKER = randomBytes(16).toString('hex');
+const SECRET = `the vault code is ${MARKER}`;
 
 describe('sharing private entries with chosen peers', () => {
   it('B reads the shared private memory after a sync; C gets only ciphertext; nothing leaks in plaintext', async () => {
@@ -124,7 +130,7 @@ describe('sharing private entries with chosen peers', () => {
     ] as const) {
       expect(text.length, what).toBeGreaterThan(0);
       expect(text.includes('public note'), what).toBe(true); // the check can see plaintext when it is there
-      expect(text.includes('4711'), what).toBe(false);
+      expect(text.includes(MARKER), what).toBe(false);
       expect(text.includes('unshared private thought'), what).toBe(false);
       expect(text.includes(own?.entry?.signature as string), what).toBe(false);
       expect(text.includes(own?.id as string), what).toBe(false);
@@ -207,7 +213,7 @@ function plant(store: MemoryStore, entries: EncodedEntry[]): void {
       parents: head ? [head] : [],
       ident: COMMIT_IDENT,
       time: Math.floor(Date.now() / 1000),
-      message: 'x\n',
+      message: 'remember 1 entry\n',
     }),
   );
   objects.push(commit);
@@ -281,7 +287,7 @@ describe('tampered and forged envelopes', () => {
       'sealed entry does not decrypt (tampered, or not by its author)',
       'sealed inner entry is by another author than its envelope',
     ]);
-    expect(atB.some((e) => JSON.stringify(e).includes('4711'))).toBe(false);
+    expect(atB.some((e) => JSON.stringify(e).includes(MARKER))).toBe(false);
     expect(await b.recall({ includeUnverified: false })).toHaveLength(0);
 
     // The genuine envelope still opens.

@@ -17,11 +17,14 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-async function fresh(key = AgentKey.random()): Promise<{ store: MemoryStore; dir: string; key: AgentKey }> {
+async function fresh(
+  key = AgentKey.random(),
+  now?: () => number,
+): Promise<{ store: MemoryStore; dir: string; key: AgentKey }> {
   const t = tempDir('store');
   cleanups.push(t.cleanup);
   const dir = join(t.dir, 'memory');
-  return { store: await MemoryStore.open(dir, key), dir, key };
+  return { store: await MemoryStore.open(dir, key, now ? { now } : {}), dir, key };
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
@@ -67,14 +70,18 @@ describe('MemoryStore', () => {
   });
 
   it('recalls newest first, verified, with filters', async () => {
-    const { store, key } = await fresh();
+    // An injected clock gives each write its own time (no sleeping for distinct timestamps).
+    let clock = Date.parse('2026-06-01T12:00:00.000Z');
+    const tick = () => (clock += 1000);
+    const { store, key } = await fresh(AgentKey.random(), () => clock);
     await store.remember({ type: 'learning', content: 'one', tags: ['a'] });
-    await new Promise((r) => setTimeout(r, 5));
+    tick();
     await store.remember({ type: 'question', content: 'two', tags: ['b'], confidence: 0.2 });
-    await new Promise((r) => setTimeout(r, 5));
-    await store.remember({ type: 'task', content: 'expired', expiresAt: new Date(Date.now() - 1000) });
-    await new Promise((r) => setTimeout(r, 5));
+    tick();
+    await store.remember({ type: 'task', content: 'expired', expiresAt: new Date(clock - 500) });
+    tick();
     await store.post('a post');
+    expect((await store.recall({ kind: 'post' }))[0]?.createdAt).toBe('2026-06-01T12:00:03.000Z');
     const all = await store.recall();
     expect(all.map((e) => (e.entry?.body as { content?: string } | undefined)?.content ?? 'post')).toEqual([
       'post',
@@ -184,6 +191,62 @@ describe('MemoryStore', () => {
     expect(await store.recall({ includeUnverified: false })).toHaveLength(1);
   });
 
+  it('shows a tampered or unreadable entry blob as unverified instead of leaving it out', async () => {
+    const { store, dir } = await fresh();
+    await store.remember({ type: 'learning', content: 'kept as written' });
+    await store.remember({ type: 'learning', content: 'will be tampered' });
+    await store.remember({ type: 'learning', content: 'will be unreadable' });
+    const blobOf = async (content: string) => {
+      const e = (await store.recall()).find((x) => x.entry?.body.content === content) as { id: string };
+      const line = gitCli(dir, 'ls-tree', '-r', 'main')
+        .split('\n')
+        .find((l) => l.includes(e.id)) as string;
+      return { id: e.id, oid: line.split(/\s+/)[2] as string };
+    };
+    const tampered = await blobOf('will be tampered');
+    const broken = await blobOf('will be unreadable');
+    const loose = (oid: string) => join(dir, 'objects', oid.slice(0, 2), oid.slice(2));
+    // Someone with access to the disk edits one entry in place (a valid object with other content) and
+    // overwrites another one's file with garbage.
+    const original = store.odb.readTyped(tampered.oid, 'blob');
+    const edited = Buffer.from(
+      Buffer.from(original).toString('utf8').replace('will be tampered', 'was tampered!!'),
+    );
+    const { deflateSync } = await import('node:zlib');
+    fs.chmodSync(loose(tampered.oid), 0o644);
+    fs.writeFileSync(
+      loose(tampered.oid),
+      deflateSync(Buffer.concat([Buffer.from(`blob ${edited.length}\0`), edited])),
+    );
+    fs.chmodSync(loose(broken.oid), 0o644);
+    fs.writeFileSync(loose(broken.oid), Buffer.from('not a zlib stream'));
+    const again = await MemoryStore.open(dir, store.key);
+
+    // A filtered recall (the CLI's `recall` asks for kind memory) shows the edited entry under what it claims.
+    const memories = await again.recall({ kind: 'memory' });
+    expect(memories.map((e) => [e.entry?.body.content, e.verified])).toEqual(
+      expect.arrayContaining([
+        ['kept as written', true],
+        ['was tampered!!', false],
+      ]),
+    );
+    expect(memories.find((e) => !e.verified)?.problem).toBe('file name is not the SHA-256 of its bytes');
+    // The unreadable one has no kind to filter on: an unfiltered recall, or includeUnreadable, shows it.
+    expect(memories).toHaveLength(2);
+    const withUnreadable = await again.recall({ kind: 'memory', includeUnreadable: true });
+    expect(withUnreadable).toHaveLength(3);
+    expect(withUnreadable.find((e) => e.id === broken.id)).toMatchObject({ verified: false, entry: null });
+    expect((await again.recall()).filter((e) => !e.verified)).toHaveLength(2);
+    // check() reports both, whatever a recall filter would have hidden.
+    const report = await again.check();
+    expect(report.entries).toBe(3);
+    expect(report.unverified.map((e) => e.problem).sort()).toEqual([
+      expect.stringMatching(/^entry object is unreadable/),
+      'file name is not the SHA-256 of its bytes',
+    ]);
+    await expect((await fresh()).store.check()).resolves.toEqual({ entries: 0, unverified: [] });
+  });
+
   it('reads packs written by git gc (deltas) and a second writer on the same repo', async () => {
     const { store, dir, key } = await fresh();
     for (let i = 0; i < 5; i++)
@@ -220,19 +283,25 @@ describe('MemoryStore', () => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    // wait for some acknowledged writes, then kill at a random moment
+    // wait for some acknowledged writes, then kill at a random moment (seeded: MMOGIT_FC_SEED replays it)
+    const fixed = Number(process.env.MMOGIT_FC_SEED);
+    const seed = Number.isSafeInteger(fixed) ? fixed : Math.floor(Math.random() * 2 ** 31);
+    const killAfterMs = seed % 200;
+    process.stderr.write(
+      `[random] store crash test: seed ${seed} (kill ${killAfterMs} ms after 200 writes)\n`,
+    );
     const start = Date.now();
     while (out.split('\n').length < 200 && Date.now() - start < 40_000)
       await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, Math.random() * 200));
+    await new Promise((r) => setTimeout(r, killAfterMs));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const acked = out.split('\n').filter((l) => /^[0-9a-f]{128}$/.test(l));
-    expect(acked.length).toBeGreaterThan(100);
-    expect(fsck(dir)).toMatchObject({ status: 0 });
+    expect(acked.length, `seed ${seed}`).toBeGreaterThan(100);
+    expect(fsck(dir), `seed ${seed}`).toMatchObject({ status: 0 });
     const store = await MemoryStore.open(dir, key);
     const sigs = new Set((await store.recall()).map((e) => e.entry?.signature));
-    for (const s of acked) expect(sigs.has(s)).toBe(true);
+    for (const s of acked) expect(sigs.has(s), `seed ${seed}`).toBe(true);
     // and the repo is still writable
     await store.remember({ type: 'learning', content: 'after the crash' });
     expect(fsck(dir).status).toBe(0);

@@ -1,6 +1,6 @@
 // The PQ channel through real onion services on the run's private Tor network (test/global-setup.ts): the
 // handshake binds the onion that was dialled, and the channel's throughput is compared with the bare tor stream
-// (issue 4: a 10 MB transfer through the channel must reach ≥ 0.90× a bare socket through tor).
+// (the goal: a 10 MB transfer through the channel reaches ≥ 0.90× a bare socket through tor).
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type net from 'node:net';
@@ -206,7 +206,7 @@ describe('pq channel over onion services', () => {
         `channel ${secureRate.toFixed(1)} MiB/s (${median(secure.map((r) => r.cpuMs)).toFixed(0)} ms CPU), ` +
         `ratio ${ratio.toFixed(3)}\n`,
     );
-    // The issue's target is 0.90 (bench/pqc.ts reports it). Sender, receiver and all six tor hops share this
+    // The goal is 0.90 (bench/pqc-tor.ts reports it). Sender, receiver and all six tor hops share this
     // 2-core machine, so the channel's ~50 ms of AES-GCM and copies per 10 MB gets multiplied by CPU contention
     // when other work runs; the floor here catches real regressions (tiny frames, per-byte JS work) only.
     expect(ratio).toBeGreaterThan(0.5);

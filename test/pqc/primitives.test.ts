@@ -1,5 +1,6 @@
 import { createPrivateKey, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { x25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
@@ -15,8 +16,10 @@ import {
   seal,
   verifyEd25519,
   x25519Ephemeral,
+  x25519FromSecret,
   x25519Shared,
 } from '../../src/pqc/_primitives.js';
+import { propertyParams } from '../helpers/property.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../vectors/pqc/kdf-x25519.json', import.meta.url), 'utf8'));
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
@@ -62,6 +65,25 @@ describe('pqc primitives', () => {
     const bob = priv(v.bob_private, v.bob_public);
     expect(toHex(x25519Shared(alice, hex(v.bob_public)) as Uint8Array)).toBe(v.shared);
     expect(toHex(x25519Shared(bob, hex(v.alice_public)) as Uint8Array)).toBe(v.shared);
+  });
+
+  it('X25519 key pairs from a secret match RFC 7748 §6.1 (public key = X25519(secret, 9))', () => {
+    const v = vectors.x25519;
+    const alice = x25519FromSecret(hex(v.alice_private));
+    const bob = x25519FromSecret(hex(v.bob_private));
+    expect(toHex(alice.publicKey)).toBe(v.alice_public);
+    expect(toHex(bob.publicKey)).toBe(v.bob_public);
+    expect(toHex(x25519Shared(alice.privateKey, bob.publicKey) as Uint8Array)).toBe(v.shared);
+    expect(() => x25519FromSecret(new Uint8Array(31))).toThrow(RangeError);
+  });
+
+  it('property: X25519 public keys agree with noble for any secret', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (secret) => {
+        expect(toHex(x25519FromSecret(secret).publicKey)).toBe(toHex(x25519.getPublicKey(secret)));
+      }),
+      propertyParams('x25519 vs noble', { numRuns: 200 }),
+    );
   });
 
   it('X25519 refuses low-order points and wrong lengths', () => {

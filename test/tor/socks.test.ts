@@ -206,7 +206,7 @@ describe('dialOnion', () => {
       socksPort: port,
       onion: onion.toUpperCase(),
       port: 80,
-      retry: { initialDelayMs: 20 },
+      retry: { baseDelayMs: 20 },
     });
     sock.destroy();
     expect(seen).toHaveLength(3);
@@ -220,7 +220,7 @@ describe('dialOnion', () => {
     expect(a.seen).toHaveLength(1);
     const b = await fakeSocks(() => ({ reply: 0xf4 }));
     await expect(
-      dialOnion({ socksPort: b.port, onion, port: 80, retry: { initialDelayMs: 10 } }),
+      dialOnion({ socksPort: b.port, onion, port: 80, retry: { baseDelayMs: 10 } }),
     ).rejects.toMatchObject({
       reply: 0xf4,
     });
@@ -230,14 +230,14 @@ describe('dialOnion', () => {
   it('bounds retries by attempts and by the overall timeout', async () => {
     const a = await fakeSocks(() => ({ reply: 0xf2 }));
     await expect(
-      dialOnion({ socksPort: a.port, onion, port: 80, retry: { attempts: 3, initialDelayMs: 10 } }),
+      dialOnion({ socksPort: a.port, onion, port: 80, retry: { attempts: 3, baseDelayMs: 10 } }),
     ).rejects.toMatchObject({ reply: 0xf2 });
     expect(a.seen).toHaveLength(3);
     const b = await fakeSocks(() => ({ reply: 4 }));
     const t0 = Date.now();
     await expect(
       dialOnion(
-        { socksPort: b.port, onion, port: 80, retry: { attempts: 100, initialDelayMs: 100 } },
+        { socksPort: b.port, onion, port: 80, retry: { attempts: 100, baseDelayMs: 100 } },
         { timeoutMs: 500 },
       ),
     ).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });

@@ -128,7 +128,7 @@ describe('dialOnion on the private Tor network (test/global-setup.ts)', () => {
         socksPort: client.socksPort,
         onion: key.onion,
         port: 4001,
-        retry: { attempts: 20, initialDelayMs: 500 },
+        retry: { attempts: 20, baseDelayMs: 500 },
       },
       { timeoutMs: 60_000 },
     );

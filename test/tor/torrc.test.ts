@@ -1,12 +1,13 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseControlTarget } from '../../src/tor/daemon.js';
 import { loadNetwork } from '../../src/tor/testnet.js';
 import {
   bridgeTorrcLines,
   findExecutable,
+  findTransportBinaries,
   loadTorrcTemplate,
   renderAgentTorrc,
   renderTorrc,
@@ -99,6 +100,93 @@ describe('bridgeTorrcLines', () => {
     expect(codeOf(() => bridgeTorrcLines(['obfs4 192.0.2.1:1 FP\nControlPort 1']))).toBe(
       'ERR_INVALID_ARGUMENT',
     );
+  });
+});
+
+describe('bridge lines and transport binaries cannot inject into the torrc', () => {
+  const FP = 'A'.repeat(40);
+  it('refuses quotes, backslashes (tor joins a line ending in one with the next), # and control characters', () => {
+    for (const bad of [
+      `obfs4 192.0.2.1:443 ${FP} cert=abc\\`,
+      `obfs4 192.0.2.1:443 ${FP} cert="x"`,
+      `obfs4 192.0.2.1:443 ${FP} #cert=x`,
+      `obfs4 192.0.2.1:443 ${FP} cert=\u0007`,
+      'obfs4 192.0.2.1:443\rControlPort 1',
+      'obfs4',
+      'ob fs4"x 192.0.2.1:1',
+    ]) {
+      expect(
+        codeOf(() => bridgeTorrcLines([bad], { obfs4: '/usr/bin/obfs4proxy' })),
+        bad,
+      ).toBe('ERR_INVALID_ARGUMENT');
+    }
+    expect(
+      bridgeTorrcLines([`obfs4 [2001:db8::1]:443 ${FP} cert=ab+/c== iat-mode=0`], {
+        obfs4: '/usr/bin/obfs4proxy',
+      }),
+    ).toContain(`Bridge obfs4 [2001:db8::1]:443 ${FP} cert=ab+/c== iat-mode=0`);
+  });
+
+  it('writes only a plain absolute transport binary path into ClientTransportPlugin', () => {
+    for (const bin of [
+      'obfs4proxy',
+      './obfs4proxy',
+      '/tmp/my dir/obfs4proxy',
+      '/usr/bin/obfs4proxy -x',
+      '/a/../b',
+      '/a/"b',
+    ]) {
+      expect(
+        codeOf(() => bridgeTorrcLines([`obfs4 192.0.2.1:1 ${FP}`], { obfs4: bin })),
+        bin,
+      ).toBe('ERR_INVALID_ARGUMENT');
+    }
+  });
+
+  it('any renderTorrc value ending in a backslash is refused (it would swallow the next option)', () => {
+    expect(codeOf(() => renderTorrc('{{Extra}}\nSocksPort 9050\n', { Extra: ['ContactInfo x \\'] }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    );
+    expect(codeOf(() => renderTorrc('Nickname {{N}}\nSocksPort 9050\n', { N: 'abc\\' }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    );
+  });
+
+  describe('binary lookup', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'mmogit-pt-'));
+      for (const name of ['evil', 'mmogit-test-pt']) {
+        await writeFile(join(dir, name), '#!/bin/sh\nexit 0\n');
+        await chmod(join(dir, name), 0o755);
+      }
+      await mkdir(join(dir, 'adir'));
+      await chmod(join(dir, 'adir'), 0o755);
+      await symlink(join(dir, 'mmogit-test-pt'), join(dir, 'link'));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('never looks up a transport it does not know (a bridge line naming a program)', async () => {
+      const saved = process.env.PATH;
+      process.env.PATH = `${dir}:${saved}`;
+      try {
+        expect(await findTransportBinaries(['evil 192.0.2.1:1', 'sh 192.0.2.1:2'])).toEqual({});
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
+    it('skips relative PATH entries (the current directory), directories and relative names; resolves links', async () => {
+      const rel = relative(process.cwd(), dir);
+      expect(await findExecutable('mmogit-test-pt', rel)).toBeUndefined();
+      expect(await findExecutable('mmogit-test-pt', `:.:${rel}`)).toBeUndefined();
+      expect(await findExecutable(join(rel, 'mmogit-test-pt'))).toBeUndefined();
+      expect(await findExecutable('adir', dir)).toBeUndefined();
+      expect(await findExecutable('mmogit-test-pt', dir)).toBe(join(dir, 'mmogit-test-pt'));
+      expect(await findExecutable('link', dir)).toBe(join(dir, 'mmogit-test-pt'));
+    });
   });
 });
 

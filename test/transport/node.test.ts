@@ -87,6 +87,30 @@ describe('agent node on loopback (direct-only)', () => {
     ]);
   });
 
+  it('a peer policy set later closes our open connections to that peer on a route it no longer allows', async () => {
+    const a = await start({ policy: 'direct-only' });
+    const b = await start({ policy: 'direct-only' });
+    const c = await start({ policy: 'direct-only' });
+    await echo(b.node);
+    await echo(c.node);
+    await a.node.dialProtocol(directAddr(b.node), ECHO, { timeoutMs: 10_000 });
+    await a.node.dialProtocol(directAddr(c.node), ECHO, { timeoutMs: 10_000 });
+    const outbound = () =>
+      a.node
+        .connections()
+        .filter((x) => x.direction === 'outbound')
+        .map((x) => x.onion)
+        .sort();
+    expect(outbound()).toEqual([b.key.onion, c.key.onion].sort());
+    // b is put on tor only: the direct connection opened before must not stay in use for it; c is untouched
+    a.node.hybrid.setPeerPolicy(b.key.onion, 'tor-only');
+    for (let i = 0; i < 100 && outbound().includes(b.key.onion); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(outbound()).toEqual([c.key.onion]);
+    // and a new direct dial of b is refused by the gate
+    await expect(a.node.dialProtocol(directAddr(b.node), ECHO, { timeoutMs: 10_000 })).rejects.toThrow();
+  });
+
   it('channelFromStream applies backpressure to a slow reader and loses nothing', async () => {
     const a = await start({ policy: 'direct-only' });
     const b = await start({ policy: 'direct-only' });

@@ -1,96 +1,50 @@
 /**
- * A typed, promise-based tor controller shaped like stem's `Controller`.
+ * A typed, promise-based tor controller shaped like stem's `Controller`: the commands, events and the bootstrap
+ * wait. Authentication is in `auth.ts`, the ADD_ONION command line in `onion-command.ts`, bootstrap parsing in
+ * `bootstrap.ts`.
  * @module
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import type { AbortOptions } from '../../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../../errors.js';
-import { quote, splitArgs, tokenize } from './_strings.js';
-import { clip, TorAuthError, TorControlError } from './errors.js';
+import { quote, tokenize } from './_strings.js';
+import {
+  type AuthenticateOptions,
+  authenticateSocket,
+  type ProtocolInfo,
+  parseProtocolInfo,
+} from './auth.js';
+import {
+  type BootstrapStatus,
+  bootstrapFromArgs,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  parseBootstrap,
+  type WaitForBootstrapOptions,
+} from './bootstrap.js';
+import { clip, TorControlError } from './errors.js';
 import { parseEvent, type TorEvent } from './events.js';
+import {
+  type AddOnionRequest,
+  type AddOnionResult,
+  addOnionCommand,
+  parseAddOnionReply,
+} from './onion-command.js';
 import { type ControlReply, isOk, keyValues } from './reply.js';
-import { ControlSocket, type ControlTarget, type IoOptions } from './socket.js';
+import { ControlSocket, type ControlTarget } from './socket.js';
 
-/** Default time to wait for tor to reach 100 % bootstrap. */
-export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 120_000;
-
-/** The answer to `PROTOCOLINFO 1` (control-spec §3.21). */
-export interface ProtocolInfo {
-  /** e.g. `['COOKIE', 'SAFECOOKIE']`, `['HASHEDPASSWORD']`, `['NULL']` */
-  authMethods: string[];
-  cookieFile?: string;
-  torVersion: string;
-}
-
-/** Authentication methods (control-spec §3.5, §3.24). */
-export type AuthMethod = 'SAFECOOKIE' | 'COOKIE' | 'HASHEDPASSWORD' | 'NULL';
-
-export interface AuthenticateOptions extends IoOptions {
-  /** Password for `HashedControlPassword`; when given, password auth is used. */
-  password?: string;
-  /** Cookie file to read instead of the one PROTOCOLINFO names. */
-  cookieFile?: string;
-  /** Allow no authentication when tor offers only NULL. Off by default: such a tor trusts any local process. */
-  allowNull?: boolean;
-  /** Force a method (tests, odd setups); by default password if given, else SAFECOOKIE, else COOKIE. */
-  method?: AuthMethod;
-}
-
-/** `GETINFO status/bootstrap-phase` or a `STATUS_CLIENT … BOOTSTRAP` event, parsed (control-spec §4.1.10). */
-export interface BootstrapStatus {
-  progress: number;
-  tag: string;
-  summary: string;
-  /** NOTICE normally, WARN when reporting a problem. */
-  severity: string;
-  warning?: string;
-  reason?: string;
-  /** `warn` (tell the user: tor thinks it may not recover) or `ignore` (transient). */
-  recommendation?: string;
-}
-
-export interface WaitForBootstrapOptions extends IoOptions {
-  onProgress?: (status: BootstrapStatus) => void;
-  /**
-   * What a problem with `RECOMMENDATION=warn` does: `'fail'` (default) rejects with `ERR_TOR_BOOTSTRAP`;
-   * `'continue'` only reports it through `onProgress` and keeps waiting until the timeout.
-   */
-  onWarning?: 'fail' | 'continue';
-}
-
-/** One `Port=` of ADD_ONION: `virtualPort` on the onion forwards to `target` (`host:port` or `unix:/path`). */
-export interface OnionPort {
-  virtualPort: number;
-  target: string;
-}
-
-export interface AddOnionRequest {
-  /** `ED25519-V3:<base64 of the 64-byte expanded secret>` or `NEW:ED25519-V3`. Secret: never logged. */
-  key: string;
-  ports: OnionPort[];
-  /** e.g. `Detach`, `DiscardPK`, `NonAnonymous`, `MaxStreamsCloseCircuit` (control-spec §3.27). */
-  flags?: string[];
-  /** `MaxStreams=` (0 = unlimited). */
-  maxStreams?: number;
-}
-
-export interface AddOnionResult {
-  /** 56-character ServiceID (the onion address without `.onion`). */
-  serviceId: string;
-  /** Only for `NEW:` keys without `DiscardPK`: `ED25519-V3:<base64>`. Secret. */
-  privateKey?: string;
-}
+export type { AuthenticateOptions, AuthMethod, ProtocolInfo } from './auth.js';
+export {
+  type BootstrapStatus,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  type WaitForBootstrapOptions,
+} from './bootstrap.js';
+export type { AddOnionRequest, AddOnionResult, OnionPort } from './onion-command.js';
 
 export type TorSignal = 'NEWNYM' | 'SHUTDOWN' | 'HALT' | 'RELOAD' | 'DORMANT' | 'ACTIVE' | 'CLEARDNSCACHE';
 
 type EventListener = (e: TorEvent) => void;
 
-const SAFECOOKIE_SERVER_KEY = 'Tor safe cookie authentication server-to-controller hash';
-const SAFECOOKIE_CLIENT_KEY = 'Tor safe cookie authentication controller-to-server hash';
-const COOKIE_LENGTH = 32;
 const CONF_KEY_RE = /^[A-Za-z0-9_]+$/;
 const INFO_KEY_RE = /^[A-Za-z0-9_/.:=-]+$/;
-const KEY_BLOB_RE = /^(NEW:(BEST|ED25519-V3)|ED25519-V3:[A-Za-z0-9+/]+={0,2})$/;
 
 function invalid(message: string): MmogitError {
   return new MmogitError('ERR_INVALID_ARGUMENT', message);
@@ -107,34 +61,6 @@ function check(reply: ControlReply, what: string): ControlReply {
       details: { statusCode: reply.status, raw: clip(reply.raw) },
     },
   );
-}
-
-function parseBootstrap(line: string): BootstrapStatus {
-  const { words, kv } = splitArgs(line, true);
-  if (words[1] !== 'BOOTSTRAP') {
-    throw new TorControlError('ERR_TOR_CONTROL_PROTOCOL', 'malformed bootstrap status', {
-      details: { raw: clip(line) },
-    });
-  }
-  return bootstrapFromArgs(words[0] as string, kv, line);
-}
-
-function bootstrapFromArgs(severity: string, kv: Record<string, string>, raw: string): BootstrapStatus {
-  const progress = Number(kv.PROGRESS);
-  if (kv.PROGRESS === undefined || !Number.isInteger(progress) || progress < 0 || progress > 100) {
-    throw new TorControlError('ERR_TOR_CONTROL_PROTOCOL', 'malformed bootstrap status', {
-      details: { raw: clip(raw) },
-    });
-  }
-  return {
-    progress,
-    tag: kv.TAG ?? '',
-    summary: kv.SUMMARY ?? '',
-    severity,
-    ...(kv.WARNING !== undefined ? { warning: kv.WARNING } : {}),
-    ...(kv.REASON !== undefined ? { reason: kv.REASON } : {}),
-    ...(kv.RECOMMENDATION !== undefined ? { recommendation: kv.RECOMMENDATION } : {}),
-  };
 }
 
 /** `host:port` or `[v6]:port` → parts. */
@@ -179,7 +105,7 @@ export class TorController {
   }
 
   /** Connects to a control port (TCP or Unix socket). Authenticate next. */
-  static async connect(target: ControlTarget, options: IoOptions = {}): Promise<TorController> {
+  static async connect(target: ControlTarget, options: AbortOptions = {}): Promise<TorController> {
     return new TorController(await ControlSocket.connect(target, options));
   }
 
@@ -202,13 +128,13 @@ export class TorController {
    * Sends a raw single-line command and returns its reply, throwing `ERR_TOR_CONTROL_OPERATION` on 4xx/5xx.
    * For commands without a typed method here.
    */
-  async request(command: string, options: IoOptions = {}): Promise<ControlReply> {
+  async request(command: string, options: AbortOptions = {}): Promise<ControlReply> {
     const verb = command.split(' ', 1)[0] as string;
     return check(await this.socket.send(command, { ...options, what: verb }), verb);
   }
 
   /** `PROTOCOLINFO 1` (control-spec §3.21). Cached: tor allows only one before authentication. */
-  protocolInfo(options: IoOptions = {}): Promise<ProtocolInfo> {
+  protocolInfo(options: AbortOptions = {}): Promise<ProtocolInfo> {
     this.protocolInfoPromise ??= this.fetchProtocolInfo(options);
     const p = this.protocolInfoPromise;
     p.catch(() => {
@@ -217,172 +143,35 @@ export class TorController {
     return p;
   }
 
-  private async fetchProtocolInfo(options: IoOptions): Promise<ProtocolInfo> {
-    const reply = await this.request('PROTOCOLINFO 1', options);
-    let authMethods: string[] | undefined;
-    let cookieFile: string | undefined;
-    let torVersion: string | undefined;
-    for (const line of reply.lines) {
-      const sp = line.text.indexOf(' ');
-      const head = sp === -1 ? line.text : line.text.slice(0, sp);
-      const { kv } = splitArgs(sp === -1 ? '' : line.text.slice(sp + 1));
-      if (head === 'AUTH') {
-        authMethods = (kv.METHODS ?? '').split(',').filter(Boolean);
-        cookieFile = kv.COOKIEFILE;
-      } else if (head === 'VERSION') {
-        torVersion = kv.Tor;
-      }
-    }
-    if (!authMethods || torVersion === undefined) {
-      throw new TorControlError('ERR_TOR_CONTROL_PROTOCOL', 'PROTOCOLINFO reply lacks AUTH or VERSION', {
-        details: { raw: clip(reply.raw) },
-      });
-    }
-    return { authMethods, torVersion, ...(cookieFile !== undefined ? { cookieFile } : {}) };
+  private async fetchProtocolInfo(options: AbortOptions): Promise<ProtocolInfo> {
+    return parseProtocolInfo(await this.request('PROTOCOLINFO 1', options));
   }
 
   /**
    * Authenticates (control-spec §3.5). Picks password auth when `password` is given, else SAFECOOKIE
-   * (§3.24, checking tor's server hash before answering, so a fake control port cannot learn our proof),
-   * else COOKIE; NULL only when tor offers nothing else and `allowNull` is set.
+   * (§3.24, checking tor's server hash before answering, so a fake control port cannot learn our proof); NULL
+   * only when tor offers nothing else and `allowNull` is set. Plain COOKIE is never used (see {@link AuthMethod}).
+   * A password is sent as is to whatever answers the port: prefer a Unix `ControlSocket` or SAFECOOKIE.
    *
    * @throws TorAuthError `ERR_TOR_AUTH_FAILED` (wrong secret, unreadable cookie, bad server hash) or
    *   `ERR_TOR_AUTH_UNSUPPORTED` (no usable method).
    */
   async authenticate(options: AuthenticateOptions = {}): Promise<void> {
-    const io: IoOptions = {
+    const io: AbortOptions = {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     };
-    const info = await this.protocolInfo(io);
-    const offered = info.authMethods;
-    const method = options.method ?? this.pickMethod(offered, options);
-    if (!offered.includes(method)) {
-      throw new TorAuthError('ERR_TOR_AUTH_UNSUPPORTED', `tor does not offer ${method} authentication`, {
-        details: { offered },
-      });
-    }
-    if (method === 'HASHEDPASSWORD') {
-      if (options.password === undefined) {
-        throw new TorAuthError(
-          'ERR_TOR_AUTH_UNSUPPORTED',
-          'tor requires a control password and none was given',
-          {
-            details: { offered },
-          },
-        );
-      }
-      await this.sendAuth(`AUTHENTICATE ${quote(options.password)}`, io);
-      return;
-    }
-    if (method === 'NULL') {
-      await this.sendAuth('AUTHENTICATE', io);
-      return;
-    }
-    const cookie = await this.readCookie(options.cookieFile ?? info.cookieFile);
-    try {
-      if (method === 'COOKIE') {
-        await this.sendAuth(`AUTHENTICATE ${cookie.toString('hex')}`, io);
-        return;
-      }
-      await this.safeCookie(cookie, io);
-    } finally {
-      cookie.fill(0);
-    }
-  }
-
-  private pickMethod(offered: string[], options: AuthenticateOptions): AuthMethod {
-    if (options.password !== undefined) return 'HASHEDPASSWORD';
-    if (offered.includes('SAFECOOKIE')) return 'SAFECOOKIE';
-    if (offered.includes('COOKIE')) return 'COOKIE';
-    if (offered.includes('HASHEDPASSWORD')) return 'HASHEDPASSWORD'; // fails below: no password given
-    if (offered.length === 1 && offered[0] === 'NULL' && options.allowNull) return 'NULL';
-    throw new TorAuthError(
-      'ERR_TOR_AUTH_UNSUPPORTED',
-      offered.includes('NULL')
-        ? 'tor asks for no authentication; pass allowNull to accept an unauthenticated control port'
-        : `no supported authentication method among ${offered.join(',') || '(none)'}`,
-      { details: { offered } },
-    );
-  }
-
-  private async readCookie(path: string | undefined): Promise<Buffer> {
-    if (!path) throw new TorAuthError('ERR_TOR_AUTH_FAILED', 'tor named no cookie file and none was given');
-    let cookie: Buffer;
-    try {
-      cookie = await readFile(path);
-    } catch (err) {
-      throw new TorAuthError('ERR_TOR_AUTH_FAILED', `cannot read tor's auth cookie ${path}`, {
-        cause: err,
-        details: { cookieFile: path },
-      });
-    }
-    if (cookie.length !== COOKIE_LENGTH) {
-      cookie.fill(0);
-      throw new TorAuthError(
-        'ERR_TOR_AUTH_FAILED',
-        `auth cookie ${path} is ${cookie.length} bytes, expected 32`,
-        {
-          details: { cookieFile: path },
-        },
-      );
-    }
-    return cookie;
-  }
-
-  private async safeCookie(cookie: Buffer, io: IoOptions): Promise<void> {
-    const clientNonce = randomBytes(32);
-    const reply = await this.socket.send(`AUTHCHALLENGE SAFECOOKIE ${clientNonce.toString('hex')}`, {
-      ...io,
-      what: 'AUTHCHALLENGE',
-    });
-    if (!isOk(reply)) throw this.authFailed(reply);
-    const { words, kv } = splitArgs(reply.lines[0]?.text ?? '');
-    const serverHash = Buffer.from(kv.SERVERHASH ?? '', 'hex');
-    const serverNonce = Buffer.from(kv.SERVERNONCE ?? '', 'hex');
-    if (words[0] !== 'AUTHCHALLENGE' || serverHash.length !== 32 || serverNonce.length !== 32) {
-      throw new TorControlError('ERR_TOR_CONTROL_PROTOCOL', 'malformed AUTHCHALLENGE reply', {
-        details: { raw: clip(reply.raw) },
-      });
-    }
-    const msg = Buffer.concat([cookie, clientNonce, serverNonce]);
-    const expected = createHmac('sha256', SAFECOOKIE_SERVER_KEY).update(msg).digest();
-    if (!timingSafeEqual(expected, serverHash)) {
-      // Whoever answered does not know the cookie: do not send our proof; drop the connection.
-      this.socket.destroy();
-      throw new TorAuthError('ERR_TOR_AUTH_FAILED', 'SAFECOOKIE: server hash does not match the cookie', {
-        details: { reason: 'server-hash-mismatch' },
-      });
-    }
-    const clientHash = createHmac('sha256', SAFECOOKIE_CLIENT_KEY).update(msg).digest('hex');
-    msg.fill(0);
-    await this.sendAuth(`AUTHENTICATE ${clientHash}`, io);
-  }
-
-  private async sendAuth(command: string, io: IoOptions): Promise<void> {
-    const reply = await this.socket.send(command, { ...io, what: 'AUTHENTICATE' });
-    if (!isOk(reply)) throw this.authFailed(reply);
-  }
-
-  private authFailed(reply: ControlReply): TorAuthError {
-    const text = reply.lines[reply.lines.length - 1]?.text ?? '';
-    return new TorAuthError(
-      'ERR_TOR_AUTH_FAILED',
-      `tor refused authentication: ${reply.status} ${clip(text, 200)}`,
-      {
-        details: { statusCode: reply.status, raw: clip(reply.raw) },
-      },
-    );
+    await authenticateSocket(this.socket, await this.protocolInfo(io), options, io);
   }
 
   /** `GETINFO key` (control-spec §3.9): the full value, including multi-line (`250+`) values. */
-  async getInfo(key: string, options: IoOptions = {}): Promise<string> {
+  async getInfo(key: string, options: AbortOptions = {}): Promise<string> {
     const all = await this.getInfoMany([key], options);
     return all[key] as string;
   }
 
   /** `GETINFO k1 k2 …` in one round trip. */
-  async getInfoMany(keys: string[], options: IoOptions = {}): Promise<Record<string, string>> {
+  async getInfoMany(keys: string[], options: AbortOptions = {}): Promise<Record<string, string>> {
     if (keys.length === 0) return {};
     for (const k of keys) if (!INFO_KEY_RE.test(k)) throw invalid(`invalid GETINFO key "${k}"`);
     const reply = await this.request(`GETINFO ${keys.join(' ')}`, options);
@@ -401,7 +190,7 @@ export class TorController {
   }
 
   /** `GETCONF key` (control-spec §3.3): every value of the option (empty array when unset). */
-  async getConf(key: string, options: IoOptions = {}): Promise<string[]> {
+  async getConf(key: string, options: AbortOptions = {}): Promise<string[]> {
     if (!CONF_KEY_RE.test(key)) throw invalid(`invalid option name "${key}"`);
     const reply = await this.request(`GETCONF ${key}`, options);
     const out: string[] = [];
@@ -417,7 +206,10 @@ export class TorController {
    * `SETCONF` (control-spec §3.1): a string sets, an array sets a multi-valued option (one `K=V` each),
    * `null` or `[]` resets the option to its default.
    */
-  async setConf(settings: Record<string, string | string[] | null>, options: IoOptions = {}): Promise<void> {
+  async setConf(
+    settings: Record<string, string | string[] | null>,
+    options: AbortOptions = {},
+  ): Promise<void> {
     const parts: string[] = [];
     for (const [k, v] of Object.entries(settings)) {
       if (!CONF_KEY_RE.test(k)) throw invalid(`invalid option name "${k}"`);
@@ -429,7 +221,7 @@ export class TorController {
   }
 
   /** `RESETCONF k1 k2 …` (control-spec §3.2): back to defaults. */
-  async resetConf(keys: string[], options: IoOptions = {}): Promise<void> {
+  async resetConf(keys: string[], options: AbortOptions = {}): Promise<void> {
     for (const k of keys) if (!CONF_KEY_RE.test(k)) throw invalid(`invalid option name "${k}"`);
     if (keys.length === 0) return;
     await this.request(`RESETCONF ${keys.join(' ')}`, options);
@@ -439,13 +231,13 @@ export class TorController {
    * `SETEVENTS` (control-spec §3.4): the events delivered to {@link on}/{@link events}. Replaces the previous
    * set; events this controller subscribes to internally (e.g. during {@link waitForBootstrap}) stay on.
    */
-  async setEvents(events: string[], options: IoOptions = {}): Promise<void> {
+  async setEvents(events: string[], options: AbortOptions = {}): Promise<void> {
     for (const e of events) if (!/^[A-Z_]+$/.test(e)) throw invalid(`invalid event name "${e}"`);
     this.userEvents = [...new Set(events)];
     await this.syncEvents(options);
   }
 
-  private async syncEvents(options: IoOptions = {}): Promise<void> {
+  private async syncEvents(options: AbortOptions = {}): Promise<void> {
     const all = new Set([...this.userEvents, ...this.internalEvents.keys()]);
     await this.request(all.size ? `SETEVENTS ${[...all].join(' ')}` : 'SETEVENTS', options);
   }
@@ -504,45 +296,16 @@ export class TorController {
    * `ADD_ONION` (control-spec §3.27). Returns the ServiceID (and the new key for `NEW:` without DiscardPK).
    * Unless `Detach` is in `flags`, tor removes the service when this connection closes.
    */
-  async addOnion(req: AddOnionRequest, options: IoOptions = {}): Promise<AddOnionResult> {
-    if (!KEY_BLOB_RE.test(req.key))
-      throw invalid('ADD_ONION key must be NEW:ED25519-V3 or ED25519-V3:<base64>');
-    if (req.ports.length === 0) throw invalid('ADD_ONION needs at least one port');
-    const parts = ['ADD_ONION', req.key];
-    const flags = req.flags ?? [];
-    for (const f of flags) if (!/^[A-Za-z]+$/.test(f)) throw invalid(`invalid ADD_ONION flag "${f}"`);
-    if (flags.length) parts.push(`Flags=${flags.join(',')}`);
-    if (req.maxStreams !== undefined) {
-      if (!Number.isInteger(req.maxStreams) || req.maxStreams < 0 || req.maxStreams > 65535) {
-        throw invalid('maxStreams must be an integer in 0..65535');
-      }
-      parts.push(`MaxStreams=${req.maxStreams}`);
-    }
-    for (const p of req.ports) {
-      if (!Number.isInteger(p.virtualPort) || p.virtualPort < 1 || p.virtualPort > 65535) {
-        throw invalid(`invalid onion virtual port ${p.virtualPort}`);
-      }
-      if (!/^[^\s,"]+$/.test(p.target)) throw invalid(`invalid onion port target "${p.target}"`);
-      parts.push(`Port=${p.virtualPort},${p.target}`);
-    }
+  async addOnion(req: AddOnionRequest, options: AbortOptions = {}): Promise<AddOnionResult> {
     // `what` keeps the key out of every error message.
-    const reply = check(
-      await this.socket.send(parts.join(' '), { ...options, what: 'ADD_ONION' }),
-      'ADD_ONION',
+    const command = addOnionCommand(req);
+    return parseAddOnionReply(
+      check(await this.socket.send(command, { ...options, what: 'ADD_ONION' }), 'ADD_ONION'),
     );
-    const kv = keyValues(reply);
-    const serviceId = kv.get('ServiceID');
-    if (!serviceId || !/^[a-z2-7]{56}$/.test(serviceId)) {
-      throw new TorControlError('ERR_TOR_CONTROL_PROTOCOL', 'ADD_ONION reply lacks a v3 ServiceID', {
-        details: { raw: clip(reply.raw.replace(/PrivateKey=\S+/g, 'PrivateKey=<redacted>')) },
-      });
-    }
-    const privateKey = kv.get('PrivateKey');
-    return { serviceId, ...(privateKey ? { privateKey } : {}) };
   }
 
   /** `DEL_ONION` (control-spec §3.38). Unknown ids fail with statusCode 552. */
-  async delOnion(serviceId: string, options: IoOptions = {}): Promise<void> {
+  async delOnion(serviceId: string, options: AbortOptions = {}): Promise<void> {
     const id = serviceId.endsWith('.onion') ? serviceId.slice(0, -6) : serviceId;
     if (!/^[a-z2-7]{56}$/.test(id)) {
       throw new MmogitError('ERR_INVALID_ONION', `invalid onion service id "${clip(serviceId, 80)}"`);
@@ -554,7 +317,7 @@ export class TorController {
    * `SIGNAL` (control-spec §3.7). NEWNYM: new circuits for new streams (tor rate-limits it to one per ~10 s
    * and still answers 250 OK); SHUTDOWN/HALT end tor (the connection then closes).
    */
-  async signal(name: TorSignal, options: IoOptions = {}): Promise<void> {
+  async signal(name: TorSignal, options: AbortOptions = {}): Promise<void> {
     if (!/^[A-Z]+$/.test(name)) throw invalid(`invalid signal "${name}"`);
     await this.request(`SIGNAL ${name}`, options);
   }
@@ -563,13 +326,13 @@ export class TorController {
    * `TAKEOWNERSHIP` then `RESETCONF __OwningControllerProcess` (control-spec §3.23): tor exits when this
    * connection closes, rather than when the process named in `__OwningControllerProcess` dies.
    */
-  async takeOwnership(options: IoOptions = {}): Promise<void> {
+  async takeOwnership(options: AbortOptions = {}): Promise<void> {
     await this.request('TAKEOWNERSHIP', options);
     await this.request('RESETCONF __OwningControllerProcess', options);
   }
 
   /** Where tor's SOCKS ports listen (`GETINFO net/listeners/socks`; the value is a list of quoted strings). */
-  async socksListeners(options: IoOptions = {}): Promise<{ host: string; port: number }[]> {
+  async socksListeners(options: AbortOptions = {}): Promise<{ host: string; port: number }[]> {
     const value = await this.getInfo('net/listeners/socks', options);
     const out: { host: string; port: number }[] = [];
     for (const t of tokenize(value)) {
@@ -580,7 +343,7 @@ export class TorController {
   }
 
   /** `GETINFO status/bootstrap-phase`, parsed. */
-  async bootstrapStatus(options: IoOptions = {}): Promise<BootstrapStatus> {
+  async bootstrapStatus(options: AbortOptions = {}): Promise<BootstrapStatus> {
     return parseBootstrap(await this.getInfo('status/bootstrap-phase', options));
   }
 
@@ -593,7 +356,7 @@ export class TorController {
     const what = 'tor bootstrap';
     const timeoutMs = options.timeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
     const signal = withTimeout(options.signal, timeoutMs, what);
-    const io: IoOptions = { signal };
+    const io: AbortOptions = { signal };
     let settle!: { resolve: () => void; reject: (e: unknown) => void };
     const finished = new Promise<void>((resolve, reject) => {
       settle = { resolve, reject };

@@ -4,6 +4,7 @@
  * See docs/decisions.md for why this is ours and not granax.
  * @module
  */
+export type { AbortOptions } from '../../_async.js';
 export { quote, splitArgs, type Token, tokenize } from './_strings.js';
 export {
   type AddOnionRequest,
@@ -30,11 +31,19 @@ export {
   type UnknownEvent,
 } from './events.js';
 export { readControlPortFile } from './port-file.js';
-export { type ControlReply, isOk, keyValues, parseReplies, type ReplyLine, ReplyParser } from './reply.js';
+export {
+  type ControlReply,
+  isOk,
+  keyValues,
+  MAX_REPLY_LINE,
+  MAX_REPLY_SIZE,
+  parseReplies,
+  type ReplyLine,
+  ReplyParser,
+} from './reply.js';
 export {
   ControlSocket,
   type ControlTarget,
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
-  type IoOptions,
 } from './socket.js';

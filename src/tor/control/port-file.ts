@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { type AbortOptions, sleep } from '../../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../../errors.js';
 import { clip, TorControlError } from './errors.js';
-import type { IoOptions } from './socket.js';
 
 const POLL_MS = 50;
 
@@ -21,7 +20,7 @@ const POLL_MS = 50;
  */
 export async function readControlPortFile(
   path: string,
-  options: IoOptions = {},
+  options: AbortOptions = {},
 ): Promise<{ host: string; port: number }> {
   const what = `read tor control port file ${path}`;
   const signal = options.timeoutMs ? withTimeout(options.signal, options.timeoutMs, what) : options.signal;
@@ -48,7 +47,8 @@ export async function readControlPortFile(
         });
       }
     }
-    if (text === undefined) await sleep(POLL_MS, undefined, signal ? { signal } : {}).catch(() => {});
+    // Stop waiting on abort; the loop's check above turns it into the typed error.
+    if (text === undefined) await sleep(POLL_MS, { signal }).catch(() => {});
   }
   for (const line of text.split(/\r?\n/)) {
     const m = /^PORT=(.+):(\d+)$/.exec(line.trim());

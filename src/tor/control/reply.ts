@@ -45,6 +45,14 @@ export function isOk(reply: ControlReply): boolean {
 const LINE_RE = /^(\d{3})([ +-])(.*)$/s;
 
 /**
+ * Longest reply line we hold (characters). tor's own lines are short (a `GETINFO` value on one line is a few
+ * KiB at most); a peer that sends a line without end must not make us buffer it for ever.
+ */
+export const MAX_REPLY_LINE = 1024 * 1024;
+/** Largest whole reply (characters, data blocks included): above anything the controller asks for. */
+export const MAX_REPLY_SIZE = 16 * 1024 * 1024;
+
+/**
  * Incremental reply parser. `push` any text; it returns the replies completed by it. A line that is not
  * `NNN[ +-]…` throws {@link TorControlError} `ERR_TOR_CONTROL_PROTOCOL` (the stream is then unusable).
  */
@@ -53,7 +61,10 @@ export class ReplyParser {
   private lines: ReplyLine[] = [];
   private rawLines: string[] = [];
   private data: string[] | undefined;
+  private size = 0;
 
+  /** @throws TorControlError `ERR_TOR_CONTROL_PROTOCOL` for a malformed line, a line over
+   *  {@link MAX_REPLY_LINE} or a reply over {@link MAX_REPLY_SIZE}; the stream is unusable afterwards. */
   push(text: string): ControlReply[] {
     const out: ControlReply[] = [];
     this.partial += text;
@@ -66,6 +77,18 @@ export class ReplyParser {
       if (reply) out.push(reply);
       nl = this.partial.indexOf('\n');
     }
+    if (this.partial.length > MAX_REPLY_LINE) {
+      const head = this.partial;
+      this.partial = '';
+      this.reset();
+      throw new TorControlError(
+        'ERR_TOR_CONTROL_PROTOCOL',
+        `control reply line over ${MAX_REPLY_LINE} characters`,
+        {
+          details: { raw: clip(head) },
+        },
+      );
+    }
     return out;
   }
 
@@ -75,6 +98,28 @@ export class ReplyParser {
   }
 
   private line(line: string): ControlReply | undefined {
+    if (line.length > MAX_REPLY_LINE) {
+      this.reset();
+      throw new TorControlError(
+        'ERR_TOR_CONTROL_PROTOCOL',
+        `control reply line over ${MAX_REPLY_LINE} characters`,
+        {
+          details: { raw: clip(line) },
+        },
+      );
+    }
+    this.size += line.length + 1;
+    if (this.size > MAX_REPLY_SIZE) {
+      const raw = this.rawLines.slice(0, 8).join('\n');
+      this.reset();
+      throw new TorControlError(
+        'ERR_TOR_CONTROL_PROTOCOL',
+        `control reply over ${MAX_REPLY_SIZE} characters`,
+        {
+          details: { raw: clip(raw) },
+        },
+      );
+    }
     this.rawLines.push(line);
     if (this.data) {
       if (line === '.') {
@@ -119,6 +164,7 @@ export class ReplyParser {
     this.lines = [];
     this.rawLines = [];
     this.data = undefined;
+    this.size = 0;
   }
 }
 

@@ -4,20 +4,15 @@
  * {@link TorController}; most code should use the controller.
  * @module
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import { type AbortOptions, connect } from '../../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../../errors.js';
 import { clip, TorControlError } from './errors.js';
 import { type ControlReply, ReplyParser } from './reply.js';
 
 /** Where tor's control port listens: TCP host/port, or a Unix socket path (`ControlSocket`). */
 export type ControlTarget = { host: string; port: number } | { path: string };
-
-/** Options of every I/O call. */
-export interface IoOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
 
 /** Default time to open the control connection. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -72,51 +67,30 @@ export class ControlSocket {
   }
 
   /** Opens a connection to tor's control port. Fails with `ERR_TOR_CONTROL_CLOSED` if nothing listens. */
-  static async connect(target: ControlTarget, options: IoOptions = {}): Promise<ControlSocket> {
+  static async connect(target: ControlTarget, options: AbortOptions = {}): Promise<ControlSocket> {
     const where = describe(target);
     const signal = withTimeout(
       options.signal,
       options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       `tor control connect ${where}`,
     );
-    if (signal.aborted) throw abortReason(signal, `tor control connect ${where}`);
-    const socket =
-      'path' in target
-        ? net.connect({ path: target.path })
-        : net.connect({ host: target.host, port: target.port });
-    return new Promise<ControlSocket>((resolve, reject) => {
-      const done = (): void => {
-        socket.off('connect', onConnect);
-        socket.off('error', onError);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const onConnect = (): void => {
-        done();
-        resolve(new ControlSocket(socket, target));
-      };
-      const onError = (err: NodeJS.ErrnoException): void => {
-        done();
-        socket.destroy();
-        reject(
-          new TorControlError(
-            'ERR_TOR_CONTROL_CLOSED',
-            `cannot connect to tor control port ${where}: ${err.message}`,
-            {
-              cause: err,
-              details: { target: where, errno: err.code },
-            },
-          ),
-        );
-      };
-      const onAbort = (): void => {
-        done();
-        socket.destroy();
-        reject(abortReason(signal, `tor control connect ${where}`));
-      };
-      socket.once('connect', onConnect);
-      socket.once('error', onError);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    try {
+      return new ControlSocket(
+        await connect(target, { signal, what: `tor control connect ${where}` }),
+        target,
+      );
+    } catch (err) {
+      if (err instanceof MmogitError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      throw new TorControlError(
+        'ERR_TOR_CONTROL_CLOSED',
+        `cannot connect to tor control port ${where}: ${e.message}`,
+        {
+          cause: err,
+          details: { target: where, errno: e.code },
+        },
+      );
+    }
   }
 
   /** True once the connection has closed. */
@@ -128,7 +102,7 @@ export class ControlSocket {
    * Sends one single-line command and resolves with its reply, whatever its status (callers check it).
    * `what` names the command in errors; never put secrets in it.
    */
-  send(command: string, options: IoOptions & { what?: string } = {}): Promise<ControlReply> {
+  send(command: string, options: AbortOptions & { what?: string } = {}): Promise<ControlReply> {
     const what = `tor control ${options.what ?? command.split(' ', 1)[0]}`;
     if (/[\r\n]/.test(command)) {
       return Promise.reject(

@@ -125,7 +125,7 @@ describe('TorController faults', () => {
   });
 
   it('never sends the SAFECOOKIE proof to a port that cannot prove it knows the cookie', async () => {
-    const cookieFile = join(tmpdir(), `mmogit-cookie-${process.pid}`);
+    const cookieFile = join(tmpdir(), `mmogit-${process.pid}-control_auth_cookie`);
     await writeFile(cookieFile, Buffer.alloc(32, 7));
     const { port, received } = await fakeTor((line, sock) => {
       if (line === 'PROTOCOLINFO 1') {

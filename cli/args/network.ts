@@ -1,0 +1,66 @@
+/**
+ * The yargs table of `testnet` (the private Tor network) and the internal `daemon` (with `daemon log`): options and lazy loaders only; each command's code is under cli/commands/.
+ * @module
+ */
+import type { Argv } from 'yargs';
+import type { Handle } from './_handle.js';
+
+export function networkCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
+  return y
+    .command('testnet', 'the built-in private Tor network on loopback', (y) =>
+      y
+        .option('dir', { type: 'string', describe: 'network dir (default <config-dir>/testnet)' })
+        .command(
+          'up',
+          'start the private network; returns when it is usable',
+          (y2) =>
+            y2
+              .option('authorities', { type: 'string', describe: 'directory authorities, 1..16 (default 4)' })
+              .option('relays', { type: 'string', describe: 'extra relays, 0..32 (default 0)' })
+              .option('metrics', {
+                type: 'string',
+                describe: "serve the bootstrap agent's Prometheus metrics on PORT or HOST:PORT",
+              }),
+          handle(() => import('../commands/testnet.js')),
+        )
+        .command(
+          'down',
+          'stop every process of the network (safe to repeat)',
+          {},
+          handle(() => import('../commands/testnet.js')),
+        )
+        .command(
+          'status',
+          'show the network’s processes',
+          {},
+          handle(() => import('../commands/testnet.js')),
+        )
+        .demandCommand(1, 'name a testnet subcommand'),
+    )
+    .command(
+      'daemon',
+      false, // internal: what `tor start` runs in the background (its one public subcommand: `daemon log`)
+      (y) =>
+        y
+          .command(
+            'log',
+            'show the agent daemon’s log (hook output included); --follow keeps printing',
+            (y2) =>
+              y2
+                .option('follow', { alias: 'f', type: 'boolean', describe: 'keep printing new lines' })
+                .option('lines', { alias: 'n', type: 'string', describe: 'the last N lines (default 100)' }),
+            handle(() => import('../commands/daemon-log.js')),
+          )
+          .option('network', { type: 'string' })
+          .option('tor-control', { type: 'string' })
+          .option('tor-password-stdin', { type: 'boolean' })
+          .option('use-bridges', { type: 'boolean' })
+          .option('policy', { type: 'string' })
+          .option('allow-classical', { type: 'boolean' })
+          .option('a2a', { type: 'boolean' })
+          .option('bootstrap', { type: 'string', array: true })
+          .option('metrics', { type: 'string' })
+          .option('network-bootstrap', { type: 'boolean', default: true }),
+      handle(() => import('../commands/daemon.js')),
+    );
+}

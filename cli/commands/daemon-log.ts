@@ -1,0 +1,82 @@
+import { open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sleep } from '../../src/_async.js';
+import { MmogitError } from '../../src/errors.js';
+import { parseCount } from '../_numbers.js';
+import { terminalSafeLines } from '../_terminal-safe.js';
+import type { CommandResult, GlobalOptions } from '../output.js';
+import { configDirOf } from './_context.js';
+
+/** The log file the daemon writes (its stdout and stderr). */
+const LOG_FILE = 'daemon.log';
+/** How often `--follow` looks for new lines. */
+const FOLLOW_POLL_MS = 250;
+/** At most this much of the file's end is read for `--lines` (the log is append-only and may be large). */
+const TAIL_READ_MAX = 4 * 1024 * 1024;
+
+interface LogArgs extends GlobalOptions {
+  follow?: boolean;
+  lines?: string;
+}
+
+/** Reads `[from, to)` of the file at `path`. */
+async function readRange(path: string, from: number, to: number): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(to - from);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, from);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * `mmogit daemon log [--lines N] [--follow]`: the last N lines (default 100) of `<config-dir>/daemon.log`
+ * (`--json`: `{"path","lines":[…]}`); with `--follow`, then each new line as the daemon writes it (`--json`:
+ * one `{"line"}` per line, NDJSON), across daemon restarts, until interrupted. Needs no running daemon.
+ */
+export default async function daemonLog(args: LogArgs): Promise<CommandResult> {
+  const path = join(configDirOf(args), LOG_FILE);
+  const wanted = args.lines === undefined ? 100 : parseCount(args.lines, 'lines', { min: 1, max: 100_000 });
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    if (!args.follow) {
+      throw new MmogitError('ERR_NOT_FOUND', `no daemon log at ${path} (the daemon has not run here)`, {
+        details: { path },
+      });
+    }
+    size = 0;
+  }
+  const start = Math.max(0, size - TAIL_READ_MAX);
+  const text = size > 0 ? await readRange(path, start, size) : '';
+  const all = text.split('\n');
+  if (all.at(-1) === '') all.pop();
+  if (start > 0) all.shift(); // a partial first line
+  const lines = all.slice(-wanted);
+  const show = (l: string) => (args.json ? JSON.stringify({ line: l }) : terminalSafeLines(l));
+  if (!args.follow) {
+    return { data: { path, lines }, human: lines.map((l) => terminalSafeLines(l)).join('\n') };
+  }
+  for (const l of lines) process.stdout.write(`${show(l)}\n`);
+  let offset = size;
+  let partial = '';
+  for (;;) {
+    await sleep(FOLLOW_POLL_MS);
+    let now: number;
+    try {
+      now = (await stat(path)).size;
+    } catch {
+      continue; // not there (yet): a daemon that starts creates it
+    }
+    if (now < offset) offset = 0; // truncated or replaced: read it from the start
+    if (now === offset) continue;
+    partial += await readRange(path, offset, now);
+    offset = now;
+    const fresh = partial.split('\n');
+    partial = fresh.pop() ?? '';
+    for (const l of fresh) process.stdout.write(`${show(l)}\n`);
+  }
+}

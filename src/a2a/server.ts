@@ -1,0 +1,207 @@
+/**
+ * The agent's A2A v1.0 server (JSON-RPC binding), built from the `@a2a-js/sdk` pieces: `DefaultRequestHandler`,
+ * `agentCardHandler` and `jsonRpcHandler` on express. It listens on a Unix socket (or 127.0.0.1 when tor is
+ * not ours and may not reach the socket), never on a public address; tor forwards the onion's port 80 to it.
+ *
+ * Everything that reaches it is untrusted: bodies are capped, each connection (tor opens one per stream) has
+ * a token bucket, concurrent tasks are capped, header and request deadlines stop slowloris. Every refusal is a
+ * JSON-RPC error object, never a dropped process.
+ * @module
+ */
+import { chmod, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { AGENT_CARD_PATH, type AgentCard } from '@a2a-js/sdk';
+import { DefaultRequestHandler } from '@a2a-js/sdk/server';
+import { agentCardHandler, jsonRpcHandler, UserBuilder } from '@a2a-js/sdk/server/express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { createLogger } from '../_log.js';
+import { A2A_JSONRPC_PATH } from './card.js';
+import { type A2aTask, createExecutor } from './executor.js';
+import type { A2aJournal } from './journal.js';
+import { ProofChecker } from './proof.js';
+import { BoundedTaskStore, DEFAULT_MAX_TASKS } from './task-store.js';
+
+const log = createLogger('mmogit:a2a');
+
+/** Limits of the A2A server (all bounded; defaults below). */
+export interface A2aLimits {
+  /** Largest request body (default 64 KiB, the size of an mmogit message's text). */
+  maxBodyBytes?: number;
+  /** Tasks being executed at once (default 32); more are refused with a JSON-RPC error. */
+  maxConcurrentTasks?: number;
+  /** Tasks kept for GetTask (default 1,000). */
+  maxStoredTasks?: number;
+  /** Requests per second on one connection (default 10). */
+  perConnectionPerSecond?: number;
+  /** Open connections at once (default 64). */
+  maxConnections?: number;
+  /** A request's headers must arrive within this (default 10 s); the whole request within `requestTimeoutMs`. */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** How long SendMessage waits for the program's answer (default 20 s). */
+  answerWaitMs?: number;
+}
+
+export const DEFAULT_A2A_LIMITS = {
+  maxBodyBytes: 64 * 1024,
+  maxConcurrentTasks: 32,
+  maxStoredTasks: DEFAULT_MAX_TASKS,
+  perConnectionPerSecond: 10,
+  maxConnections: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  answerWaitMs: 20_000,
+} as const satisfies Required<A2aLimits>;
+
+export type A2aListen = { path: string } | { host: '127.0.0.1'; port?: number };
+
+export interface A2aServerOptions {
+  /** The signed card to serve (rebuilt when the advertisement changes). */
+  card: () => Promise<AgentCard>;
+  journal: A2aJournal;
+  /** Hands an inbound task to the agent program; false when nobody listens. */
+  deliver(task: A2aTask): boolean;
+  listen: A2aListen;
+  /** This server's host name (`<onion>`): sender proofs must be addressed to it. */
+  host: string;
+  limits?: A2aLimits;
+}
+
+export interface A2aServer {
+  /** What tor's ADD_ONION `Port=80,<target>` should name: `unix:/path` or `127.0.0.1:port`. */
+  readonly onionTarget: string;
+  close(): Promise<void>;
+}
+
+/** A JSON-RPC error response (JSON-RPC 2.0 §5.1) for refusals made before the A2A handler runs. */
+function rpcError(
+  res: Response,
+  http: number,
+  code: number,
+  message: string,
+  data?: Record<string, unknown>,
+) {
+  if (res.headersSent) return;
+  res.status(http).json({ jsonrpc: '2.0', id: null, error: { code, message, ...(data ? { data } : {}) } });
+}
+
+export async function startA2aServer(options: A2aServerOptions): Promise<A2aServer> {
+  const limits = { ...DEFAULT_A2A_LIMITS, ...options.limits };
+  const taskStore = new BoundedTaskStore(limits.maxStoredTasks);
+  let running = 0;
+  const executor = createExecutor({
+    journal: options.journal,
+    taskStore,
+    proofs: new ProofChecker(options.host),
+    deliver: options.deliver,
+    answerWaitMs: limits.answerWaitMs,
+  });
+  // The handler only reads its card for the interfaces (version checks), which do not change; the card
+  // endpoint asks `options.card` each time, so skills follow the latest advertisement.
+  const handler = new DefaultRequestHandler(await options.card(), taskStore, executor);
+
+  const windows = new WeakMap<Socket, { start: number; count: number }>();
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    // A fixed one-second window per connection (tor opens one connection per client stream).
+    const now = Date.now();
+    let w = windows.get(req.socket);
+    if (!w || now - w.start >= 1_000) {
+      w = { start: now, count: 0 };
+      windows.set(req.socket, w);
+    }
+    if (++w.count > limits.perConnectionPerSecond) {
+      res.setHeader('Connection', 'close');
+      return rpcError(res, 429, -32000, 'rate limited: too many requests on this connection', {
+        code: 'ERR_RATE_LIMITED',
+      });
+    }
+    next();
+  });
+  app.use(
+    `/${AGENT_CARD_PATH}`,
+    agentCardHandler({ agentCardProvider: options.card, cache: { maxAge: 300 } }),
+  );
+  app.use(
+    A2A_JSONRPC_PATH,
+    express.json({ limit: limits.maxBodyBytes, type: () => true }),
+    (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+      const e = err as { type?: string; status?: number };
+      if (e?.type === 'entity.too.large') {
+        return rpcError(res, 413, -32600, `request body larger than ${limits.maxBodyBytes} bytes`, {
+          code: 'ERR_TOO_LARGE',
+        });
+      }
+      if (e?.status === 400) return rpcError(res, 400, -32700, 'request body is not JSON');
+      next(err);
+    },
+    (req: Request, res: Response, next: NextFunction) => {
+      const method = (req.body as { method?: unknown } | undefined)?.method;
+      if (method === 'SendMessage' || method === 'SendStreamingMessage') {
+        if (running >= limits.maxConcurrentTasks) {
+          return rpcError(res, 503, -32000, 'too many tasks in progress; try again later', {
+            code: 'ERR_RATE_LIMITED',
+          });
+        }
+        running++;
+        res.once('close', () => running--);
+      }
+      next();
+    },
+    jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }),
+  );
+  app.use((_req: Request, res: Response) => rpcError(res, 404, -32601, 'not found'));
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    log('request failed: %s', err instanceof Error ? err.message : String(err));
+    rpcError(res, 500, -32603, 'internal error');
+  });
+
+  const server: Server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks those deadlines on this interval (default 30 s): check often enough to honour them.
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 64;
+  server.on('clientError', (_e, socket) => socket.destroy());
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+
+  const listen = options.listen;
+  if ('path' in listen) await rm(listen.path, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = () => {
+      server.off('error', reject);
+      resolve();
+    };
+    if ('path' in listen) server.listen(listen.path, done);
+    else server.listen(listen.port ?? 0, '127.0.0.1', done);
+  });
+  let onionTarget: string;
+  if ('path' in listen) {
+    await chmod(listen.path, 0o600);
+    onionTarget = `unix:${listen.path}`;
+  } else {
+    onionTarget = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  log('A2A server on %s', onionTarget);
+  return {
+    onionTarget,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      if ('path' in listen) await rm(listen.path, { force: true });
+    },
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * The agent as an MCP server (Model Context Protocol, revision 2025-06-18 as implemented by the official
+ * TypeScript SDK v1): the tools of tools.ts, and the inbox as a subscribable resource (`mmogit://inbox`,
+ * `resources/subscribe` → `notifications/resources/updated` when a message arrives).
+ *
+ * Built on the SDK's low-level `Server` rather than `McpServer`: `McpServer` validates arguments itself and
+ * reports a violation as a bare text error, while MCP hosts should see our stable error code on every failure
+ * (`structuredContent.error.code`, and `[ERR_…]` in the text), the same codes the CLI and SDK use.
+ * @module
+ */
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { createLogger } from '../_log.js';
+import { MmogitError } from '../errors.js';
+import type { AgentLink } from './daemon-link.js';
+import { type InboxMessage, watchInbox } from './inbox.js';
+import { TOOLS, type ToolDef } from './tools.js';
+
+const log = createLogger('mmogit:mcp');
+
+/** The inbox resource's URI. */
+export const INBOX_RESOURCE_URI = 'mmogit://inbox';
+/** How many of the newest messages the inbox resource shows. */
+export const INBOX_RESOURCE_LIMIT = 100;
+
+export const SERVER_NAME = 'mmogit';
+
+export interface McpServerOptions {
+  link: AgentLink;
+  version: string;
+}
+
+/** A tool failure as an MCP tool result: the model sees the message, the host the code. */
+export function toolError(e: unknown): CallToolResult {
+  const typed =
+    e instanceof MmogitError
+      ? e
+      : new MmogitError('ERR_INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
+  const error = {
+    code: typed.code,
+    message: typed.message,
+    ...(typed.details ? { details: typed.details } : {}),
+  };
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `${typed.message} [${typed.code}]` }],
+    structuredContent: { error },
+  };
+}
+
+/** A zod failure as our usage error, naming each bad field. */
+function invalidArguments(tool: string, error: z.ZodError): MmogitError {
+  const problems = error.issues.map((i) => ({
+    field: i.path.join('.') || '(arguments)',
+    problem: i.message,
+  }));
+  return new MmogitError(
+    'ERR_INVALID_ARGUMENT',
+    `invalid arguments for ${tool}: ${problems.map((p) => `${p.field}: ${p.problem}`).join('; ')}`,
+    { details: { tool, problems } },
+  );
+}
+
+/** JSON Schema of a tool's input, as `tools/list` shows it (defaults make a field optional for the caller). */
+function inputJsonSchema(def: ToolDef): { type: 'object'; [k: string]: unknown } {
+  const { $schema: _drop, ...schema } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
+  return { ...schema, type: 'object' };
+}
+
+function inboxText(messages: InboxMessage[]): string {
+  return JSON.stringify({ messages: messages.slice(-INBOX_RESOURCE_LIMIT) });
+}
+
+/**
+ * Creates the MCP server for one agent. Connect it to a transport (`server.connect(new StdioServerTransport())`);
+ * `close()` stops the subscription watcher too.
+ */
+export function createMcpServer(options: McpServerOptions): Server {
+  const { link } = options;
+  const server = new Server(
+    { name: SERVER_NAME, title: 'mmogit agent', version: options.version },
+    {
+      capabilities: { tools: {}, resources: { subscribe: true } },
+      instructions:
+        'Tools of one mmogit agent: a peer-to-peer agent over Tor onion services. Its messages are signed ' +
+        'and end-to-end encrypted; every message and memory you read says whether its signature verified. ' +
+        'Use whoami first; read_inbox with wait_seconds (or subscribe to mmogit://inbox) to wait for replies.',
+    },
+  );
+  const byName = new Map(TOOLS.map((t) => [t.name, t]));
+  const closing = new AbortController();
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: TOOLS.map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: inputJsonSchema(t),
+      annotations: { title: t.title, ...t.hints },
+    })),
+  }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const def = byName.get(request.params.name);
+    if (!def) {
+      // An unknown tool is a protocol error (MCP spec, tools: "Error Handling"), with our code in `data`.
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`, {
+        code: 'ERR_INVALID_ARGUMENT',
+        tools: TOOLS.map((t) => t.name),
+      });
+    }
+    const parsed = def.input.safeParse(request.params.arguments ?? {});
+    if (!parsed.success) return toolError(invalidArguments(def.name, parsed.error));
+    const signal = AbortSignal.any([extra.signal, closing.signal]);
+    try {
+      const result = await def.run(parsed.data, { link, signal });
+      return {
+        content: [{ type: 'text', text: JSON.stringify(result) }],
+        structuredContent: result,
+      };
+    } catch (e) {
+      log('tool %s failed: %s', def.name, e instanceof Error ? e.message : String(e));
+      return toolError(e);
+    }
+  });
+
+  // ── the inbox resource and its subscription ──────────────────────────────────────────────────────
+
+  server.setRequestHandler(ListResourcesRequestSchema, () => ({
+    resources: [
+      {
+        uri: INBOX_RESOURCE_URI,
+        name: 'inbox',
+        title: 'Received messages',
+        description: `The newest ${INBOX_RESOURCE_LIMIT} received messages (verified flag on each); subscribe to hear of new ones.`,
+        mimeType: 'application/json',
+      },
+    ],
+  }));
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+    if (request.params.uri !== INBOX_RESOURCE_URI) {
+      throw new McpError(-32002, `unknown resource ${request.params.uri}`, { code: 'ERR_NOT_FOUND' });
+    }
+    let messages: InboxMessage[];
+    try {
+      messages = await link.call<InboxMessage[]>(
+        'inbox',
+        { limit: INBOX_RESOURCE_LIMIT },
+        { signal: extra.signal },
+      );
+    } catch (e) {
+      const typed = e instanceof MmogitError ? e : new MmogitError('ERR_INTERNAL', String(e));
+      throw new McpError(ErrorCode.InternalError, `${typed.message} [${typed.code}]`, { code: typed.code });
+    }
+    return {
+      contents: [{ uri: INBOX_RESOURCE_URI, mimeType: 'application/json', text: inboxText(messages) }],
+    };
+  });
+
+  // While a host subscribes, one `follow` stream from the daemon turns each received message into a
+  // `notifications/resources/updated`; nothing runs while nobody subscribes.
+  const subscribed = new Set<string>();
+  let watching: AbortController | null = null;
+  let ready: Promise<void> = Promise.resolve();
+  const startWatching = (): Promise<void> => {
+    if (watching) return ready;
+    const ctl = new AbortController();
+    watching = ctl;
+    let onReady!: () => void;
+    ready = new Promise<void>((r) => {
+      onReady = r;
+    });
+    void watchInbox(
+      link,
+      () => {
+        if (subscribed.has(INBOX_RESOURCE_URI)) {
+          server.sendResourceUpdated({ uri: INBOX_RESOURCE_URI }).catch(() => {});
+        }
+      },
+      AbortSignal.any([ctl.signal, closing.signal]),
+      (e) => log('inbox watch: %s', e instanceof Error ? e.message : String(e)),
+      onReady,
+    );
+    return ready;
+  };
+  const stopWatching = () => {
+    watching?.abort();
+    watching = null;
+  };
+
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    if (request.params.uri !== INBOX_RESOURCE_URI) {
+      throw new McpError(-32002, `unknown resource ${request.params.uri}`, { code: 'ERR_NOT_FOUND' });
+    }
+    subscribed.add(request.params.uri);
+    // Answer once the watch knows where "now" is, so any message after the subscription notifies.
+    await startWatching();
+    return {};
+  });
+
+  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+    subscribed.delete(request.params.uri);
+    if (subscribed.size === 0) stopWatching();
+    return {};
+  });
+
+  server.onclose = () => {
+    closing.abort(new MmogitError('ERR_ABORTED', 'MCP session closed'));
+    stopWatching();
+  };
+  return server;
+}

@@ -1,0 +1,115 @@
+import { MmogitError } from '../errors.js';
+import { encodeTree, MODE_FILE, MODE_TREE, parseTree, type TreeEntry } from './_git.js';
+import { pacer } from './_pace.js';
+import { makeObject, type ObjectDb, type StoredObject } from './odb.js';
+
+/**
+ * Tree algebra over the entry layout (`entries/<h0>/<h1>/<h2>/<id>.json`): read (cached: objects are
+ * immutable), build (add files, rewriting only the trees on their paths), union (a merge never conflicts: a
+ * file's name is the hash of its content), and the list of entry files a tree holds. New trees are returned in
+ * an `out` list for the caller to store with its commit.
+ * @module
+ */
+
+/** An entry file in a tree: its entry id (the file name without `.json`) and its blob id. */
+export interface Leaf {
+  id: string;
+  blob: string;
+}
+
+/** A file to add: its path below the root tree, and its blob. */
+export interface TreeFile {
+  path: string[];
+  oid: string;
+}
+
+/** Parsed trees kept at most; past it the cache starts over (they are cheap to parse again). */
+const MAX_CACHED_TREES = 200_000;
+
+export class Trees {
+  private readonly cache = new Map<string, TreeEntry[]>();
+
+  constructor(private readonly odb: ObjectDb) {}
+
+  /** A parsed tree (throws if absent or not a tree). */
+  read(oid: string): TreeEntry[] {
+    let t = this.cache.get(oid);
+    if (!t) {
+      t = parseTree(this.odb.readTyped(oid, 'tree'));
+      if (this.cache.size > MAX_CACHED_TREES) this.cache.clear();
+      this.cache.set(oid, t);
+    }
+    return t;
+  }
+
+  /** Adds `files` to the tree `base` (null = empty); pushes the new trees on `out`; returns the new root. */
+  build(base: string | null, files: readonly TreeFile[], out: StoredObject[]): string {
+    const entries = new Map<string, TreeEntry>();
+    if (base) for (const e of this.read(base)) entries.set(e.name, e);
+    const groups = new Map<string, TreeFile[]>();
+    for (const f of files) {
+      const [name, ...rest] = f.path as [string, ...string[]];
+      if (rest.length === 0) entries.set(name, { mode: MODE_FILE, name, oid: f.oid });
+      else {
+        const g = groups.get(name) ?? [];
+        if (g.length === 0) groups.set(name, g);
+        g.push({ path: rest, oid: f.oid });
+      }
+    }
+    for (const [name, sub] of groups) {
+      const existing = entries.get(name);
+      const oid = this.build(existing?.mode === MODE_TREE ? existing.oid : null, sub, out);
+      entries.set(name, { mode: MODE_TREE, name, oid });
+    }
+    return this.store([...entries.values()], out);
+  }
+
+  /**
+   * The union of two trees of our layout; pushes the new trees on `out`. Throws ERR_SYNC if the same name holds
+   * a file on one side and a tree or another file on the other, which verified trees cannot. Yields to the event
+   * loop on large trees.
+   */
+  async union(a: string, b: string, out: StoredObject[], tick = pacer()): Promise<string> {
+    if (a === b) return a;
+    const entries = new Map<string, TreeEntry>();
+    for (const e of this.read(a)) entries.set(e.name, e);
+    let changed = false;
+    for (const e of this.read(b)) {
+      const mine = entries.get(e.name);
+      if (!mine) {
+        entries.set(e.name, e);
+        changed = true;
+      } else if (mine.oid !== e.oid) {
+        if (mine.mode !== MODE_TREE || e.mode !== MODE_TREE) {
+          throw new MmogitError('ERR_SYNC', `conflicting files named ${e.name}`, {
+            details: { name: e.name },
+          });
+        }
+        entries.set(e.name, { ...mine, oid: await this.union(mine.oid, e.oid, out, tick) });
+        changed = true;
+      }
+      await tick();
+    }
+    return changed ? this.store([...entries.values()], out) : a;
+  }
+
+  /** Every entry file of the root tree `root` (files at depth 4 named `*.json`). */
+  leaves(root: string): Leaf[] {
+    const out: Leaf[] = [];
+    const walk = (tree: string, depth: number) => {
+      for (const e of this.read(tree)) {
+        if (e.mode === MODE_TREE) walk(e.oid, depth + 1);
+        else if (depth === 4 && e.name.endsWith('.json')) out.push({ id: e.name.slice(0, -5), blob: e.oid });
+      }
+    };
+    walk(root, 0);
+    return out;
+  }
+
+  private store(entries: TreeEntry[], out: StoredObject[]): string {
+    const obj = makeObject('tree', encodeTree(entries));
+    out.push(obj);
+    this.cache.set(obj.oid, parseTree(obj.content));
+    return obj.oid;
+  }
+}

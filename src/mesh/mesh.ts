@@ -1,0 +1,401 @@
+/**
+ * The mesh as the SDK sees it (`agent.mesh`, `mmogit mesh …`): the relays it knows, their reputation, stream
+ * sets with a primary and a warm standby leg each, a SOCKS5 entry, and typed events. Relaying is a separate
+ * {@link Relay} the same object can start.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { createLogger } from '../_log.js';
+import { withTimeout } from '../errors.js';
+import { DEFAULT_BEACON_INTERVAL_MS, DEFAULT_HOPS, MAX_HOPS, MIN_HOPS } from './_wire.js';
+import { Circuit, type RelayInfo } from './circuit.js';
+import { ClientSet } from './conflux.js';
+import { MeshError } from './errors.js';
+import { parseTarget, type Target } from './exit-policy.js';
+import type { OnionChannelDialer } from './link.js';
+import { LinkPool } from './link-pool.js';
+import { MeshMetrics } from './metrics.js';
+import { choosePath, mayExit } from './path.js';
+import { Reputation } from './reputation.js';
+import { type SocksServer, startSocksServer } from './socks.js';
+import type { MeshStream } from './streams.js';
+
+const log = createLogger('mmogit:mesh');
+/** Attempts to build a leg before giving up (each on a fresh path avoiding the relays that failed). */
+const BUILD_ATTEMPTS = 3;
+/** A relay that was just lost is not picked again for this long. */
+const RELAY_DOWN_MS = 30_000;
+
+/** Epoch milliseconds with sub-millisecond precision (comparable across processes on one host). */
+export function nowEpochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Typed events of a {@link Mesh}. Times are {@link nowEpochMs}. */
+export interface MeshEvents {
+  'circuit:built': [
+    { serial: number; path: string[]; role: 'primary' | 'standby'; ms: number; cpuMs: number },
+  ];
+  'circuit:failed': [{ serial?: number; error: MeshError; hop?: number; relay?: string; at: number }];
+  'circuit:switched': [{ from: number; to: number; detectedAt: number; switchedAt: number }];
+  'stream:recovered': [{ at: number; detectedAt: number }];
+  'exit:lost': [{ exit: string; error: MeshError; at: number }];
+  tampering: [{ relays: string[]; at: number }];
+}
+
+export interface MeshOptions {
+  /** Where reputation lives (`<configDir>/mesh/reputation.json`); none: in memory. */
+  configDir?: string;
+  relays?: readonly RelayInfo[];
+  /** Hops per circuit (1–5, default 3). */
+  hops?: number;
+  /** Beacon and keepalive interval (default 500 ms). */
+  intervalMs?: number;
+  /** Keep a warm standby leg per set (default true). */
+  standby?: boolean;
+  /** Reaches relays that have no TCP address (a libp2p stream over tor). */
+  onionDialer?: OnionChannelDialer;
+  /** Finds more relays (the DHT); called when the known ones cannot make a path. */
+  discover?: (signal: AbortSignal) => Promise<RelayInfo[]>;
+  metrics?: MeshMetrics;
+}
+
+/** A summary of one live leg. */
+export interface CircuitInfo {
+  serial: number;
+  role: 'primary' | 'standby';
+  exit: string;
+  path: string[];
+  streams: number;
+  rttMs: (number | null)[];
+}
+
+/** The mesh client. */
+export class Mesh extends EventEmitter<MeshEvents> {
+  readonly metrics: MeshMetrics;
+  readonly hops: number;
+  readonly intervalMs: number;
+  readonly #options: MeshOptions;
+  readonly #relays = new Map<string, RelayInfo>();
+  readonly #pool: LinkPool;
+  readonly #sets = new Set<ClientSet>();
+  readonly #refused = new Set<string>();
+  readonly #socks = new Set<SocksServer>();
+  #reputation: Promise<Reputation>;
+  #closed = false;
+  /** When each set's primary was last detected failed, for recovery timing. */
+  readonly #detected = new WeakMap<ClientSet, number>();
+  /** Relays lost recently (onion → until, ms): not picked again before then. */
+  readonly #down = new Map<string, number>();
+  /** Legs being built per set. */
+  readonly #building = new WeakMap<ClientSet, number>();
+
+  constructor(options: MeshOptions = {}) {
+    super();
+    this.#options = options;
+    this.hops = options.hops ?? DEFAULT_HOPS;
+    if (!Number.isInteger(this.hops) || this.hops < MIN_HOPS || this.hops > MAX_HOPS) {
+      throw new MeshError('protocol', `hops must be ${MIN_HOPS}–${MAX_HOPS}`, {
+        details: { hops: this.hops },
+      });
+    }
+    this.intervalMs = options.intervalMs ?? DEFAULT_BEACON_INTERVAL_MS;
+    this.metrics = options.metrics ?? new MeshMetrics();
+    this.#pool = new LinkPool({ intervalMs: this.intervalMs, onionDialer: options.onionDialer });
+    for (const r of options.relays ?? []) this.addRelay(r);
+    this.#reputation = Reputation.open(
+      options.configDir ? join(options.configDir, 'mesh', 'reputation.json') : undefined,
+    );
+  }
+
+  /** Adds (or updates) a relay the mesh may use. */
+  addRelay(relay: RelayInfo): void {
+    this.#relays.set(relay.onion, relay);
+  }
+
+  get relays(): RelayInfo[] {
+    return [...this.#relays.values()];
+  }
+
+  reputation(): Promise<Reputation> {
+    return this.#reputation;
+  }
+
+  /** The live legs. */
+  circuits(): CircuitInfo[] {
+    const out: CircuitInfo[] = [];
+    for (const s of this.#sets) {
+      for (const [role, c] of [
+        ['primary', s.primary],
+        ['standby', s.standby],
+      ] as const) {
+        if (c?.alive) {
+          out.push({
+            serial: c.serial,
+            role,
+            exit: s.exit.onion,
+            path: c.path.map((r) => r.onion),
+            streams: role === 'primary' ? s.streams.size : 0,
+            rttMs: c.health.map((h) => h.rttMs),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Opens a stream to `target` (`host:port`; an onion for an mmogit agent) through the mesh: on a live set
+   * whose exit allows it, else a new set (a new exit, a primary leg, and a standby built in the background).
+   * A refusal by the exit's policy is `ERR_MESH_EXIT_REFUSED`; the mesh then tries another exit, at most twice.
+   */
+  async connect(
+    target: string,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<MeshStream> {
+    if (this.#closed) throw new MeshError('closed', 'mesh closed');
+    const t = parseTarget(target);
+    const signal = withTimeout(options.signal, options.timeoutMs ?? 60_000, `mesh connect ${target}`);
+    let last: unknown;
+    for (let attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
+      const set = this.#setFor(t) ?? (await this.#newSet(t, signal));
+      try {
+        return await set.openStream(target, { signal });
+      } catch (e) {
+        last = e;
+        if (e instanceof MeshError && e.reason === 'exit-policy') {
+          this.#refused.add(`${set.exit.onion} ${t.host}:${t.port}`);
+          if (set.streams.size === 0) {
+            set.close();
+            this.#sets.delete(set);
+          }
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw last;
+  }
+
+  #setFor(t: Target): ClientSet | undefined {
+    for (const s of this.#sets) {
+      if (s.dead || !s.primary?.alive) continue;
+      if (this.#refused.has(`${s.exit.onion} ${t.host}:${t.port}`)) continue;
+      if (mayExit(s.exit, t, this.#refused)) return s;
+    }
+    return undefined;
+  }
+
+  async #newSet(t: Target, signal: AbortSignal): Promise<ClientSet> {
+    const leg = await this.#buildLeg({ target: t, avoid: [] }, signal, 'primary');
+    const set = new ClientSet(leg.exit, {
+      legFailed: (s, c, error, at) => this.#onLegFailed(s, c, error, at),
+      switched: (s, from, to, at) => {
+        this.metrics.failovers.inc();
+        const detectedAt = this.#detected.get(s) ?? at;
+        this.metrics.mttrSeconds.observe((at - detectedAt) / 1000);
+        this.emit('circuit:switched', {
+          from: from.serial,
+          to: to.serial,
+          detectedAt: performance.timeOrigin + detectedAt,
+          switchedAt: performance.timeOrigin + at,
+        });
+      },
+      recovered: (s, at) =>
+        this.emit('stream:recovered', {
+          at: performance.timeOrigin + at,
+          detectedAt: performance.timeOrigin + (this.#detected.get(s) ?? at),
+        }),
+      exitLost: (s, error) => {
+        this.metrics.exitsLost.inc();
+        this.#sets.delete(s);
+        void this.#reputation.then((r) => r.lost(s.exit.onion));
+        this.emit('exit:lost', { exit: s.exit.onion, error, at: nowEpochMs() });
+      },
+      needLeg: (s, exclude) => void this.#replenish(s, exclude),
+    });
+    this.#sets.add(set);
+    await set.attach(leg, { signal });
+    if (this.#options.standby !== false) void this.#replenish(set, set.legRelays());
+    return set;
+  }
+
+  /** Builds a standby (or a replacement primary) for `set`: same exit, other relays. */
+  async #replenish(set: ClientSet, exclude: readonly string[]): Promise<void> {
+    if (this.#closed || set.dead || (this.#options.standby === false && set.primary?.alive)) return;
+    try {
+      const leg = await this.#buildLeg(
+        { exit: set.exit, avoid: exclude },
+        withTimeout(undefined, 60_000, 'mesh standby'),
+        'standby',
+      );
+      await set.attach(leg);
+    } catch (e) {
+      log('standby for %s failed: %s', set.exit.onion, (e as Error).message);
+    } finally {
+      const left = (this.#building.get(set) ?? 1) - 1;
+      this.#building.set(set, left);
+      // no leg left to the exit and none on the way: the streams cannot continue
+      if (left === 0 && !set.primary?.alive && !set.standby?.alive && !set.dead)
+        set.lose(new MeshError('exit-lost', `no path back to ${set.exit.onion}`));
+    }
+  }
+
+  async #buildLeg(
+    req: { target?: Target; exit?: RelayInfo; avoid: readonly string[] },
+    signal: AbortSignal,
+    role: 'primary' | 'standby',
+  ): Promise<Circuit> {
+    const rep = await this.#reputation;
+    const now = Date.now();
+    for (const [o, until] of this.#down) if (until <= now) this.#down.delete(o);
+    const avoid = [...req.avoid, ...[...this.#down.keys()].filter((o) => o !== req.exit?.onion)];
+    let last: unknown;
+    let discovered = false;
+    for (let attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
+      let path: RelayInfo[];
+      try {
+        path = choosePath(this.relays, rep, {
+          hops: this.hops,
+          target: req.target,
+          exit: req.exit,
+          avoid,
+          refused: this.#refused,
+        });
+      } catch (e) {
+        // not enough known relays: ask the DHT once, then try again
+        if (!discovered && this.#options.discover) {
+          discovered = true;
+          for (const r of await this.#options.discover(signal).catch(() => [])) this.addRelay(r);
+          attempt--;
+          continue;
+        }
+        throw last ?? e;
+      }
+      try {
+        const circ = await Circuit.build(path, {
+          pool: this.#pool,
+          signal,
+          events: {
+            onSuspect: (hop, why) => this.#onSuspect(circ, hop, why),
+            onRtt: (hop, ms) => {
+              this.metrics.hopRttSeconds.observe({ hop: String(hop) }, ms / 1000);
+              void this.#reputation.then((r) => r.rtt((path[hop - 1] as RelayInfo).onion, ms));
+            },
+            onTampering: ([a, b]) => this.#onTampering(path, a, b),
+          },
+        });
+        rep.built(path.map((r) => r.onion));
+        this.metrics.circuitsBuilt.inc();
+        this.metrics.buildSeconds.observe(circ.buildMs / 1000);
+        this.metrics.handshakeSeconds.observe(circ.buildCpuMs / 1000 / path.length);
+        circ.startBeacons(this.intervalMs);
+        this.emit('circuit:built', {
+          serial: circ.serial,
+          path: path.map((r) => r.onion),
+          role,
+          ms: circ.buildMs,
+          cpuMs: circ.buildCpuMs,
+        });
+        return circ;
+      } catch (e) {
+        last = e;
+        const hop = e instanceof MeshError ? (e.details?.hop as number | undefined) : undefined;
+        const relay = hop !== undefined ? path[hop - 1] : undefined;
+        this.metrics.circuitsFailed.inc({ reason: e instanceof MeshError ? e.reason : 'error' });
+        if (relay) {
+          rep.failed(relay.onion);
+          if (relay.onion !== req.exit?.onion) avoid.push(relay.onion);
+        }
+        this.emit('circuit:failed', {
+          error:
+            e instanceof MeshError ? e : new MeshError('build-failed', String((e as Error)?.message ?? e)),
+          ...(hop !== undefined ? { hop } : {}),
+          ...(relay ? { relay: relay.onion } : {}),
+          at: nowEpochMs(),
+        });
+        if (signal.aborted) throw e;
+        if (relay && relay.onion === req.exit?.onion) throw e; // the exit itself is unreachable
+      }
+    }
+    throw last instanceof MeshError
+      ? last
+      : new MeshError('build-failed', `no circuit after ${BUILD_ATTEMPTS} attempts`, { cause: last });
+  }
+
+  #onSuspect(circ: Circuit, hop: number, why: 'missed' | 'latency'): void {
+    this.metrics.beaconsLost.inc();
+    for (const s of this.#sets) {
+      if (s.primary === circ || s.standby === circ) {
+        s.failLeg(
+          circ,
+          new MeshError(
+            'timeout',
+            `hop ${hop} ${why === 'missed' ? 'stopped answering beacons' : 'slowed down'}`,
+            { hop },
+          ),
+        );
+      }
+    }
+  }
+
+  #onLegFailed(set: ClientSet, leg: Circuit, error: MeshError, at: number): void {
+    if (leg === set.primary) this.#detected.set(set, at);
+    const hop = error.details?.hop as number | undefined;
+    const relay = hop !== undefined && hop >= 1 ? leg.path[hop - 1] : undefined;
+    this.metrics.circuitsFailed.inc({ reason: error.reason });
+    if (relay && error.reason !== 'closed' && error.reason !== 'tampered') {
+      this.#down.set(relay.onion, Date.now() + RELAY_DOWN_MS);
+      void this.#reputation.then((r) => r.lost(relay.onion));
+    }
+    this.emit('circuit:failed', {
+      serial: leg.serial,
+      error,
+      ...(hop !== undefined ? { hop } : {}),
+      ...(relay ? { relay: relay.onion } : {}),
+      at: performance.timeOrigin + at,
+    });
+  }
+
+  /** A layer failed between hops `a` and `b` (1-based; 0 is the client): both lose reputation. */
+  #onTampering(path: readonly RelayInfo[], a: number, b: number): void {
+    this.metrics.tampering.inc();
+    const relays = [a, b]
+      .filter((h) => h >= 1 && h <= path.length)
+      .map((h) => (path[h - 1] as RelayInfo).onion);
+    void this.#reputation.then(async (r) => {
+      for (const o of relays) r.tampered(o);
+      await r.save();
+    });
+    this.emit('tampering', { relays, at: nowEpochMs() });
+  }
+
+  /** Bytes and cells this client's links moved so far (all guards): what the beacon-cost benchmark reads. */
+  linkStats(): { bytesIn: number; bytesOut: number; links: number } {
+    let bytesIn = 0;
+    let bytesOut = 0;
+    for (const l of this.#pool.links) {
+      bytesIn += l.stats.bytesIn;
+      bytesOut += l.stats.bytesOut;
+    }
+    return { bytesIn, bytesOut, links: this.#pool.links.length };
+  }
+
+  /** Serves SOCKS5 on 127.0.0.1 (`port` 0 = any free one); every CONNECT becomes a mesh stream. */
+  async socks(options: { port?: number; host?: string } = {}): Promise<SocksServer> {
+    const server = await startSocksServer((target, o) => this.connect(target, o), options);
+    this.#socks.add(server);
+    return server;
+  }
+
+  /** Closes every set, SOCKS server and link, and saves reputation. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of this.#socks) await s.close();
+    for (const s of [...this.#sets]) s.close();
+    this.#sets.clear();
+    this.#pool.closeAll();
+    await (await this.#reputation).save();
+  }
+}
