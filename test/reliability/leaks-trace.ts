@@ -98,7 +98,8 @@ function cliExit(traceFile: string): number | undefined {
   const all = lines(traceFile);
   const first = all[0]?.match(/^(\d+) /)?.[1];
   if (!first) return undefined;
-  const re = new RegExp(`^${first} \\+\\+\\+ (exited with (\\d+)|killed by (\\w+))`);
+  // strace pads the pid column (`2637  +++ exited…` for a 4-digit pid, one space for a 5-digit one)
+  const re = new RegExp(`^${first} +\\+\\+\\+ (exited with (\\d+)|killed by (\\w+))`);
   for (const l of all) {
     const m = re.exec(l);
     if (m) return m[2] !== undefined ? Number(m[2]) : -1;
