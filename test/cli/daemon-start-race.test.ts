@@ -38,10 +38,10 @@ afterAll(async () => {
 
 /** Calls `waitReady` at the first moment the socket accepts, as `tor start` does (it polls every 50 ms). */
 async function firstWaitReady(): Promise<{ value?: unknown; error?: unknown }> {
-  const until = Date.now() + 10_000;
+  const until = Date.now() + 60_000;
   while (Date.now() < until) {
     try {
-      return { value: await ipcCall(socketPath(home), 'waitReady', {}, { timeoutMs: 10_000 }) };
+      return { value: await ipcCall(socketPath(home), 'waitReady', {}, { timeoutMs: 60_000 }) };
     } catch (e) {
       if (!hasCode(e, 'ERR_DAEMON_NOT_RUNNING')) return { error: e };
       await new Promise((r) => setTimeout(r, 5));
@@ -54,14 +54,14 @@ describe('the daemon answers waitReady from its first accepted connection on', (
   it('a waitReady that arrives while the socket is being set up waits for the start (no null state)', async () => {
     // A start that fails at once (bad policy: nothing is spawned) keeps the test fast; the answer must be that
     // failure, never a `null` "ready" state.
-    const started = Date.now();
+    // No wall-clock bound here: a waitReady that hung would end in ERR_TIMEOUT, not in the start's own error,
+    // and a bound in seconds fails by chance on a loaded machine (7 s once in CI).
     const serving = serveAgent({ configDir: home, policy: 'bogus' as TransportPolicy });
     const answer = await firstWaitReady();
-    expect(Date.now() - started).toBeLessThan(RETURN_DELAY_MS + 5_000);
     expect(answer.value).toBeUndefined();
     expect(hasCode(answer.error, 'ERR_INVALID_ARGUMENT')).toBe(true);
     const served = await serving;
     await expect(served.ready).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await served.stopped; // a failed start ends the daemon by itself
-  });
+  }, 150_000);
 });
