@@ -26,6 +26,15 @@ const log = createLogger('mmogit:mesh');
 const BUILD_ATTEMPTS = 3;
 /** A relay that was just lost is not picked again for this long. */
 const RELAY_DOWN_MS = 30_000;
+/**
+ * A failed standby build is tried again after this long, doubled after every further failure up to
+ * {@link STANDBY_RETRY_MAX_MS} (as TCP's SYN retries, RFC 6298 §5.5): without a retry a set whose standby
+ * build failed once (its relays briefly down, the DHT not yet answered) ran without a standby until its
+ * primary failed and took its streams with it; without the cap and the doubling, relays that stay down would
+ * be dialled every second forever.
+ */
+export const STANDBY_RETRY_INITIAL_MS = 1_000;
+export const STANDBY_RETRY_MAX_MS = 30_000;
 
 /** Epoch milliseconds with sub-millisecond precision (comparable across processes on one host). */
 export function nowEpochMs(): number {
@@ -41,6 +50,8 @@ export interface MeshEvents {
   'circuit:switched': [{ from: number; to: number; detectedAt: number; switchedAt: number }];
   'stream:recovered': [{ at: number; detectedAt: number }];
   'exit:lost': [{ exit: string; error: MeshError; at: number }];
+  /** A standby build for the set to `exit` failed; the next try is in `inMs`. */
+  'standby:retry': [{ exit: string; error: MeshError; inMs: number; at: number }];
   tampering: [{ relays: string[]; at: number }];
 }
 
@@ -59,6 +70,8 @@ export interface MeshOptions {
   /** Finds more relays (the DHT); called when the known ones cannot make a path. */
   discover?: (signal: AbortSignal) => Promise<RelayInfo[]>;
   metrics?: MeshMetrics;
+  /** Backoff of standby rebuilds after a failure (default 1 s, doubling to 30 s). */
+  standbyRetry?: { initialMs?: number; maxMs?: number };
 }
 
 /** A summary of one live leg. */
@@ -90,6 +103,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #down = new Map<string, number>();
   /** Legs being built per set. */
   readonly #building = new WeakMap<ClientSet, number>();
+  /** Per set: the next standby retry's delay and its timer (none while no retry is due). */
+  readonly #retry = new Map<ClientSet, { delayMs: number; timer: NodeJS.Timeout | null }>();
+  /** Aborted by {@link close}: ends builds in flight and standby retries. */
+  readonly #stop = new AbortController();
 
   constructor(options: MeshOptions = {}) {
     super();
@@ -169,6 +186,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           if (set.streams.size === 0) {
             set.close();
             this.#sets.delete(set);
+            this.#cancelRetry(set);
           }
           continue;
         }
@@ -210,6 +228,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       exitLost: (s, error) => {
         this.metrics.exitsLost.inc();
         this.#sets.delete(s);
+        this.#cancelRetry(s);
         void this.#reputation.then((r) => r.lost(s.exit.onion));
         this.emit('exit:lost', { exit: s.exit.onion, error, at: nowEpochMs() });
       },
@@ -221,25 +240,66 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return set;
   }
 
-  /** Builds a standby (or a replacement primary) for `set`: same exit, other relays. */
+  /**
+   * Builds a standby (or a replacement primary) for `set`: same exit, other relays. A failed standby build
+   * (the set still has its primary) is tried again with a bounded backoff ({@link STANDBY_RETRY_INITIAL_MS});
+   * a failed replacement primary is not: its streams are waiting, and with no leg left the set is given up.
+   */
   async #replenish(set: ClientSet, exclude: readonly string[]): Promise<void> {
     if (this.#closed || set.dead || (this.#options.standby === false && set.primary?.alive)) return;
+    const pending = this.#retry.get(set);
+    if (pending?.timer) {
+      clearTimeout(pending.timer);
+      pending.timer = null;
+    }
+    this.#building.set(set, (this.#building.get(set) ?? 0) + 1);
+    let failed: MeshError | null = null;
     try {
       const leg = await this.#buildLeg(
         { exit: set.exit, avoid: exclude },
-        withTimeout(undefined, 60_000, 'mesh standby'),
+        withTimeout(this.#stop.signal, 60_000, 'mesh standby'),
         'standby',
       );
       await set.attach(leg);
+      this.#retry.delete(set);
     } catch (e) {
-      log('standby for %s failed: %s', set.exit.onion, (e as Error).message);
+      failed = e instanceof MeshError ? e : new MeshError('build-failed', String((e as Error)?.message ?? e));
+      log('standby for %s failed: %s', set.exit.onion, failed.message);
     } finally {
       const left = (this.#building.get(set) ?? 1) - 1;
       this.#building.set(set, left);
       // no leg left to the exit and none on the way: the streams cannot continue
       if (left === 0 && !set.primary?.alive && !set.standby?.alive && !set.dead)
         set.lose(new MeshError('exit-lost', `no path back to ${set.exit.onion}`));
+      else if (failed) this.#retryStandby(set, failed);
     }
+  }
+
+  /** Schedules another standby build for `set` if it still has a primary and lacks a standby. */
+  #retryStandby(set: ClientSet, error: MeshError): void {
+    if (this.#closed || set.dead || !set.primary?.alive || set.standby?.alive) return;
+    if ((this.#building.get(set) ?? 0) > 0) return; // a build in flight retries on its own failure
+    const initial = this.#options.standbyRetry?.initialMs ?? STANDBY_RETRY_INITIAL_MS;
+    const max = this.#options.standbyRetry?.maxMs ?? STANDBY_RETRY_MAX_MS;
+    const state = this.#retry.get(set) ?? { delayMs: initial, timer: null };
+    this.#retry.set(set, state);
+    if (state.timer) return;
+    const delay = state.delayMs;
+    state.delayMs = Math.min(max, delay * 2);
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      if (set.standby?.alive) return;
+      void this.#replenish(set, set.legRelays());
+    }, delay);
+    state.timer.unref();
+    log('standby for %s: next try in %d ms', set.exit.onion, delay);
+    this.emit('standby:retry', { exit: set.exit.onion, error, inMs: delay, at: nowEpochMs() });
+  }
+
+  #cancelRetry(set: ClientSet): void {
+    const r = this.#retry.get(set);
+    if (r?.timer) clearTimeout(r.timer);
+    this.#retry.delete(set);
   }
 
   async #buildLeg(
@@ -392,6 +452,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Closes every set, SOCKS server and link, and saves reputation. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stop.abort(new MeshError('closed', 'mesh closed'));
+    for (const s of [...this.#retry.keys()]) this.#cancelRetry(s);
     for (const s of this.#socks) await s.close();
     for (const s of [...this.#sets]) s.close();
     this.#sets.clear();
