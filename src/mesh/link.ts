@@ -1,7 +1,8 @@
 /**
  * A mesh link (docs/protocol.md §8.1): the PQ channel of docs/protocol.md §4 between two neighbours, carrying
- * cells batched into channel payloads, with a keepalive (a PADDING cell after one interval of silence) and a
- * dead-link timer (nothing received for {@link LINK_DEAD_INTERVALS} intervals, RFC 5880 §6.8.4).
+ * cells batched into channel payloads, with a keepalive (a PADDING cell once about one interval passed with
+ * nothing sent) and a dead-link timer (nothing received for {@link LINK_DEAD_INTERVALS} of the neighbour's
+ * intervals, RFC 5880 §6.8.4, not counting time this process was stalled: {@link SilenceMeter}).
  * @module
  */
 import { randomInt } from 'node:crypto';
@@ -13,6 +14,7 @@ import type { AgentKey } from '../identity/keys.js';
 import { acceptSession, initiateSession } from '../pqc/handshake.js';
 import type { SecureSession } from '../pqc/session.js';
 import { type ByteChannel, channelFromDuplex } from '../transport/byte-channel.js';
+import { SilenceMeter } from './_silence.js';
 import {
   CMD_PADDING,
   DEFAULT_BEACON_INTERVAL_MS,
@@ -68,11 +70,13 @@ export class Link {
   readonly #queuedByCircuit = new Map<number, number>();
   #flushing = false;
   #closed: MeshError | null = null;
-  #lastSent = Date.now();
-  #lastReceived = Date.now();
+  /** performance.now() of the last payload handed to the channel (monotonic: a clock step is no silence). */
+  #lastSent = performance.now();
   /** The neighbour's keepalive interval, from its PADDING (BFD's negotiated interval, RFC 5880 §6.8.2). */
   #peerIntervalMs: number | null = null;
-  #lastTick = Date.now();
+  /** The tick's period: half an interval. */
+  readonly #tickMs: number;
+  readonly #silence: SilenceMeter;
   readonly #padding: Buffer;
   readonly #timer: NodeJS.Timeout;
   readonly #closeListeners = new Set<(e: MeshError) => void>();
@@ -88,7 +92,9 @@ export class Link {
     const interval = Buffer.alloc(4);
     interval.writeUInt32BE(Math.min(0xffff_ffff, Math.round(this.#intervalMs)));
     this.#padding = encodeCell(0, CMD_PADDING, interval);
-    this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.floor(this.#intervalMs / 2)));
+    this.#tickMs = Math.max(10, Math.floor(this.#intervalMs / 2));
+    this.#silence = new SilenceMeter(this.#tickMs, performance.now());
+    this.#timer = setInterval(() => this.#tick(), this.#tickMs);
     this.#timer.unref();
     void this.#readLoop();
     this.send(this.#padding); // tells the neighbour our interval at once
@@ -179,7 +185,7 @@ export class Link {
         this.#queuedBytes -= size;
         this.stats.bytesOut += size + FRAME_OVERHEAD;
         this.stats.cellsOut += n;
-        this.#lastSent = Date.now();
+        this.#lastSent = performance.now();
         await this.#session.send(payload, { timeoutMs: LINK_SEND_TIMEOUT_MS });
       }
     } catch (e) {
@@ -198,7 +204,7 @@ export class Link {
           this.#fail(new MeshError('link-lost', `link to ${this.peerOnion} closed by the peer`));
           return;
         }
-        this.#lastReceived = Date.now();
+        this.#silence.received(performance.now());
         this.stats.bytesIn += payload.length + FRAME_OVERHEAD;
         this.#options.onPayload?.(payload);
         const cells = parseCells(payload);
@@ -227,26 +233,38 @@ export class Link {
   }
 
   #tick(): void {
-    // judge after this turn's I/O (setImmediate runs after the poll phase): a process that was itself stalled
-    // must read what arrived meanwhile before calling its neighbour silent
-    const late = Date.now() - this.#lastTick > 3 * Math.max(10, Math.floor(this.#intervalMs / 2));
-    this.#lastTick = Date.now();
-    if (late) return;
-    setImmediate(() => this.#judge());
+    // A late tick is a stall of this process, which the meter takes out of the neighbour's silence (see
+    // SilenceMeter). The judgement runs after this turn's I/O (setImmediate runs after the poll phase), as of
+    // the tick's time, so what arrived before the tick has been read.
+    const at = performance.now();
+    this.#silence.tick(at);
+    setImmediate(() => this.#judge(at));
   }
 
-  #judge(): void {
+  #judge(at: number): void {
     if (this.#closed) return;
-    const now = Date.now();
     // silence is judged by the neighbour's interval (until it told us, the larger of ours and the default)
     const peer = this.#peerIntervalMs ?? Math.max(this.#intervalMs, DEFAULT_BEACON_INTERVAL_MS);
-    if (now - this.#lastReceived > LINK_DEAD_INTERVALS * peer) {
+    const silent = this.#silence.silentMs(at);
+    if (silent > LINK_DEAD_INTERVALS * peer) {
+      const stalled = this.#silence.stalledSinceReceive;
       this.#fail(
-        new MeshError('timeout', `link to ${this.peerOnion} silent for ${now - this.#lastReceived} ms`),
+        new MeshError(
+          'timeout',
+          `link to ${this.peerOnion} silent for ${Math.round(silent)} ms` +
+            (stalled >= 1 ? ` (not counting ${Math.round(stalled)} ms this process was stalled)` : ''),
+        ),
       );
       return;
     }
-    if (now - this.#lastSent >= this.#intervalMs && this.#queue.length === 0) {
+    // Keepalive: due once half a tick short of an interval passed with nothing sent, so a tick every half
+    // interval sends one every interval (waiting for a full interval made it every 1.5 intervals, leaving the
+    // neighbour's 3-interval rule only two keepalives of slack). Sent even when this tick came late: a
+    // process that was stalled owes its neighbours a sign of life first of all.
+    if (
+      performance.now() - this.#lastSent >= this.#intervalMs - this.#tickMs / 2 &&
+      this.#queue.length === 0
+    ) {
       this.stats.paddingOut++;
       this.send(this.#padding);
     }
