@@ -81,7 +81,6 @@ describe('syncOverChannel', () => {
     const [n1, n2] = await sync(b, a);
     expect(n1).toMatchObject({ sent: 0, received: 0, head: ra.head });
     expect(n2).toMatchObject({ sent: 0, received: 0, head: ra.head });
-    expect(n1.ms).toBeLessThan(1000);
 
     // new on one side only: fast-forward, no merge commit
     await a.rememberMany(memories('a2', 3));

@@ -169,7 +169,7 @@ describe('agent tor on the private network', () => {
       { socksPort: a.socksPort, onion: AgentKey.random().onion, port: 4001, retry: { attempts: 2 } },
       { timeoutMs: 20_000 },
     ).catch((e: unknown) => e);
-    expect(Date.now() - t0).toBeLessThan(20_500);
+    expect(Date.now() - t0).toBeLessThan(30_000); // two attempts of tor's own 120 s circuit timeout without ours
     expect(['ERR_SOCKS', 'ERR_TIMEOUT']).toContain(codeOf(err));
   });
 

@@ -39,7 +39,7 @@ describe('SOCKS through a real tor', () => {
       reply: 0xf6,
       details: expect.objectContaining({ stage: 'reply' }),
     });
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(8_000); // under the 10 s timeout: the reply ended it
   });
 
   it('dialOnion refuses the same address itself, before asking tor', async () => {
@@ -53,7 +53,7 @@ describe('SOCKS through a real tor', () => {
     await expect(
       dialOnion({ socksPort, onion: AgentKey.random().onion, port: 80, retry: {} }, { timeoutMs: 2000 }),
     ).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
-    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('tor sees a different SOCKS username per peer (stream isolation)', async () => {

@@ -93,7 +93,7 @@ describe('TorController faults', () => {
     const c = await connect(port);
     const t0 = Date.now();
     await expect(c.getInfo('a', { timeoutMs: 100 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
-    expect(Date.now() - t0).toBeLessThan(350);
+    expect(Date.now() - t0).toBeLessThan(3_000); // ERR_TIMEOUT, not the 400 ms reply, ended it; this bounds a hang
     // The late reply to "a" arrives first and must be dropped, not handed to "b".
     await expect(c.getInfo('b')).resolves.toBe('prompt');
   });
