@@ -28,7 +28,7 @@ const BUILD_ATTEMPTS = 3;
 const RELAY_DOWN_MS = 30_000;
 /**
  * A failed standby build is tried again after this long, doubled after every further failure up to
- * {@link STANDBY_RETRY_MAX_MS} (as TCP's SYN retries, RFC 6298 §5.5): without a retry a set whose standby
+ * {@link STANDBY_RETRY_MAX_MS} (as TCP backs off its retransmission timer, RFC 6298 §5.5): without a retry a set whose standby
  * build failed once (its relays briefly down, the DHT not yet answered) ran without a standby until its
  * primary failed and took its streams with it; without the cap and the doubling, relays that stay down would
  * be dialled every second forever.
