@@ -7,6 +7,7 @@ import type { Connection, Libp2p, PeerId, Stream, StreamHandlerOptions } from '@
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { AbortOptions } from '../_async.js';
 import type { AgentKey } from '../identity/keys.js';
+import type { PendingInboundOptions } from './_inbound-admission.js';
 import type { DowngradeEvent, HybridTransport, RouteKind, TransportPolicy } from './hybrid.js';
 import type { MeshConnector } from './onion3.js';
 
@@ -61,6 +62,11 @@ export interface AgentNodeOptions {
    * passes its `agent.mesh`). Absent: such a dial fails with ERR_TRANSPORT_POLICY, it never goes to tor instead.
    */
   meshConnect?: MeshConnector;
+  /**
+   * Inbound onion connections before their upgrade ends: pending cap (the oldest is evicted above it), handshake-start
+   * and upgrade deadlines (defaults in _inbound-admission.ts: 256, 5 s, 15 s).
+   */
+  inboundAdmission?: PendingInboundOptions;
 }
 
 /** Events of an {@link AgentNode}. */

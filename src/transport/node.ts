@@ -18,6 +18,7 @@ import { createLibp2p } from 'libp2p';
 import { type RetryPolicy, retry } from '../_async.js';
 import { createLogger } from '../_log.js';
 import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
+import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND } from './_inbound-admission.js';
 import { halfWindowYamux } from './_yamux-window.js';
 import {
   DEFAULT_ONION_VIRTUAL_PORT,
@@ -107,6 +108,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       socks: opts.socks,
       forwardTo: onionAddr ? { host: listenHost, port: opts.listenPort ?? 0 } : undefined,
       inbound,
+      ...(opts.inboundAdmission ? { inboundAdmission: opts.inboundAdmission } : {}),
       onListening: (port) => {
         onionPort = port;
       },
@@ -161,10 +163,14 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     connectionManager: {
       // behind tor every inbound connection comes from 127.0.0.1: the per-host defaults refuse peers
       inboundConnectionThreshold: 10_000,
-      maxIncomingPendingConnections: 256,
+      // The onion listener admits at most MAX_PENDING_INBOUND and evicts the oldest above that
+      // (_inbound-admission.ts): libp2p's own cap, which refuses newcomers, must never be the one reached. An
+      // evicted upgrade frees libp2p's count only once its promise settles, a tick or more after the newcomer
+      // was counted: twice ours leaves room for that and for a direct listener's pending upgrades.
+      maxIncomingPendingConnections: 2 * (opts.inboundAdmission?.maxPending ?? MAX_PENDING_INBOUND),
       dialTimeout: DEFAULT_TOR_PHASE_TIMEOUT_MS,
       addressDialTimeout: DEFAULT_TOR_PHASE_TIMEOUT_MS,
-      inboundUpgradeTimeout: 30_000,
+      inboundUpgradeTimeout: opts.inboundAdmission?.upgradeTimeoutMs ?? INBOUND_UPGRADE_TIMEOUT_MS,
       outboundStreamProtocolNegotiationTimeout: 30_000,
       inboundStreamProtocolNegotiationTimeout: 30_000,
     },

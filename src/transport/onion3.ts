@@ -18,6 +18,7 @@ import {
   type Listener,
   type ListenerEvents,
   type Logger,
+  TimeoutError,
   type Transport,
   TypedEventEmitter,
   transportSymbol,
@@ -26,6 +27,7 @@ import { ipPortToMultiaddr } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { MmogitError } from '../errors.js';
 import { DEFAULT_SOCKS_TIMEOUT_MS, socksConnect } from '../tor/socks.js';
+import { PendingInbound, type PendingInboundOptions } from './_inbound-admission.js';
 import { socketToMaConn } from './_socket-conn.js';
 import { isOnionMultiaddr, onionOfMultiaddr, peerIdFromOnion } from './addr.js';
 
@@ -81,6 +83,8 @@ export interface Onion3TransportInit {
   onListening?: (port: number) => void;
   /** Mesh routing of outbound dials; absent: every dial goes through tor. */
   mesh?: OnionMeshRouting;
+  /** Inbound admission: pending cap and deadlines (defaults in _inbound-admission.ts). */
+  inboundAdmission?: PendingInboundOptions;
 }
 
 interface Onion3Components {
@@ -180,12 +184,13 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   /**
-   * One controller per inbound upgrade in flight, aborted by {@link close}. libp2p's upgrader adds an abort
-   * listener (any-signal) to the signal it is given for as long as the upgrade runs: one shared listener-wide
-   * signal collected a listener per pending connection, so a flood of half-open connections passed Node's
-   * limit of 10 (MaxListenersExceededWarning) and kept them all until each upgrade timed out.
+   * The inbound upgrades in flight, each with its own AbortController (aborted when it is dropped or by
+   * {@link close}). libp2p's upgrader adds an abort listener (any-signal) to the signal it is given for as long
+   * as the upgrade runs: one shared listener-wide signal collected a listener per pending connection, so a flood
+   * of half-open connections passed Node's limit of 10 (MaxListenersExceededWarning). Admission (handshake-start
+   * deadline, pending cap, oldest evicted first) is _inbound-admission.ts's job.
    */
-  private readonly upgrades = new Set<AbortController>();
+  private readonly pending: PendingInbound;
   private addr: Multiaddr | undefined;
 
   constructor(
@@ -195,6 +200,13 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
     private readonly logger: ComponentLogger,
   ) {
     super();
+    this.pending = new PendingInbound({
+      ...init.inboundAdmission,
+      onEvict: (reason) => {
+        this.log('inbound connection dropped before its upgrade ended: %s', reason);
+        init.inboundAdmission?.onEvict?.(reason);
+      },
+    });
     this.server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
     this.server.on('error', (err) => this.safeDispatchEvent('error', { detail: err }));
   }
@@ -220,14 +232,23 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
       log: this.logger.forComponent('mmogit:transport:onion3:connection'),
     });
     const upgrade = new AbortController();
-    this.upgrades.add(upgrade);
+    const slot = this.pending.admit((reason) => {
+      const err = new TimeoutError(`inbound connection dropped before its upgrade ended (${reason})`);
+      upgrade.abort(err);
+      maConn.abort(err);
+    });
+    const onData = (buf: Buffer) => slot.received(buf.length);
+    socket.on('data', onData);
     this.options.upgrader
       .upgradeInbound(maConn, { signal: upgrade.signal })
       .catch((err: Error) => {
         this.log('inbound upgrade failed: %s', err.message);
         maConn.abort(err);
       })
-      .finally(() => this.upgrades.delete(upgrade));
+      .finally(() => {
+        socket.off('data', onData);
+        slot.release();
+      });
   }
 
   async listen(ma: Multiaddr): Promise<void> {
@@ -254,8 +275,7 @@ class Onion3Listener extends TypedEventEmitter<ListenerEvents> implements Listen
   updateAnnounceAddrs(): void {}
 
   async close(): Promise<void> {
-    for (const upgrade of this.upgrades) upgrade.abort();
-    this.upgrades.clear();
+    this.pending.clear();
     const closed = this.server.listening
       ? new Promise<void>((resolve) => this.server.close(() => resolve()))
       : Promise.resolve();
