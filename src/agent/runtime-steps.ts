@@ -12,6 +12,7 @@ import { createLogger } from '../_log.js';
 import { BOOTSTRAP_TIMEOUT_MS, bootstrapDialer } from '../discovery/bootstrap.js';
 import { dhtServiceOptions } from '../discovery/dht.js';
 import { Discovery, type DiscoveryNode } from '../discovery/discovery.js';
+import { SELF_LOOKUP_TIMEOUT_MS, selfLookup } from '../discovery/self-lookup.js';
 import { MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { CONFIG_FILES } from '../identity/store.js';
@@ -262,8 +263,9 @@ function isDiscoveryNode(node: Libp2p): node is DiscoveryNode {
 /**
  * Step 5: discovery, with bootstrap dialing in the background (the agent is usable before the DHT is).
  * Returns the discovery service, `bootstrapped()`, which advertise/discover await (it resolves once the
- * bootstrap ended, or after {@link BOOTSTRAP_WAIT_MS} at the latest), and `rejoin()`, one more bounded
- * bootstrap for when the agent's tor came back.
+ * bootstrap ended, or after {@link BOOTSTRAP_WAIT_MS} at the latest), and `rejoin()`, for when the agent's tor
+ * came back: one more bounded bootstrap, then, when no bootstrap agent is configured or none answered, a
+ * bounded self-lookup through the peers the routing table still holds. Each ends with an event.
  */
 export function startDiscoveryStep(
   ctx: RuntimeContext,
@@ -288,23 +290,63 @@ export function startDiscoveryStep(
   const abort = new AbortController();
   cleanups.push(async () => abort.abort());
   const bootstrap =
-    addrs.length === 0 ? Promise.resolve() : bootstrapDht(libp2p, addrs, onProgress, record, abort);
-  const bootstrapped = () => Promise.race([bootstrap, sleep(BOOTSTRAP_WAIT_MS, { unref: true })]);
-  const rejoin = () =>
-    addrs.length === 0 || abort.signal.aborted
+    addrs.length === 0
       ? Promise.resolve()
-      : bootstrapDht(libp2p, addrs, undefined, record, abort);
+      : bootstrapDht(libp2p, addrs, onProgress, record, abort).then(() => {});
+  const bootstrapped = () => Promise.race([bootstrap, sleep(BOOTSTRAP_WAIT_MS, { unref: true })]);
+  const rejoin = async (): Promise<void> => {
+    if (abort.signal.aborted) return;
+    if (addrs.length > 0 && (await bootstrapDht(libp2p, addrs, undefined, record, abort)) > 0) return;
+    if (abort.signal.aborted) return;
+    await rejoinThroughTable(
+      libp2p,
+      addrs.length === 0 ? 'no bootstrap address' : 'no bootstrap agent reachable',
+      record,
+      abort,
+    );
+  };
   return { discovery, bootstrapped, rejoin };
 }
 
-/** One bounded bootstrap: the dialer's retries per address, {@link BOOTSTRAP_TIMEOUT_MS} for all. Never throws. */
+/**
+ * A re-join without a bootstrap agent: a self-lookup through the peers still in the routing table (they may
+ * have survived our tor's restart; a lookup that reaches any of them refreshes the table), bounded by
+ * {@link SELF_LOOKUP_TIMEOUT_MS} and aborted at stop. Records `dht-rejoin` or `dht-rejoin-failed`; never throws.
+ */
+async function rejoinThroughTable(
+  libp2p: Libp2p,
+  why: string,
+  record: RecordEvent,
+  abort: AbortController,
+): Promise<void> {
+  try {
+    const r = await selfLookup(libp2p, {
+      signal: abort.signal,
+      timeoutMs: SELF_LOOKUP_TIMEOUT_MS,
+      requirePeers: true,
+    });
+    const detail =
+      `self-lookup (${why}) through ${r.tableBefore} routing-table peers: ${r.closest} closest found, ` +
+      `table ${r.tableBefore} → ${r.tableAfter}, ${r.durationMs} ms`;
+    record(r.closest > 0 ? 'dht-rejoin' : 'dht-rejoin-failed', detail);
+  } catch (e) {
+    if (!abort.signal.aborted) {
+      record('dht-rejoin-failed', `self-lookup (${why}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+/**
+ * One bounded bootstrap: the dialer's retries per address, {@link BOOTSTRAP_TIMEOUT_MS} for all. Never throws;
+ * resolves to how many bootstrap agents it reached.
+ */
 async function bootstrapDht(
   libp2p: Libp2p,
   addrs: string[],
   onProgress: ((p: AgentProgress) => void) | undefined,
   record: RecordEvent,
   abort: AbortController,
-): Promise<void> {
+): Promise<number> {
   onProgress?.({ phase: 'dht', state: 'bootstrapping' });
   try {
     // The dialer keeps its own budget; the race is the outer bound that holds even if a dependency's call
@@ -320,8 +362,10 @@ async function bootstrapDht(
       'DHT bootstrap',
     );
     record('dht-bootstrap', `connected ${r.connected.length}, failed ${r.failed.length}`);
+    return r.connected.length;
   } catch (e) {
     if (!abort.signal.aborted) record('dht-bootstrap-failed', e instanceof Error ? e.message : String(e));
+    return 0;
   }
 }
 

@@ -9,10 +9,11 @@ import '../_polyfill.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Libp2p } from '@libp2p/interface';
-import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht';
+import type { SingleKadDHT } from '@libp2p/kad-dht';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { type AbortOptions, type RetryPolicy, raceAbort, retry, sleep } from '../_async.js';
 import { abortReason, MmogitError, withTimeout } from '../errors.js';
+import { SELF_LOOKUP_TIMEOUT_MS, selfLookup } from './self-lookup.js';
 
 /**
  * The one retry policy of a bootstrap dial, per address: 6 tries, full-jitter waits capped at 8 s. Callers
@@ -31,12 +32,8 @@ export const BOOTSTRAP_DIAL_TIMEOUT_MS = 30_000;
 export const ROUTING_TABLE_WAIT_MS = 10_000;
 /** Whole-bootstrap budget. */
 export const BOOTSTRAP_TIMEOUT_MS = 120_000;
-/**
- * The self-lookup's own budget, inside the whole one: it is best effort (the periodic self-query fills the
- * table too), and over tor a Kademlia lookup that meets slow or dead peers can otherwise take the whole
- * bootstrap budget, holding up the "joined" the caller waits for.
- */
-export const SELF_QUERY_TIMEOUT_MS = 30_000;
+/** The self-lookup's own budget, inside the whole one (it is best effort: see self-lookup.ts). */
+export const SELF_QUERY_TIMEOUT_MS = SELF_LOOKUP_TIMEOUT_MS;
 
 /** Progress of {@link bootstrapDialer}, one event per step. */
 export type BootstrapProgress =
@@ -58,27 +55,19 @@ export interface BootstrapOptions extends AbortOptions {
 }
 
 /**
- * A Kademlia self-lookup (find the peers closest to our own id) fills the routing table right after joining;
- * kad-dht's own self-query may have run before any peer was known and the next one is minutes away.
+ * The self-lookup right after joining; kad-dht's own self-query may have run before any peer was known and the
+ * next one is minutes away.
  */
-async function selfQuery(node: Libp2p, outer: AbortSignal): Promise<void> {
-  const signal = withTimeout(outer, SELF_QUERY_TIMEOUT_MS, 'bootstrap self-lookup');
-  const dht = (node.services as { dht?: KadDHT }).dht;
-  if (dht === undefined) return;
+async function selfQuery(node: Libp2p, signal: AbortSignal): Promise<void> {
   // The routing table gains a peer only after identify confirmed it speaks our DHT protocol; a query run
   // before that finds nobody (allowQueryWithZeroPeers).
-  const table = (dht as Partial<SingleKadDHT>).routingTable;
+  const table = (node.services as { dht?: Partial<SingleKadDHT> }).dht?.routingTable;
   const deadline = Date.now() + ROUTING_TABLE_WAIT_MS;
   while (table !== undefined && table.size === 0 && Date.now() < deadline && !signal.aborted) {
     await sleep(25, { signal }).catch(() => {});
   }
-  try {
-    for await (const _ of dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal })) {
-      // draining the query is what fills the table
-    }
-  } catch {
-    // best effort: the periodic self-query and later lookups fill the table too
-  }
+  // best effort: the periodic self-query and later lookups fill the table too
+  await selfLookup(node, { signal, timeoutMs: SELF_QUERY_TIMEOUT_MS }).catch(() => {});
 }
 
 function errorText(e: unknown): string {

@@ -82,3 +82,9 @@ export {
   peerIdPublicKey,
   REPUBLISH_INTERVAL_MS,
 } from './discovery.js';
+export {
+  SELF_LOOKUP_TIMEOUT_MS,
+  type SelfLookupOptions,
+  type SelfLookupResult,
+  selfLookup,
+} from './self-lookup.js';
