@@ -23,7 +23,11 @@ export function closeRefusedOnPolicyChange(
       const route = routeOf(c);
       if (hybrid.allows(peer, route)) continue;
       log('closing %s connection to %s: refused by its new policy', route, peer);
-      c.close().catch((err: unknown) => c.abort(err instanceof Error ? err : new Error(String(err))));
+      // abort, not close(): a graceful close first closes the muxer while the socket still reads `open`, and
+      // libp2p's dialer reuses any connection whose status is `open`, so the very next dial to this peer got
+      // the closing connection and its newStream failed ("muxer is closing"): a send right after the policy
+      // change was queued instead of taking the new route.
+      c.abort(new Error(`route ${route} refused by the peer's new policy`));
     }
   });
 }

@@ -104,6 +104,15 @@ describe('agent node on loopback (direct-only)', () => {
     expect(outbound()).toEqual([b.key.onion, c.key.onion].sort());
     // b is put on tor only: the direct connection opened before must not stay in use for it; c is untouched
     a.node.hybrid.setPeerPolicy(b.key.onion, 'tor-only');
+    // at once, not after a graceful close: libp2p's dialer reuses any connection whose status is `open`, and a
+    // closing one (muxer closing, socket still `open`) made the next send to b fail instead of taking a new route
+    expect(
+      a.node.libp2p
+        .getConnections(b.node.peerId)
+        .filter((x) => x.status === 'open')
+        .map((x) => x.remoteAddr.toString()),
+      'an open connection to b right after the change',
+    ).toEqual([]);
     for (let i = 0; i < 100 && outbound().includes(b.key.onion); i++)
       await new Promise((r) => setTimeout(r, 20));
     expect(outbound()).toEqual([c.key.onion]);
