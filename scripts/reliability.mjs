@@ -19,6 +19,19 @@ const PARTS = {
     extra: { MMOGIT_LOAD_AGENTS: process.env.MMOGIT_LOAD_AGENTS ?? '20' },
     files: ['test/reliability/load.tor.test.ts'],
   },
+  exhaustion: {
+    what: 'hostile connections to the onion listener, on loopback (size: connections and flood attackers, default 1000)',
+    env: 'MMOGIT_EXHAUSTION_CONNECTIONS',
+    size: '1000',
+    files: ['test/reliability/exhaustion.test.ts'],
+  },
+  'exhaustion-tor': {
+    what: 'the sustained flood through the private Tor network (size: attackers, default 300)',
+    env: 'MMOGIT_EXHAUSTION_CONNECTIONS',
+    size: '300',
+    extra: { MMOGIT_EXHAUSTION_TOR: '1' },
+    files: ['test/reliability/exhaustion.tor.test.ts'],
+  },
   sybil: {
     what: 'throw-away adverts beside 3 genuine agents on a loopback DHT (size: Sybils, default 1000)',
     env: 'MMOGIT_SYBILS',
