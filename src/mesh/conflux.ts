@@ -233,8 +233,11 @@ export class ClientSet extends StreamSet {
     if (this.dead) return;
     this.#events.legFailed?.(this, leg, error, at);
     if (leg === this.standby) {
+      // A standby that lost its way to the exit says nothing about the exit while the primary still reaches it
+      // (one link to the exit failed, not the exit): the primary's own beacons and links judge that. Losing
+      // the set here ended the primary's streams on a single link's false alarm.
       this.standby = null;
-      if (this.#exitGone(leg, error)) this.#lose(error);
+      if (this.#exitGone(leg, error) && !this.primary?.alive) this.#lose(error);
       else this.#events.needLeg?.(this, this.legRelays());
       return;
     }
@@ -250,11 +253,14 @@ export class ClientSet extends StreamSet {
     }
     if (leg !== this.primary) return;
     this.setActive(null);
-    if (this.#exitGone(leg, error)) {
+    const standby = this.standby;
+    // The exit looks gone (the hop before it lost its link to it), but a live standby reaches the same exit by
+    // another link: SWITCH on it is the test. A gone exit fails that leg too (its link closes, or no SWITCHED
+    // within SWITCH_TIMEOUT_MS), and the set is lost then; a live exit takes the streams over.
+    if (this.#exitGone(leg, error) && !standby?.alive) {
       this.#lose(error);
       return;
     }
-    const standby = this.standby;
     this.standby = null;
     if (standby?.alive) this.#switchTo(standby, leg);
     else this.#events.needLeg?.(this, this.legRelays());

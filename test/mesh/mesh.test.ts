@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { type AddressInfo, connect, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RelayInfo } from '../../src/mesh/circuit.js';
 import { Mesh } from '../../src/mesh/mesh.js';
@@ -10,6 +10,30 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** A TCP forwarder on 127.0.0.1 to `port`; `accepted` holds its client sockets in the order they came. */
+async function forwarder(port: number): Promise<{ port: number; accepted: Socket[]; close: () => void }> {
+  const accepted: Socket[] = [];
+  const server = createServer((client) => {
+    accepted.push(client);
+    const upstream = connect(port, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) s.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted,
+    close: () => {
+      for (const s of accepted) s.destroy();
+      server.close();
+    },
+  };
+}
 
 async function readAll(s: MeshStream): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -227,6 +251,62 @@ describe('mesh self-healing (in-process relays)', () => {
     await switched;
     expect(killed).toBe(true);
     expect(sha256(Buffer.concat(parts))).toBe(src.sha256);
+  });
+
+  it("a standby's link to a live exit cut: the primary's stream goes on whole, and a new standby follows", async () => {
+    const src = await sinkSource(20_000_000);
+    cleanups.push(() => void src.server.close());
+    const net = await startRelays(6, { exitTo: [`127.0.0.1:${src.port}`] });
+    cleanups.push(net.close);
+    // each relay behind its own loopback forwarder, so the test can cut one link between two live relays
+    const fwd = await Promise.all(net.infos.map((i) => forwarder(i.tcp?.port as number)));
+    cleanups.push(() => {
+      for (const f of fwd) f.close();
+    });
+    const infos: RelayInfo[] = net.infos.map((i, k) => ({
+      ...i,
+      tcp: { host: '127.0.0.1', port: fwd[k]?.port as number },
+    }));
+    const mesh = new Mesh({ relays: infos, hops: 3 });
+    cleanups.push(() => mesh.close());
+    const stream = await mesh.connect(`127.0.0.1:${src.port}`);
+    const exitOnion = mesh.circuits()[0]?.exit as string;
+    const toExit = fwd[infos.findIndex((i) => i.onion === exitOnion)]!;
+    // the primary is built before the standby is begun (Mesh #newSet): the exit's first link is the primary
+    // middle's, its second the standby middle's (the legs' guards and middles are disjoint)
+    expect(toExit.accepted).toHaveLength(1);
+    for (let i = 0; i < 250 && mesh.circuits().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(
+      mesh
+        .circuits()
+        .map((c) => c.role)
+        .sort(),
+    ).toEqual(['primary', 'standby']);
+    expect(toExit.accepted).toHaveLength(2);
+    const lost: unknown[] = [];
+    mesh.on('exit:lost', (e) => lost.push(e));
+    const rebuilt = new Promise((r) =>
+      mesh.on('circuit:built', (e) => {
+        if (e.role === 'standby') r(e);
+      }),
+    );
+    const parts: Buffer[] = [];
+    let got = 0;
+    let cut = false;
+    stream.on('data', (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+      if (!cut && got > 2_000_000) {
+        cut = true;
+        toExit.accepted[1]?.destroy();
+      }
+    });
+    stream.end();
+    await once(stream, 'end');
+    expect(cut).toBe(true);
+    expect(sha256(Buffer.concat(parts))).toBe(src.sha256);
+    await rebuilt;
+    expect(lost).toEqual([]);
   });
 
   it('the exit gone: open streams fail with exit-lost, a new stream uses a new exit', async () => {
