@@ -174,7 +174,9 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       outboundStreamProtocolNegotiationTimeout: 30_000,
       inboundStreamProtocolNegotiationTimeout: 30_000,
     },
-    // yamux keep-alive already detects dead peers; the monitor's pings add tor traffic for nothing
+    // Off to spare tor traffic. Note that yamux's keep-alive pings but never closes a connection whose ping
+    // fails, so a dead connection stays open (and reused by every dial) until its socket closes
+    // (docs/reliability.md, "The receive defect").
     connectionMonitor: { enabled: false },
     services: {
       identify: identify(),

@@ -4,15 +4,17 @@
 // an agent that is offline) is intact, and after the restart every message its peer sent (acked or queued) is in
 // its inbox exactly once; a sync cut by the kill completes on the next attempt. The peer is an in-process agent
 // with its own tor. Runs per scenario: MMOGIT_KILL_RUNS (default 3; `npm run reliability -- kill` runs 100).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { AgentKey } from '../../src/identity/keys.js';
+import { DEFAULT_ONION_VIRTUAL_PORT } from '../../src/tor/onion-service.js';
 import { runCli } from '../helpers/cli.js';
 import { testNetwork } from '../helpers/tor.js';
 import { until } from './_helpers.js';
+import { addRendLog, diagnoseOnion, torsOf } from './kill-diagnose.js';
 import { fsckStrict, kill9, killRuns, seededRandom, sleep, spawnCli, startDaemon } from './kill-harness.js';
 
 const RUNS = killRuns(3);
@@ -26,6 +28,9 @@ let pid = 0;
 let onion = '';
 const offline = AgentKey.random().onion;
 const queuedOffline: string[] = [];
+/** `MMOGIT_KILL_TOR_LOG=<dir>`: both tors also log onion-service details there at info level (diagnostics). */
+const torLogDir = process.env.MMOGIT_KILL_TOR_LOG;
+let starts = 0;
 const ownMemories: string[] = [];
 
 const cli = (args: string[], timeoutMs = 120_000) => runCli([...args, '--config-dir', home], { timeoutMs });
@@ -39,7 +44,15 @@ beforeAll(async () => {
   onion = init.json<{ onion: string }>().onion;
   peer = (await Agent.init({ configDir: join(root, 'peer') })).agent;
   await peer.start({ network, timeoutMs: 120_000, selfProbe: false });
-  pid = await startDaemon(home, network);
+  if (torLogDir) {
+    await mkdir(torLogDir, { recursive: true });
+    const s = peer.net().status();
+    await addRendLog(
+      { controlPort: s.controlPort ?? 0, dataDir: join(root, 'peer', 'tor') },
+      join(torLogDir, 'peer-tor.log'),
+    );
+  }
+  pid = await startLoggedDaemon();
   // a message for an agent that never comes up: it stays in the outbox through every kill
   const s = await cli(['send', offline, 'for an offline agent', '--json']);
   expect(s.exitCode, s.stderr).toBe(0);
@@ -53,10 +66,54 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 }, 60_000);
 
+const sameOnion = (a: string, b: string) => a.replace(/\.onion$/, '') === b.replace(/\.onion$/, '');
+
+/** Starts the daemon (with its tor's diagnostic log when asked for); resolves with its pid. */
+async function startLoggedDaemon(): Promise<number> {
+  const started = await startDaemon(home, network);
+  starts++;
+  if (torLogDir) {
+    const state = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as { controlPort: number };
+    await addRendLog(
+      { controlPort: state.controlPort, dataDir: join(home, 'tor') },
+      join(torLogDir, `daemon-tor-${starts}.log`),
+    );
+  }
+  return started;
+}
+
+/** Longest time a killed daemon's tor outlived it (it must exit once its owning control connection closes). */
+let torLingerMaxMs = 0;
+
+/**
+ * SIGKILLs the daemon, then waits (bounded) for its tor to exit: tor took ownership (control-spec §3.23), so it
+ * exits once the dead daemon's control connection closes. A tor that outlives it would hold the data dir.
+ */
+async function killDaemon(): Promise<void> {
+  const dataDir = join(home, 'tor');
+  const before = await torsOf(dataDir);
+  await kill9(pid);
+  const t0 = Date.now();
+  // resolves with the tors left: none, or those still running after 10 s
+  const left = await until(
+    async () => {
+      const now = await torsOf(dataDir);
+      return now.length === 0 || Date.now() - t0 > 10_000 ? now : undefined;
+    },
+    12_000,
+    "the killed daemon's tor to exit",
+    25,
+  );
+  expect(left, `tors ${before.join(',')} still on ${dataDir} 10 s after the daemon was killed`).toEqual([]);
+  torLingerMaxMs = Math.max(torLingerMaxMs, Date.now() - t0);
+}
+
 /** After a kill: fsck, restart, own memories and the outbox checked. */
 async function restartAndCheck(what: string): Promise<void> {
   expect(await fsckStrict(home), `fsck after ${what}`).toBe('');
-  pid = await startDaemon(home, network);
+  const t0 = Date.now();
+  pid = await startLoggedDaemon();
+  process.stderr.write(`[kill] ${what}: daemon back in ${Date.now() - t0} ms\n`);
   const r = await cli(['recall', '--json', '--all', '--tag', 'own', '--limit', '100000']);
   const got = new Set(r.json<{ content: string; verified: boolean }[]>().map((e) => e.content));
   expect(
@@ -72,6 +129,68 @@ async function restartAndCheck(what: string): Promise<void> {
       .sort(),
     `outbox after ${what}`,
   ).toEqual([...queuedOffline].sort());
+}
+
+/**
+ * Watches the peer's connections to the daemon that were open when it was killed: prints how long libp2p kept
+ * counting them open (diagnostics: every dial reuses an open connection).
+ */
+function watchStale(run: number): { stop(): void } {
+  const node = peer.net().node;
+  const key = (c: { remoteAddr: string; direction: string }) => `${c.direction} ${c.remoteAddr}`;
+  const toDaemon = () => node.connections().filter((c) => sameOnion(c.onion, onion));
+  const at = new Set(toDaemon().map(key));
+  const t0 = Date.now();
+  let closed = false;
+  const timer = setInterval(() => {
+    const left = toDaemon().filter((c) => at.has(key(c)));
+    if (left.length > 0) return;
+    closed = true;
+    clearInterval(timer);
+    if (at.size > 0)
+      process.stderr.write(
+        `[kill] receive kill ${run}: ${at.size} connection(s) to the dead daemon closed after ${Date.now() - t0} ms (${[...at].join(', ')})\n`,
+      );
+  }, 100);
+  timer.unref();
+  return {
+    stop() {
+      if (!closed && toDaemon().some((c) => at.has(key(c)))) {
+        process.stderr.write(
+          `[kill] receive kill ${run}: connection(s) to the dead daemon still open ${Date.now() - t0} ms later: ${toDaemon()
+            .filter((c) => at.has(key(c)))
+            .map(key)
+            .join(', ')}\n`,
+        );
+      }
+      clearInterval(timer);
+    },
+  };
+}
+
+/** The restarted daemon's onion as both tors see it (printed when the peer's outbox does not drain). */
+async function diagnose(): Promise<string> {
+  const state = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8').catch(() => '{}')) as {
+    controlPort?: number;
+  };
+  const status = peer.net().status();
+  // the daemon's own view: its self-probe and supervisor events (probe failures, re-publishes)
+  const torStatus = await cli(['tor', 'status', '--json'], 20_000).catch((e: Error) => ({
+    stdout: e.message,
+  }));
+  const report = await diagnoseOnion({
+    serviceId: onion.replace(/\.onion$/, ''),
+    onionPort: DEFAULT_ONION_VIRTUAL_PORT,
+    service: state.controlPort ? { controlPort: state.controlPort, dataDir: join(home, 'tor') } : undefined,
+    client: {
+      controlPort: status.controlPort ?? 0,
+      socksPort: status.socksPort,
+      dataDir: join(root, 'peer', 'tor'),
+    },
+    queued: peer.outbox(),
+  });
+  const conns = status.peers.filter((c) => sameOnion(c.onion, onion));
+  return `${report}\npeer's libp2p connections to the daemon: ${JSON.stringify(conns)}\ndaemon's tor status: ${torStatus.stdout.slice(0, 4_000)}\npeer's events: ${JSON.stringify(status.events.slice(-10))}`;
 }
 
 async function rememberOwn(text: string): Promise<void> {
@@ -103,7 +222,7 @@ describe('kill -9 of the daemon', () => {
         await addPeerEntries(i);
         const s = spawnCli(['sync', peer.address, '--json', '--config-dir', home]);
         await sleep(Math.round(span * (0.1 + random())));
-        await kill9(pid);
+        await killDaemon();
         if ((await s.exited).code !== 0) cut++;
         await restartAndCheck(`sync kill ${i}`);
         const again = await cli(['sync', peer.address, '--json']);
@@ -114,16 +233,18 @@ describe('kill -9 of the daemon', () => {
       }
       console.log(
         `[reliability] kill -9 mid-sync: ${RUNS} runs (a sync of ${ENTRIES_PER_RUN} entries ~${span} ms), ` +
-          `${cut} cut a running sync; losses 0, fsck clean, outbox intact, every next sync complete`,
+          `${cut} cut a running sync; losses 0, fsck clean, outbox intact, every next sync complete; ` +
+          `the killed daemon's tor exited within ${torLingerMaxMs} ms`,
       );
     },
     300_000 + RUNS * 90_000,
   );
 
   // Known open defect, so run only when asked (MMOGIT_KILL_RUNS, `npm run reliability -- kill`): in a full
-  // CI run the sender's outbox once did not drain within 180 s after the first kill (the restarted daemon's
-  // onion stayed unreachable to the sender; 52 runs passed by themselves). Until its cause is found it would
-  // fail `npm test` by chance, which no test here may do.
+  // CI run the sender's outbox once did not drain within 180 s after the first kill (52 runs passed by
+  // themselves). The likely cause (docs/reliability.md, "The receive defect"): the peer's libp2p keeps its
+  // connection to the killed daemon open for 14–31 s, every dial reuses it, and nothing closes it but tor.
+  // Until that is fixed it would fail `npm test` by chance, which no test here may do.
   it.runIf(process.env.MMOGIT_KILL_RUNS !== undefined)(
     `mid-message-receive, ${RUNS} runs: every message sent is in the inbox exactly once`,
     async () => {
@@ -150,11 +271,14 @@ describe('kill -9 of the daemon', () => {
         });
         await sleep(Math.round(500 + 2_500 * random()));
         inFlightAtKill += inFlight;
-        await kill9(pid);
+        // a connection to the dead daemon that libp2p still counts as open would be reused by every dial
+        const watch = watchStale(i);
+        await killDaemon();
         stop = true;
         await Promise.all(senders);
         await restartAndCheck(`receive kill ${i}`);
         // the peer's outbox drains into the restarted daemon (retried now rather than at its backoff)
+        const t0 = Date.now();
         await until(
           async () => {
             const pending = peer.outbox();
@@ -164,7 +288,16 @@ describe('kill -9 of the daemon', () => {
           180_000,
           `the peer's outbox to drain after kill ${i}`,
           1_000,
+        ).catch(async (e: unknown) => {
+          process.stderr.write(
+            `[kill] outbox not drained after kill ${i} (daemon start ${starts}${torLogDir ? `, tor logs in ${torLogDir}` : ''}):\n${await diagnose()}\n`,
+          );
+          throw e;
+        });
+        process.stderr.write(
+          `[kill] receive run ${i + 1}/${RUNS}: outbox drained in ${Date.now() - t0} ms\n`,
         );
+        watch.stop();
       }
       const inbox = await cli(['inbox', '--json']);
       const ids = inbox.json<{ id: string; from: string }[]>().filter((m) => m.from === peer.address);
@@ -176,7 +309,8 @@ describe('kill -9 of the daemon', () => {
       console.log(
         `[reliability] kill -9 mid-receive: ${RUNS} runs, ${sent.size} messages (${acked} acked at once, ` +
           `${sent.size - acked} queued and delivered after the restart), ${inFlightAtKill} in flight at the kills; ` +
-          `losses ${lost.length}, duplicates ${twice.length}, fsck clean, outbox intact`,
+          `losses ${lost.length}, duplicates ${twice.length}, fsck clean, outbox intact; ` +
+          `the killed daemon's tor exited within ${torLingerMaxMs} ms`,
       );
       expect(lost).toEqual([]);
       expect(twice).toEqual([]);
