@@ -341,22 +341,22 @@ describe('IPC socket permissions', () => {
     await chmod(dir, 0o755); // only the socket's own mode protects it here
     const path = join(dir, 'daemon.sock');
     server = await startIpcServer(path, handlers);
+    // socat, not node: the node running the tests may sit where that user cannot reach it (a 0700 checkout)
     const attempt = (uid: number) =>
-      new Promise<string>((resolve) => {
-        const child = spawn(
-          process.execPath,
-          [
-            '-e',
-            `const s=require('net').connect(process.argv[1]);s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`,
-            path,
-          ],
-          { uid, gid: uid, stdio: ['ignore', 'pipe', 'inherit'] },
-        );
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
+      new Promise<string>((resolve, reject) => {
+        const child = spawn('socat', ['-T', '2', '/dev/null', `UNIX-CONNECT:${path}`], {
+          uid,
+          gid: uid,
+          stdio: ['ignore', 'ignore', 'pipe'],
         });
-        child.on('close', () => resolve(out.trim()));
+        let err = '';
+        child.stderr.on('data', (d) => {
+          err += d;
+        });
+        child.on('error', reject);
+        child.on('close', (code) =>
+          resolve(code === 0 ? 'CONNECTED' : /Permission denied/.test(err) ? 'EACCES' : err.trim()),
+        );
       });
     expect(await attempt(65534)).toBe('EACCES');
     expect(await attempt(0)).toBe('CONNECTED');

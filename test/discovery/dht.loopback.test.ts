@@ -190,7 +190,9 @@ describe('discovery over a loopback DHT', () => {
   });
 
   it('an agent that stops advertising ages out', async () => {
-    const ttlMs = 3_000;
+    // long enough that the advert is still fresh when the first discover ends on a loaded machine (3 s once
+    // expired before it: CI at load 26)
+    const ttlMs = 15_000;
     const ad = await dD.advertise(['ephemeral'], { ttlMs, timeoutMs: 30_000 });
     dD.stop();
     const before = await collect(dC.discover('ephemeral', { timeoutMs: 20_000 }));
@@ -205,7 +207,7 @@ describe('discovery over a loopback DHT', () => {
       if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE') acks++;
     }
     expect(acks).toBe(0);
-  });
+  }, 150_000);
 
   it('an advert published before the routing table filled is published again soon, not at the next re-publish', async () => {
     // L advertises while it knows no peer (an agent that advertises right after start): the publication reaches
