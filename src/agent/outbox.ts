@@ -16,6 +16,18 @@ import { type AnySignedMessage, parseAnyEnvelope, verifyAnyMessage } from './mes
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
 const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
+/** A temp file of writeFileDurable (src/_fs.ts): `<id>.json.tmp-<pid>-<hex>`. */
+const TEMP_FILE_RE = /^[0-9a-f]{32}\.json\.tmp-(\d+)-[0-9a-f]+$/;
+
+/** Whether process `pid` is gone (kill(pid, 0) fails with ESRCH); a process of another user counts as alive. */
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 /** One queued message as stored on disk. */
 export interface OutboxItem extends AnySignedMessage {
@@ -164,7 +176,10 @@ export class Outbox {
     return parseItem(text);
   }
 
-  /** Every queued item, oldest first (by message timestamp, then id). Corrupt files are set aside. */
+  /**
+   * Every queued item, oldest first (by message timestamp, then id). Corrupt files are set aside; temp files of
+   * a crashed writer are removed.
+   */
   async list(): Promise<OutboxListing> {
     let names: string[];
     try {
@@ -176,8 +191,15 @@ export class Outbox {
     const items: OutboxItem[] = [];
     const corrupt: string[] = [];
     for (const name of names) {
+      // A temp file whose writer is gone is a write that never finished: nothing was promised for it (a message
+      // is `queued` only after its rename), and left in place it would stay forever.
+      const temp = TEMP_FILE_RE.exec(name);
+      if (temp && Number(temp[1]) !== process.pid && processGone(Number(temp[1]))) {
+        await rm(join(this.dir, name), { force: true });
+        continue;
+      }
       const match = ID_FILE_RE.exec(name);
-      if (!match) continue; // temp files of an interrupted write, .corrupt files
+      if (!match) continue; // temp files of a write in progress, .corrupt files
       const path = join(this.dir, name);
       let text: string;
       try {

@@ -1,8 +1,9 @@
 // Crash safety of the send path now that the outbox write runs beside the first attempt. A crash is simulated
 // by copying an agent's config dir at the instant of interest (what the disk holds then) and starting a new
 // agent on the copy; the original is stopped afterwards. Real sockets, real PQ sessions, real files.
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -147,8 +148,16 @@ describe('send(): outbox write beside the first attempt', () => {
     const home2 = crashed as string;
     cleanup.push(() => removeHome(home2));
     await a.stop();
-    // Whatever the crash left (an outbox file if its write got that far), the restarted sender retries it.
-    const leftover = await outboxFiles(home2);
+    // The snapshot may hold the outbox write's temp file (the write was still running at the ack). Its writer
+    // was this process; in a real crash it is a process that is gone, so the temp file gets a reaped pid.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    for (const name of await outboxFiles(home2)) {
+      const tmp = /^(.+\.json\.tmp-)\d+(-.+)$/.exec(name);
+      if (tmp) await rename(join(home2, 'outbox', name), join(home2, 'outbox', `${tmp[1]}${dead}${tmp[2]}`));
+    }
+    // Whatever the crash left (an outbox file if its write got that far, or its temp file), the restarted
+    // sender retries the one and removes the other.
+    const leftover = (await outboxFiles(home2)).filter((n) => !n.includes('.tmp-'));
     const a2 = await agent(dir, { key: aKey, home: home2 });
     await waitFor(async () => (await outboxFiles(home2)).length === 0, 30_000, 'restarted outbox drained');
     await new Promise((r) => setTimeout(r, 200));

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +79,22 @@ describe('Outbox', () => {
     expect(JSON.parse(await readFile(join(dir, `${good.message.id}.json`), 'utf8')).format).toBe(
       'mmogit-outbox',
     );
+  });
+
+  it("removes a crashed writer's temp file, keeps a live writer's", async () => {
+    const outbox = new Outbox(dir);
+    const good = signMessage(key, peer, 'ok');
+    await outbox.put(good);
+    // a pid that is certainly gone: a child that has exited and been reaped
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    const crashed = `${'c'.repeat(32)}.json.tmp-${dead}-ab12`;
+    const ours = `${'d'.repeat(32)}.json.tmp-${process.pid}-cd34`;
+    await writeFile(join(dir, crashed), 'half a wri');
+    await writeFile(join(dir, ours), 'being written');
+    const { items, corrupt } = await outbox.list();
+    expect(items.map((i) => i.message.id)).toEqual([good.message.id]);
+    expect(corrupt).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual([`${good.message.id}.json`, ours].sort());
   });
 
   it('begin(): a write cancelled before its rename leaves no file and no temp file', async () => {
