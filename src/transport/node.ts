@@ -261,7 +261,24 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
               `${what}: the connection is not a mesh route (${taken})`,
             );
           }
-          const stream = await conn.newStream(protocol, { signal });
+          let stream: Stream;
+          try {
+            stream = await conn.newStream(protocol, { signal });
+          } catch (err) {
+            // A connection that cannot open a stream (no answer to the protocol offer in time, muxer gone) is
+            // dead or dying: a peer that restarted behind tor leaves its old connection looking open for tens of
+            // seconds, and libp2p hands any open connection to the next dial, so every retry met the same dead
+            // one. Aborted, the next attempt dials afresh. "Protocol not supported" is the peer's answer.
+            if ((err as Error)?.name !== 'UnsupportedProtocolError' && conn.status === 'open') {
+              log(
+                '%s: aborting the connection that could not open a stream: %s',
+                what,
+                (err as Error)?.message,
+              );
+              conn.abort(err instanceof Error ? err : new Error(String(err)));
+            }
+            throw err;
+          }
           streamRoutes.set(stream, taken);
           return stream;
         } catch (err) {

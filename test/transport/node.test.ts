@@ -120,6 +120,51 @@ describe('agent node on loopback (direct-only)', () => {
     await expect(a.node.dialProtocol(directAddr(b.node), ECHO, { timeoutMs: 10_000 })).rejects.toThrow();
   });
 
+  it('a connection that cannot open a stream is aborted, so the next dial opens a new one', async () => {
+    const a = await start({ policy: 'direct-only' });
+    const b = await start({ policy: 'direct-only' });
+    await echo(b.node);
+    // a forwarder to b that can freeze the connections it already carries (open, but silent: a peer gone
+    // behind tor without a close) while new ones go through
+    const frozen = new Set<net.Socket>();
+    const carried: net.Socket[] = [];
+    const fwd = net.createServer((client) => {
+      const up = net.connect(b.node.directPort ?? b.node.listenPort, '127.0.0.1');
+      carried.push(client);
+      const pipe = (from: net.Socket, to: net.Socket) =>
+        from.on('data', (d) => {
+          if (!frozen.has(client)) to.write(d);
+        });
+      pipe(client, up);
+      pipe(up, client);
+      const end = () => {
+        client.destroy();
+        up.destroy();
+      };
+      for (const s of [client, up]) s.on('error', end).on('close', end);
+    });
+    servers.push(fwd);
+    await new Promise<void>((r) => fwd.listen(0, '127.0.0.1', r));
+    const via = `/ip4/127.0.0.1/tcp/${(fwd.address() as net.AddressInfo).port}/p2p/${b.node.peerId}`;
+    const ping = async () => {
+      const ch = channelFromStream(await a.node.dialProtocol(via, ECHO, { timeoutMs: 3_000 }));
+      await ch.write(Buffer.from('ping'));
+      return (await ch.readExactly(4)).toString();
+    };
+    expect(await ping()).toBe('ping');
+    for (const c of carried) frozen.add(c);
+    await expect(ping()).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+    // the frozen connection is gone, not handed to the next dial
+    expect(
+      a.node.libp2p
+        .getConnections(b.node.peerId)
+        .filter((c) => c.status === 'open')
+        .map((c) => c.remoteAddr.toString()),
+    ).toEqual([]);
+    expect(await ping()).toBe('ping');
+    expect(carried).toHaveLength(2);
+  });
+
   it('channelFromStream applies backpressure to a slow reader and loses nothing', async () => {
     const a = await start({ policy: 'direct-only' });
     const b = await start({ policy: 'direct-only' });
