@@ -3,8 +3,8 @@
  * acknowledged with a signed ack, de-duplicated by id (exactly once to the application), stored, and queued in
  * a persisted outbox with capped exponential backoff while the peer is unreachable.
  * Wire format: docs/protocol.md §5. The parts, one job each: links and their reply table (messaging-link.ts),
- * connections (messaging-connections.ts), the per-peer lock (messaging-lock.ts), the send path and retry queue
- * (messaging-send.ts), the receiving side (messaging-receive.ts) and its pure checks (messaging-inbound.ts).
+ * connections (messaging-connections.ts), the per-peer lock (messaging-lock.ts), one delivery attempt
+ * (messaging-deliver.ts), the send path and retry queue (messaging-send.ts), the receiving side (messaging-receive.ts) and its pure checks (messaging-inbound.ts).
  * @module
  */
 
@@ -16,9 +16,10 @@ import { MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import { reasonLabel } from '../metrics/labels.js';
-import { asMmogitError, remoteError } from './_errors.js';
+import { asMmogitError } from './_errors.js';
 import { Connections } from './messaging-connections.js';
-import { DEFAULT_MAX_TEXT_BYTES, maxFrameBytesFor, type SignedAck, verifyAck } from './messaging-envelope.js';
+import { checkVersions, deliverOnLink } from './messaging-deliver.js';
+import { DEFAULT_MAX_TEXT_BYTES, maxFrameBytesFor } from './messaging-envelope.js';
 import {
   type AnySignedMessage,
   downgradeToV1,
@@ -28,7 +29,7 @@ import {
 } from './messaging-envelope-v2.js';
 import { followMessages } from './messaging-follow.js';
 import type { InboundLimits } from './messaging-inbound.js';
-import { type LinkFrame, LinkTable } from './messaging-link.js';
+import { LinkTable } from './messaging-link.js';
 import { PeerLock } from './messaging-lock.js';
 import { pqMessagingSecurity } from './messaging-pq.js';
 import { Receiver, seenKey } from './messaging-receive.js';
@@ -150,7 +151,13 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.queue = new SendQueue({
       outbox: this.outbox,
       store: deps.store,
-      deliver: (signed, signal, onSent) => this.deliver(signed, signal, onSent),
+      deliver: (signed, signal, onSent) =>
+        deliverOnLink(
+          { key: this.key, links: this.links, lock: this.lock, connections: this.connections },
+          signed,
+          signal,
+          onSent,
+        ),
       ...(deps.retry ? { retry: deps.retry } : {}),
       now: this.now,
       running,
@@ -374,61 +381,6 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     await this.deps.store.close?.().catch((e: unknown) => this.fail(asMmogitError(e)));
   }
 
-  /**
-   * One delivery attempt: sends the signed message over the peer's link (in version 1 form on a version 1
-   * link) and returns its verified ack with the message as sent.
-   */
-  private async deliver(
-    signed: AnySignedMessage,
-    signal: AbortSignal,
-    onSent?: () => void,
-  ): Promise<{ ack: SignedAck; sent: AnySignedMessage }> {
-    const peer = signed.message.to;
-    let sent = signed;
-    // The lock covers the dial and the write only: messages go out in call order, and the next one is written
-    // while this one waits for its ack (pipelining; docs/protocol.md §5.7.3).
-    const { link, reply } = await this.lock.run(peer, signal, async () => {
-      const link = this.links.get(peer) ?? (await this.connections.connect(peer, signal));
-      // Throws ERR_PEER_UNSUPPORTED (final) when a version 1 peer cannot represent the message.
-      if (link.version === 1 && signed.message.v === 2) sent = downgradeToV1(this.key, signed.message);
-      try {
-        const { reply } = await link.dispatch(
-          `msg:${signed.message.id}`,
-          { t: 'msg', m: sent.message, sig: sent.sig },
-          signal,
-          onSent,
-        );
-        return { link, reply };
-      } catch (e) {
-        const err = asMmogitError(e);
-        // The stream broke: start over with a new stream next time.
-        void link.close(err, true);
-        throw err;
-      }
-    });
-    let frame: LinkFrame;
-    try {
-      frame = await reply;
-    } catch (e) {
-      const err = asMmogitError(e);
-      // No reply in time, or the stream broke: start over with a new stream next time.
-      void link.close(err, true);
-      throw err;
-    }
-    if (frame.t === 'err') throw remoteError(frame, peer);
-    if (frame.t !== 'ack') throw new MmogitError('ERR_BAD_FRAME', `expected an ack from ${peer}`);
-    const ack: SignedAck = { ack: frame.a, sig: frame.sig };
-    // Link.settle already matched the id; the signature and signer are checked here.
-    if (ack.ack.by !== peer || ack.ack.id !== signed.message.id || !verifyAck(ack)) {
-      const err = new MmogitError('ERR_BAD_SIGNATURE', `ack from ${peer} does not verify`, {
-        details: { peer },
-      });
-      void this.links.get(peer)?.close(err, true);
-      throw err;
-    }
-    return { ack, sent };
-  }
-
   private fail(err: MmogitError, peer?: string): void {
     log('error%s: %s %s', peer ? ` (${peer})` : '', err.code, err.message);
     if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -447,14 +399,4 @@ export class Messenger extends EventEmitter<MessengerEvents> {
       );
     }
   }
-}
-
-/** The message format versions to speak, newest first; refuses an empty or unknown list. */
-function checkVersions(versions: readonly (1 | 2)[] | undefined): readonly (1 | 2)[] {
-  if (versions === undefined) return [2, 1];
-  const list = [...new Set(versions)].sort((a, b) => b - a);
-  if (list.length === 0 || !list.every((v) => v === 1 || v === 2)) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', 'messaging versions must be a non-empty subset of [2, 1]');
-  }
-  return list;
 }

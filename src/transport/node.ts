@@ -15,7 +15,6 @@ import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { type RetryPolicy, retry } from '../_async.js';
 import { createLogger } from '../_log.js';
 import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
 import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND } from './_inbound-admission.js';
@@ -27,7 +26,8 @@ import {
   onionMultiaddr,
   parseTarget,
 } from './addr.js';
-import { dialError, FINAL_DIAL_CODES } from './dial-errors.js';
+import { FINAL_DIAL_CODES } from './dial-errors.js';
+import { type DialRouteDeps, dialRoute as dialVia } from './dial-route.js';
 import { HybridTransport, type RouteKind, routeOf } from './hybrid.js';
 import type { AgentNode, AgentNodeOptions, ConnectionInfo, RemoteInfo } from './node-types.js';
 import { InboundRegistry, onion3Transport } from './onion3.js';
@@ -41,14 +41,7 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 90_000;
 export const DEFAULT_TOR_PHASE_TIMEOUT_MS = 45_000;
 /** Under mesh-then-tor, how long the mesh gets (a circuit build, then the exit's onion connect) before tor. */
 export const DEFAULT_MESH_PHASE_TIMEOUT_MS = 60_000;
-/** Tor dials retried: right after publishing, SOCKS answers "host unreachable" until the descriptor is up. */
-export const DEFAULT_TOR_DIAL_ATTEMPTS = 4;
-/** How a tor dial is retried (`attempts` is {@link AgentNodeOptions.torDialAttempts}). */
-const TOR_DIAL_RETRY: RetryPolicy = {
-  attempts: DEFAULT_TOR_DIAL_ATTEMPTS,
-  baseDelayMs: 1_000,
-  maxDelayMs: 8_000,
-};
+export { DEFAULT_TOR_DIAL_ATTEMPTS } from './dial-route.js';
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** yamux windows: throughput over a path is window ÷ loaded round trip (~0.1–0.2 s through tor on loopback). */
 export const DEFAULT_YAMUX_INITIAL_WINDOW = 1024 * 1024;
@@ -230,68 +223,20 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     throw new MmogitError('ERR_INTERNAL', 'agent node started without a listening port');
   }
 
-  /**
-   * Dials a list of addresses (libp2p picks), with retries for tor's not-yet-published descriptors. Over the
-   * mesh, only a connection that was itself dialled over the mesh carries the stream: an open one is reused,
-   * else a new one is forced (libp2p would otherwise reuse any connection to the peer, e.g. its inbound one
-   * through tor, and the route would silently not be the mesh).
-   */
-  const dialRoute = async (
+  const routeDeps: DialRouteDeps = {
+    libp2p,
+    transportOf,
+    streamRoutes,
+    torDialAttempts: opts.torDialAttempts,
+  };
+  const dialRoute = (
     addrs: Multiaddr[],
     protocol: string,
     route: RouteKind,
     signal: AbortSignal,
     what: string,
     peer?: PeerId,
-  ): Promise<Stream> => {
-    const attempts = route === 'tor' ? Math.max(1, opts.torDialAttempts ?? DEFAULT_TOR_DIAL_ATTEMPTS) : 1;
-    return retry(
-      async (n) => {
-        try {
-          const open =
-            route === 'mesh' && peer
-              ? libp2p.getConnections(peer).find((c) => c.status === 'open' && transportOf(c) === 'mesh')
-              : undefined;
-          const conn =
-            open ?? (await libp2p.dial(addrs, { signal, ...(route === 'mesh' ? { force: true } : {}) }));
-          const taken = transportOf(conn);
-          if (route === 'mesh' && taken !== 'mesh') {
-            throw new MmogitError(
-              'ERR_TRANSPORT_POLICY',
-              `${what}: the connection is not a mesh route (${taken})`,
-            );
-          }
-          let stream: Stream;
-          try {
-            stream = await conn.newStream(protocol, { signal });
-          } catch (err) {
-            // A connection that cannot open a stream (no answer to the protocol offer in time, muxer gone) is
-            // dead or dying: a peer that restarted behind tor leaves its old connection looking open for tens of
-            // seconds, and libp2p hands any open connection to the next dial, so every retry met the same dead
-            // one. Aborted, the next attempt dials afresh. "Protocol not supported" is the peer's answer.
-            if ((err as Error)?.name !== 'UnsupportedProtocolError' && conn.status === 'open') {
-              log(
-                '%s: aborting the connection that could not open a stream: %s',
-                what,
-                (err as Error)?.message,
-              );
-              conn.abort(err instanceof Error ? err : new Error(String(err)));
-            }
-            throw err;
-          }
-          streamRoutes.set(stream, taken);
-          return stream;
-        } catch (err) {
-          const e = dialError(err, what, signal);
-          log('%s over %s: attempt %d failed: %s', what, route, n, e.message);
-          throw e;
-        }
-      },
-      { ...TOR_DIAL_RETRY, attempts },
-      // policy, identity and "protocol not supported" are answers, not route failures: no retry
-      { signal, what, retryable: (e) => !FINAL_DIAL_CODES.some((c) => hasCode(e, c)) },
-    );
-  };
+  ): Promise<Stream> => dialVia(routeDeps, addrs, protocol, route, signal, what, peer);
 
   const peerAddrs = async (peer: PeerId): Promise<Multiaddr[]> => {
     try {
