@@ -32,6 +32,13 @@ export const DEFAULT_ATTEMPT_TIMEOUT_MS = 30_000;
 export const DEFAULT_INITIAL_RETRY_DELAY_MS = 1_000;
 /** Retry delay cap: a peer that comes back gets its queued messages within about this long. */
 export const DEFAULT_MAX_RETRY_DELAY_MS = 30_000;
+/**
+ * A message acked within this long of its frame being written never starts its outbox write: on a fast path the
+ * sender's disk is not touched at all (an open, write, fsync, close and unlink per message before, which with
+ * 100 sends in flight also queued the journal writes behind them in libuv's thread pool). Durability is owed
+ * only for a `queued` answer, which still waits for the write (docs/protocol.md §5.7.1).
+ */
+export const DEFAULT_OUTBOX_GRACE_MS = 200;
 
 /**
  * One delivery attempt: sends the message, resolves with the peer's verified ack and the message as sent (a
@@ -68,8 +75,10 @@ interface QueueEntry {
   item: OutboxItem;
   attempts: number;
   nextAt: number;
-  /** The outbox write started by `send()` (absent for items loaded from disk at start). */
+  /** The outbox write started for a message of `send()` (absent for items loaded from disk at start). */
   write?: OutboxWrite;
+  /** A message of `send()`: it has an outbox file only once `write` was started. */
+  fresh?: boolean;
   /** Set when the peer refused the message for good (it has left the queue). */
   refused?: MmogitError;
   /** Why the last attempt failed. */
@@ -88,6 +97,7 @@ export class SendQueue {
       initialDelayMs: deps.retry?.initialDelayMs ?? DEFAULT_INITIAL_RETRY_DELAY_MS,
       maxDelayMs: deps.retry?.maxDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS,
       attemptTimeoutMs: deps.retry?.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
+      outboxGraceMs: deps.retry?.outboxGraceMs ?? DEFAULT_OUTBOX_GRACE_MS,
     };
   }
 
@@ -113,9 +123,10 @@ export class SendQueue {
       item: { ...signed, queuedAt: this.deps.now() },
       attempts: 0,
       nextAt: Number.POSITIVE_INFINITY,
+      fresh: true,
     };
-    // Started once the frame is on its way (its fs calls then do not delay the frame), or when the attempt
-    // ends without sending it.
+    // Started when the ack has not come within the grace after the frame went out (its fs calls then never
+    // delay the frame, and a quick ack saves them), or when the attempt ends without an ack.
     const startWrite = (): OutboxWrite => {
       if (!entry.write) {
         entry.write = this.deps.outbox.begin(signed, entry.item.queuedAt);
@@ -123,9 +134,23 @@ export class SendQueue {
       }
       return entry.write;
     };
+    let grace: NodeJS.Timeout | undefined;
+    const onSent = () => {
+      if (this.retry.outboxGraceMs <= 0) {
+        startWrite();
+        return;
+      }
+      grace = setTimeout(() => {
+        // Acked (or refused) meanwhile: the entry has left the queue and no write is owed.
+        if (this.queue.get(id) === entry) startWrite();
+      }, this.retry.outboxGraceMs);
+      grace.unref?.();
+    };
     this.queue.set(id, entry);
     const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `send to ${to}`);
-    if (await this.attempt(id, signal, startWrite)) return { id, status: 'delivered', thread };
+    const acked = await this.attempt(id, signal, onSent);
+    clearTimeout(grace);
+    if (acked) return { id, status: 'delivered', thread };
     if (entry.refused) {
       const err = entry.refused;
       throw new MmogitError(err.code, err.message, {
@@ -312,7 +337,7 @@ export class SendQueue {
     try {
       await this.deps.store.append({ direction: 'out', message, sig, at: this.deps.now(), ack });
       if (entry.write) await this.deps.outbox.discard(entry.write);
-      else await this.deps.outbox.remove(message.id);
+      else if (!entry.fresh) await this.deps.outbox.remove(message.id);
     } catch (e) {
       this.deps.fail(asMmogitError(e));
       if (this.deps.running() && !this.queue.has(message.id)) {

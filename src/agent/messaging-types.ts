@@ -84,6 +84,12 @@ export interface RetryPolicy {
   initialDelayMs?: number;
   maxDelayMs?: number;
   attemptTimeoutMs?: number;
+  /**
+   * How long after its frame is written a message waits for the ack before its outbox write starts (default
+   * `DEFAULT_OUTBOX_GRACE_MS`; 0 starts it at once). A message acked sooner never touches the disk on the
+   * sender's side; a failed attempt starts the write at once (docs/protocol.md §5.7.1).
+   */
+  outboxGraceMs?: number;
 }
 
 /**

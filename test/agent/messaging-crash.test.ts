@@ -54,7 +54,10 @@ describe('send(): outbox write beside the first attempt', () => {
 
   it('an outbox write that finishes after the ack does not leave its file behind', async () => {
     const dir: Directory = new Map();
-    const a = await agent(dir);
+    // No grace: the write starts as the frame goes out (as it does when the ack is slower than the grace).
+    const a = await agent(dir, {
+      deps: { retry: { initialDelayMs: 50, maxDelayMs: 400, attemptTimeoutMs: 3_000, outboxGraceMs: 0 } },
+    });
     const b = await agent(dir);
     const outbox = a.messenger.outbox;
     const realBegin = outbox.begin.bind(outbox);
@@ -89,6 +92,37 @@ describe('send(): outbox write beside the first attempt', () => {
     expect(await outboxFiles(a.home)).toEqual([]);
     expect(a.messenger.pending()).toEqual([]);
     expect(got.length).toBe(1);
+  });
+
+  it('a message acked within the grace never starts an outbox write; a slower ack does', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir, {
+      deps: { retry: { initialDelayMs: 50, maxDelayMs: 400, attemptTimeoutMs: 3_000, outboxGraceMs: 150 } },
+    });
+    const b = await agent(dir);
+    const outbox = a.messenger.outbox;
+    const realBegin = outbox.begin.bind(outbox);
+    const begun: string[] = [];
+    outbox.begin = (signed: SignedMessage, queuedAt = Date.now()) => {
+      begun.push(signed.message.id);
+      return realBegin(signed, queuedAt);
+    };
+    for (let i = 0; i < 5; i++) {
+      expect((await a.messenger.send(b.key.onion, `quick ${i}`)).status).toBe('delivered');
+    }
+    await new Promise((r) => setTimeout(r, 300)); // past every grace: no write started late either
+    expect(begun).toEqual([]);
+    // The receiver holds its acks back longer than the grace: the write starts, and is removed after the ack.
+    const store = b.store;
+    const realAppend = store.append.bind(store);
+    store.append = async (record) => {
+      await new Promise((r) => setTimeout(r, 400));
+      return realAppend(record);
+    };
+    const slow = await a.messenger.send(b.key.onion, 'slow ack');
+    expect(slow.status).toBe('delivered');
+    expect(begun).toEqual([slow.id]);
+    await waitFor(async () => (await outboxFiles(a.home)).length === 0, 5_000, 'outbox empty');
   });
 
   it('a delivered message leaves no outbox file or temp file, and its sent copy is stored', async () => {
