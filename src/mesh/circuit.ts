@@ -78,7 +78,11 @@ export class Circuit implements Leg {
   #beaconTimer: NodeJS.Timeout | undefined;
   #beaconId = 1;
   #tick = 0;
-  readonly #outstanding = new Map<number, { hop: number; at: number }>();
+  /** Beacons not yet answered: sent at `at`, when this process had been stalled `stalledAt` ms in all. */
+  readonly #outstanding = new Map<number, { hop: number; at: number; stalledAt: number }>();
+  /** Total time the beacon ticks came late: this process could not run (as a link's SilenceMeter counts it). */
+  #stalledMs = 0;
+  #intervalMs = DEFAULT_BEACON_INTERVAL_MS;
   #missed = 0;
   #slow = 0;
   /** performance.now() of the last cell from the exit: any traffic proves the whole path alive. */
@@ -293,18 +297,33 @@ export class Circuit implements Leg {
 
   // ── beacons ───────────────────────────────────────────────────────────────────────────────────────
 
-  /** Starts beacons: every interval one to the exit, every {@link HOP_PROBE_EVERY}th one to each hop. */
+  /**
+   * Starts beacons: every interval one to the exit, every {@link HOP_PROBE_EVERY}th one to each hop.
+   *
+   * The miss rule does not count this process's own stalls (the link's dead-link rule, src/mesh/_silence.ts,
+   * does the same): a tick that comes later than one interval after the previous one shows this process was
+   * stalled for the excess, and answers sent by live hops meanwhile wait unread in the socket (or, with the
+   * relays on this host, the relays were stalled too). A beacon is
+   * missed only once it went unanswered for half an interval of time this process could run; beacons go out
+   * on every tick, a late one included (the tick after a stall skipped them, starving the exit of beacons).
+   */
   startBeacons(intervalMs = DEFAULT_BEACON_INTERVAL_MS): void {
     if (this.#beaconTimer || this.#closed) return;
+    this.#intervalMs = intervalMs;
+    // the clock ticks every eighth of an interval, so a stall's unmeasured part (up to one tick) stays well
+    // below the half interval a beacon is given; beacons go out once about an interval passed since the last
+    const tickMs = Math.max(10, Math.floor(intervalMs / 8));
     let last = performance.now();
+    let lastBeacons = last;
     this.#beaconTimer = setInterval(() => {
-      // a tick that comes late means this process was stalled: answers may be waiting unread, so skip it; else
-      // judge after this turn's I/O (setImmediate runs after the poll phase)
-      const now = performance.now();
-      const late = now - last > 2 * intervalMs;
-      last = now;
-      if (!late) setImmediate(() => this.#beaconTick());
-    }, intervalMs);
+      const at = performance.now();
+      this.#stalledMs += Math.max(0, at - last - tickMs);
+      last = at;
+      if (at - lastBeacons < intervalMs - tickMs / 2) return;
+      lastBeacons = at;
+      // judge after this turn's I/O (setImmediate runs after the poll phase), as of the tick's time
+      setImmediate(() => this.#beaconTick(at));
+    }, tickMs);
     this.#beaconTimer.unref();
   }
 
@@ -314,7 +333,7 @@ export class Circuit implements Leg {
     const id = this.#beaconId++ >>> 0;
     const data = Buffer.alloc(4);
     data.writeUInt32BE(id);
-    this.#outstanding.set(id, { hop: j, at: performance.now() });
+    this.#outstanding.set(id, { hop: j, at: performance.now(), stalledAt: this.#stalledMs });
     (this.health[j - 1] as HopHealth).sent++;
     try {
       this.sendTo(j, MSG_BEACON, 0, data);
@@ -329,7 +348,7 @@ export class Circuit implements Leg {
    */
   standby = false;
 
-  #beaconTick(): void {
+  #beaconTick(at: number): void {
     if (this.#closed) return;
     if (this.standby && (this.#tick++ % HOP_PROBE_EVERY !== 0 || this.#outstanding.size > 0)) return;
     const n = this.hops.length;
@@ -337,6 +356,8 @@ export class Circuit implements Leg {
     // exit arrived since it was sent (traffic proves the path alive; a beacon queued behind bulk data is late)
     let exitMissed = false;
     for (const [id, o] of this.#outstanding) {
+      // not due yet: most of its wait was this process's own stall (see startBeacons)
+      if (at - o.at - (this.#stalledMs - o.stalledAt) < this.#intervalMs / 2) continue;
       this.#outstanding.delete(id);
       if (o.hop === n && this.#lastFromExit > o.at) continue;
       const h = this.health[o.hop - 1] as HopHealth;
@@ -369,7 +390,8 @@ export class Circuit implements Leg {
     const o = this.#outstanding.get(id);
     if (!o || o.hop !== from) return;
     this.#outstanding.delete(id);
-    const rtt = performance.now() - o.at;
+    // this process's stalls since the beacon went out are not the path's round trip
+    const rtt = Math.max(0, performance.now() - o.at - (this.#stalledMs - o.stalledAt));
     const h = this.health[from - 1] as HopHealth;
     h.lostSinceAnswer = false;
     const prev = h.rttMs;
