@@ -12,6 +12,19 @@ const PARTS = {
     size: '100',
     files: ['test/reliability/kill-write.test.ts', 'test/reliability/kill.tor.test.ts'],
   },
+  'kill-receive': {
+    what: 'kill -9 mid-message-receive only (size: kills, default 100; a kill takes 30-140 s on 2 cores)',
+    env: 'MMOGIT_KILL_RUNS',
+    size: '100',
+    files: ['test/reliability/kill.tor.test.ts'],
+    args: ['-t', 'mid-message-receive'],
+  },
+  'kill-file': {
+    what: 'kill -9 of the receiving daemon mid-file, 4 MiB each, resumed (size: runs, default 100)',
+    env: 'MMOGIT_KILL_FILE_RUNS',
+    size: '100',
+    files: ['test/reliability/kill-file.tor.test.ts'],
+  },
   load: {
     what: 'agents × messages on the private network (size: messages per agent, default 1000; MMOGIT_LOAD_AGENTS, default 20)',
     env: 'MMOGIT_LOAD_MESSAGES',
@@ -54,7 +67,7 @@ if (size !== undefined && !/^[1-9][0-9]{0,6}$/.test(size)) {
   process.stderr.write(`size must be a positive integer, got ${JSON.stringify(size)}\n`);
   process.exit(2);
 }
-const r = spawnSync('npx', ['vitest', 'run', ...spec.files], {
+const r = spawnSync('npx', ['vitest', 'run', ...spec.files, ...(spec.args ?? [])], {
   stdio: 'inherit',
   env: { ...process.env, ...spec.extra, [spec.env]: size ?? spec.size },
 });
