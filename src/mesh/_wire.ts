@@ -94,6 +94,8 @@ export const REASONS = [
   'hop-unreachable',
   'bad-handshake',
   'reset',
+  // a neighbour's link declared silent (its socket may still be open): `link-lost` is a closed or failed one
+  'link-timeout',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

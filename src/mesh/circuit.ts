@@ -265,7 +265,12 @@ export class Circuit implements Leg {
       const reason = reasonOf(msg.data[0] ?? 1);
       if (reason === 'tampered') this.events.onTampering?.([from - 1, from]);
       const lost =
-        reason === 'link-lost' || reason === 'timeout' || reason === 'hop-unreachable' ? from + 1 : from;
+        reason === 'link-lost' ||
+        reason === 'link-timeout' ||
+        reason === 'timeout' ||
+        reason === 'hop-unreachable'
+          ? from + 1
+          : from;
       this.#end(
         reason,
         lost,

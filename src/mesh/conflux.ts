@@ -269,7 +269,9 @@ export class ClientSet extends StreamSet {
   /** Whether a leg's failure means its exit is gone (not just a guard or middle). */
   #exitGone(leg: Circuit, error: MeshError): boolean {
     const hop = error.details?.hop;
-    return hop === leg.length && error.reason !== 'tampered';
+    // `link-timeout`: the hop before the exit only heard nothing from it, which a live exit behind a stalled
+    // or congested link also causes; a new leg to the same exit is the test (a gone exit fails its build)
+    return hop === leg.length && error.reason !== 'tampered' && error.reason !== 'link-timeout';
   }
 
   #switchTo(to: Circuit, from: Circuit): void {

@@ -284,7 +284,8 @@ export class Relay {
         circ.next = { link, id };
         link.register(id, {
           onCell: (c) => this.#fromNext(circ, c),
-          onLinkClosed: () => this.#truncate(circ, 'link-lost'),
+          // silence (the link's dead-link rule) is told apart from a closed socket: a silent exit may be alive
+          onLinkClosed: (e) => this.#truncate(circ, e.reason === 'timeout' ? 'link-timeout' : 'link-lost'),
         });
         link.send(encodeCell(id, CMD_CREATE, req.create), id);
       },

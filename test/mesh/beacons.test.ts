@@ -7,6 +7,7 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_BEACON_INTERVAL_MS } from '../../src/mesh/_wire.js';
 import { Circuit, type RelayInfo } from '../../src/mesh/circuit.js';
+import type { MeshError } from '../../src/mesh/errors.js';
 import { LinkPool } from '../../src/mesh/link-pool.js';
 import { startRelays } from './_helpers.js';
 
@@ -114,5 +115,33 @@ describe('circuit beacons: the miss rule', () => {
     expect(circ.alive).toBe(true);
     // two intervals of misses, judged on the 500 ms tick; the bound leaves a loaded machine's timer lag room
     expect((suspects[0]?.at ?? Infinity) - from).toBeLessThan(DEFAULT_BEACON_INTERVAL_MS * 6);
+  }, 20_000);
+
+  it('a middle whose link to the exit goes silent reports TRUNCATED(link-timeout), not link-lost', async () => {
+    // relays with the default 500 ms keepalive: hop 2's link to hop 3 (through the proxy) dies after ~1.5 s
+    const { infos, close } = await startRelays(3);
+    cleanups.push(close);
+    const third = infos[2] as RelayInfo;
+    const p = await proxyTo(third.tcp?.port as number);
+    const pool = new LinkPool();
+    cleanups.push(() => pool.closeAll());
+    const closed = new Promise<MeshError>((r) => {
+      void Circuit.build(
+        [
+          infos[0] as RelayInfo,
+          infos[1] as RelayInfo,
+          { ...third, tcp: { host: '127.0.0.1', port: p.port } },
+        ],
+        {
+          pool,
+          events: { onClosed: r },
+        },
+      ).then((c) => {
+        cleanups.push(() => c.destroy());
+        p.blackhole();
+      });
+    });
+    const error = await closed;
+    expect(error).toMatchObject({ details: { reason: 'link-timeout', hop: 3 } });
   }, 20_000);
 });
