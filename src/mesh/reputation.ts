@@ -2,6 +2,9 @@
  * Per-relay reputation (docs/mesh.md §Knowledge), kept on disk so bad relays stay avoided across runs:
  * circuits built and failed, relays lost, tampering, round-trip EWMA, last seen.
  * `score = (ok + 1) / (ok + failed + 2) × 0.5^tampered`; relays under {@link MIN_SCORE} are not picked.
+ * Built and failed counts decay with a half-life of {@link DECAY_HALF_LIFE_MS} (1 h): a relay that stays down
+ * reaches a bounded count (about retries per half-life × 1.44) instead of sinking on every retry, and one that
+ * comes back is picked again within hours, its successes counting as before. Tampering does not decay.
  * @module
  */
 import { mkdir, readFile } from 'node:fs/promises';
@@ -14,6 +17,14 @@ export const MIN_SCORE = 0.2;
 /** Most relays remembered (the least recently seen are forgotten first). */
 const MAX_RELAYS = 10_000;
 const SAVE_DELAY_MS = 500;
+/** Half-life of the built and failed counts (ms). */
+export const DECAY_HALF_LIFE_MS = 3_600_000;
+
+/** `r` as of `now`: ok and failed decayed since `r.lastSeen`. */
+function decayed(r: RelayRecord, now: number): RelayRecord {
+  const f = 0.5 ** (Math.max(0, now - r.lastSeen) / DECAY_HALF_LIFE_MS);
+  return { ...r, ok: r.ok * f, failed: r.failed * f };
+}
 
 /** What is remembered about one relay. */
 export interface RelayRecord {
@@ -36,14 +47,16 @@ export class Reputation {
   readonly #records = new Map<string, RelayRecord>();
   #timer: NodeJS.Timeout | undefined;
   #saving: Promise<void> = Promise.resolve();
+  readonly #now: () => number;
 
-  private constructor(path: string | undefined) {
+  private constructor(path: string | undefined, now: () => number) {
     this.path = path;
+    this.#now = now;
   }
 
   /** Loads `path` (a missing or unreadable file is an empty table: reputation is advisory). */
-  static async open(path?: string): Promise<Reputation> {
-    const rep = new Reputation(path);
+  static async open(path?: string, options: { now?: () => number } = {}): Promise<Reputation> {
+    const rep = new Reputation(path, options.now ?? Date.now);
     if (!path) return rep;
     try {
       const data = JSON.parse(await readFile(path, 'utf8')) as {
@@ -71,17 +84,23 @@ export class Reputation {
     return rep;
   }
 
+  /** The record as of now (counts decayed). */
   get(onion: string): RelayRecord | undefined {
-    return this.#records.get(onion);
+    const r = this.#records.get(onion);
+    return r && decayed(r, this.#now());
   }
 
   score(onion: string): number {
-    return scoreOf(this.#records.get(onion));
+    return scoreOf(this.get(onion));
   }
 
   all(): Record<string, RelayRecord & { score: number }> {
     const out: Record<string, RelayRecord & { score: number }> = {};
-    for (const [k, r] of this.#records) out[k] = { ...r, score: scoreOf(r) };
+    const now = this.#now();
+    for (const [k, r] of this.#records) {
+      const d = decayed(r, now);
+      out[k] = { ...d, score: scoreOf(d) };
+    }
     return out;
   }
 
@@ -94,10 +113,14 @@ export class Reputation {
         for (const [k, v] of this.#records) if (v.lastSeen < t) [oldest, t] = [k, v.lastSeen];
         if (oldest) this.#records.delete(oldest);
       }
-      r = { ok: 0, failed: 0, lost: 0, tampered: 0, rttMs: null, lastSeen: 0 };
+      r = { ok: 0, failed: 0, lost: 0, tampered: 0, rttMs: null, lastSeen: this.#now() };
       this.#records.set(onion, r);
     }
-    r.lastSeen = Date.now();
+    const now = this.#now();
+    const d = decayed(r, now);
+    r.ok = d.ok;
+    r.failed = d.failed;
+    r.lastSeen = now;
     this.#scheduleSave();
     return r;
   }
