@@ -92,3 +92,28 @@ export async function writeFileDurable(
   if (options.syncDir !== false) await syncDir(dirname(path));
   return true;
 }
+
+/** A temp file of {@link writeFileDurable}: `<name>.tmp-<pid>-<hex>`, the writer's pid in group 1. */
+const DURABLE_TEMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
+
+/** Whether process `pid` is gone (kill(pid, 0) fails with ESRCH); a process of another user counts as alive. */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Whether `name` is a temp file of {@link writeFileDurable} whose writer is gone (killed mid-write): nothing
+ * else will ever rename or remove it, so its directory's owner may. A temp file of this process or of a live
+ * one is a write in progress and is left alone.
+ */
+export function isStaleDurableTemp(name: string): boolean {
+  const m = DURABLE_TEMP_RE.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  return pid !== process.pid && processGone(pid);
+}

@@ -8,7 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir, writeFileDurable } from '../_fs.js';
+import { isStaleDurableTemp, syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { diskFullError } from './_errors.js';
 import { type SignedFileOffer, storedFileName } from './files-wire.js';
@@ -149,6 +149,9 @@ export class FileInbox {
     await mkdir(this.#partials, { recursive: true, mode: 0o700 });
     await chmod(this.dir, 0o700);
     await chmod(this.#partials, 0o700);
+    // A state write cut by a kill -9 leaves its temp file behind: nothing else would ever remove it.
+    for (const name of await readdir(this.#partials))
+      if (isStaleDurableTemp(name)) await rm(join(this.#partials, name), { force: true });
   }
 
   /** Where the complete file of `offer` is (or will be) stored. */

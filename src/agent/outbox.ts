@@ -9,25 +9,13 @@
  */
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { syncDir, writeFileDurable } from '../_fs.js';
+import { isStaleDurableTemp, syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { type AnySignedMessage, parseAnyEnvelope, verifyAnyMessage } from './messaging-envelope-v2.js';
 
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
 const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
-/** A temp file of writeFileDurable (src/_fs.ts): `<id>.json.tmp-<pid>-<hex>`. */
-const TEMP_FILE_RE = /^[0-9a-f]{32}\.json\.tmp-(\d+)-[0-9a-f]+$/;
-
-/** Whether process `pid` is gone (kill(pid, 0) fails with ESRCH); a process of another user counts as alive. */
-function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
 
 /** One queued message as stored on disk. */
 export interface OutboxItem extends AnySignedMessage {
@@ -193,8 +181,7 @@ export class Outbox {
     for (const name of names) {
       // A temp file whose writer is gone is a write that never finished: nothing was promised for it (a message
       // is `queued` only after its rename), and left in place it would stay forever.
-      const temp = TEMP_FILE_RE.exec(name);
-      if (temp && Number(temp[1]) !== process.pid && processGone(Number(temp[1]))) {
+      if (isStaleDurableTemp(name)) {
         await rm(join(this.dir, name), { force: true });
         continue;
       }
