@@ -12,6 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
 import {
+  type EvictReason,
   INBOUND_HANDSHAKE_START_TIMEOUT_MS,
   INBOUND_UPGRADE_TIMEOUT_MS,
   MAX_PENDING_INBOUND,
@@ -72,7 +73,7 @@ function attack(port: number, kind: number, onClose: () => void): Promise<net.So
 }
 
 /** The victim (tor-only: its onion listener only) with a test protocol, a genuine peer, and its `send`. */
-async function victimAndPeer(onEvict?: () => void) {
+async function victimAndPeer(onEvict?: (reason: EvictReason) => void) {
   const victim = await createAgentNode({
     key: AgentKey.random(),
     policy: 'tor-only',
@@ -153,7 +154,11 @@ describe(`exhaustion: ${HOLD} attackers re-opening every connection the agent dr
   // genuine peer is evicted only if MAX_PENDING_INBOUND connections arrive during its own upgrade.
   it('keeps more connections pending than the agent admits, and a genuine peer still connects within the bound', async () => {
     let evictions = 0;
-    const { victim, send } = await victimAndPeer(() => evictions++);
+    let overCap = 0;
+    const { victim, send } = await victimAndPeer((reason) => {
+      evictions++;
+      if (reason === 'evicted') overCap++;
+    });
     const port = victim.listenPort as number;
     const normalMs = await send('baseline');
 
@@ -179,8 +184,10 @@ describe(`exhaustion: ${HOLD} attackers re-opening every connection the agent dr
       await Promise.all(Array.from({ length: Math.min(50, HOLD - i) }, (_, j) => hold(kinds[(i + j) % 4]!)));
     }
     await new Promise((r) => setTimeout(r, 1_000));
+    // How many are open at this instant is a race between the attackers' re-opens and the agent's drops (on a
+    // loaded Node 24 run it came out below the cap), so it is only reported; that the attack went past the cap
+    // is checked below by the agent's own count of connections it evicted to admit a newer one.
     const openAtStart = open;
-    expect(openAtStart).toBeGreaterThan(MAX_PENDING_INBOUND);
 
     // Across the deadlines: idle sockets dropped at 5 s, the rest at 15 s, all re-opened at once.
     const times: number[] = [];
@@ -195,11 +202,13 @@ describe(`exhaustion: ${HOLD} attackers re-opening every connection the agent dr
     const rate = (opened - openedBefore) / ((Date.now() - floodStart) / 1000);
     process.stderr.write(
       `[exhaustion] sustained flood: ${HOLD} attackers (${openAtStart} connections open after 1 s, ${opened} opened in all, ` +
-        `${evictions} dropped by the agent before their upgrade, ${rate.toFixed(0)} new connections/s); genuine connect + message: ${times.length} tries, ` +
+        `${evictions} dropped by the agent before their upgrade (${overCap} evicted over the cap), ${rate.toFixed(0)} new connections/s); genuine connect + message: ${times.length} tries, ` +
         `max ${Math.max(...times)} ms, median ${times.sort((a, b) => a - b)[times.length >> 1]} ms (${normalMs} ms without)\n`,
     );
     for (const t of times) expect(t).toBeLessThan(GENUINE_BOUND_MS);
     expect(times.length).toBeGreaterThanOrEqual(5);
     expect(opened).toBeGreaterThan(HOLD); // the attackers did re-open what was dropped
+    // HOLD never-upgrading connections against a cap of MAX_PENDING_INBOUND: at least the excess was evicted
+    expect(overCap).toBeGreaterThanOrEqual(HOLD - MAX_PENDING_INBOUND);
   }, 120_000);
 });
