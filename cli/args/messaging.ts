@@ -30,6 +30,10 @@ export function messagingCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
           .option('max-file-bytes', {
             type: 'string',
             describe: 'refuse a --file over N bytes (default 1 GiB)',
+          })
+          .option('background', {
+            type: 'boolean',
+            describe: 'with --file: answer "queued" once the offer is in the outbox; the daemon sends it',
           }),
       handle(() => import('../commands/send.js')),
     )

@@ -21,14 +21,18 @@ interface SendFileArgs extends GlobalOptions {
   replyTo?: string;
   meta?: string[];
   maxFileBytes?: string;
+  background?: boolean;
 }
 
 const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
 
 /**
- * `mmogit send <peer> --file PATH [--max-file-bytes N]` → `{"id","to","name","size","sha256","status",
- * "attempts","resumedFrom","ms"}`. The daemon opens the file itself (the path is made absolute here); a
- * directory, a missing or unreadable file and one over the cap are refused before the daemon is asked.
+ * `mmogit send <peer> --file PATH [--max-file-bytes N] [--background]` → `{"id","to","name","size","sha256",
+ * "status","attempts","resumedFrom","ms","reused","error"?}`. The daemon opens the file itself (the path is made
+ * absolute here); a directory, a missing or unreadable file and one over the cap are refused before the daemon
+ * is asked. `status` is `delivered`, or `queued`: the signed offer is in the daemon's outbox (`mmogit outbox`)
+ * and is resumed under the same id; `reused` says a pending entry of the same content to the same peer was
+ * taken instead of a new one.
  */
 export async function sendFile(args: SendFileArgs, to: string, file: string): Promise<CommandResult> {
   const clash = ['text', 'stdin', 'jsonBody', 'type', 'thread', 'replyTo', 'meta'].find(
@@ -60,11 +64,23 @@ export async function sendFile(args: SendFileArgs, to: string, file: string): Pr
   const r = await callDaemon<Omit<SendFileResult, 'ack'>>(
     configDirOf(args),
     'sendFile',
-    { onion: to, path, ...(maxFileBytes !== undefined ? { maxFileBytes } : {}) },
+    {
+      onion: to,
+      path,
+      ...(maxFileBytes !== undefined ? { maxFileBytes } : {}),
+      ...(args.background ? { background: true } : {}),
+    },
     { timeoutMs: DEFAULT_FILE_TIMEOUT_MS + 60_000, onProgress: show },
   );
   if (last > 0) endProgress();
   const resumed = r.resumedFrom.length > 0 ? `, resumed ${r.resumedFrom.length}×` : '';
+  if (r.status === 'queued') {
+    const why = r.error ? ` (${r.error.code})` : '';
+    return {
+      data: r,
+      human: `queued ${r.name} as ${r.id}${r.reused ? ' (already pending: reused)' : ''}${why}: the daemon resumes it; see mmogit outbox`,
+    };
+  }
   return {
     data: r,
     human: `delivered ${r.name} (${r.size} bytes, sha256 ${r.sha256}) as ${r.id} in ${(r.ms / 1000).toFixed(1)} s${resumed}`,

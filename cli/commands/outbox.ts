@@ -1,4 +1,5 @@
 import { callDaemon } from '../../src/agent/daemon.js';
+import type { PendingFile } from '../../src/agent/file-queue.js';
 import type { PendingMessage } from '../../src/agent/messaging-types.js';
 import { MmogitError } from '../../src/errors.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
@@ -15,8 +16,10 @@ function when(ms: number): string {
 }
 
 /**
- * `mmogit outbox [list]` → `[{"id","to","type","preview","queuedAt","attempts","nextAttemptAt","lastError"?}]`;
- * `outbox retry <id>` → `{"id","status":"delivered"|"queued"|"refused","error"?}` (attempted now);
+ * `mmogit outbox [list]` → `[{"id","to","type","preview","queuedAt","attempts","nextAttemptAt","lastError"?}]`,
+ * a file entry (type `file`) with `"file":{"name","size","sha256","path","state":"pending"|"failed","offset"}`;
+ * `outbox retry <id>` → `{"id","status":"delivered"|"queued"|"refused"|"failed"|"sending","error"?}` (attempted
+ * now; a failed file is hashed again first, `sending`: a file transfer still running after 30 s);
  * `outbox drop <id>` → `{"id","to"}` (given up: it leaves the outbox unsent).
  */
 export default async function outbox(args: OutboxArgs): Promise<CommandResult> {
@@ -47,7 +50,17 @@ export default async function outbox(args: OutboxArgs): Promise<CommandResult> {
         : `${r.status} (${r.id})`,
     };
   }
-  const items = await callDaemon<PendingMessage[]>(configDir, 'outbox', { action: 'list' });
+  const items = await callDaemon<(PendingMessage & Partial<Pick<PendingFile, 'file'>>)[]>(
+    configDir,
+    'outbox',
+    {
+      action: 'list',
+    },
+  );
+  const state = (m: (typeof items)[number]) =>
+    m.file
+      ? `\n    file ${t(m.file.path)}, ${m.file.size} bytes, sha256 ${m.file.sha256}, ${m.file.state}${m.file.offset > 0 ? `, receiver holds ${m.file.offset}` : ''}`
+      : '';
   return {
     data: items,
     human:
@@ -56,7 +69,7 @@ export default async function outbox(args: OutboxArgs): Promise<CommandResult> {
         : items
             .map(
               (m) =>
-                `${m.id}  to ${m.to.slice(0, 16)}…  [${t(m.type)}] ${t(m.preview)}\n    queued ${new Date(m.queuedAt).toISOString()}, ${m.attempts} attempt(s), next ${when(m.nextAttemptAt)}${m.lastError ? `, last error ${m.lastError.code}` : ''}`,
+                `${m.id}  to ${m.to.slice(0, 16)}…  [${t(m.type)}] ${t(m.preview)}\n    queued ${new Date(m.queuedAt).toISOString()}, ${m.attempts} attempt(s), ${m.file?.state === 'failed' ? 'failed' : `next ${when(m.nextAttemptAt)}`}${m.lastError ? `, last error ${m.lastError.code}` : ''}${state(m)}`,
             )
             .join('\n'),
   };

@@ -18,6 +18,7 @@ interface SendArgs extends GlobalOptions {
   meta?: string[];
   file?: string;
   maxFileBytes?: string;
+  background?: boolean;
 }
 
 async function readStdin(): Promise<string> {

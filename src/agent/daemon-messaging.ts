@@ -98,8 +98,9 @@ export function messagingHandlers(agent: Agent, net: () => AgentRuntime): Record
       });
     },
     /**
-     * `{onion, path, maxFileBytes?}`: the daemon opens `path` itself (an absolute path; the socket is the
-     * user's own, mode 0600), so no file content ever travels through IPC. Progress lines: `{phase:"file",…}`.
+     * `{onion, path, maxFileBytes?, background?}`: the daemon opens `path` itself (an absolute path; the socket
+     * is the user's own, mode 0600), so no file content ever travels through IPC. Progress lines:
+     * `{phase:"file",…}`. `background`: answer `queued` once the offer is in the file outbox.
      */
     sendFile: async (p, ctx) => {
       const path = stringParam(p, 'path', 4096);
@@ -108,6 +109,7 @@ export function messagingHandlers(agent: Agent, net: () => AgentRuntime): Record
       const { ack: _ack, ...result } = await net().sendFile(stringParam(p, 'onion', 128), path, {
         signal: ctx.signal,
         ...(maxFileBytes !== undefined ? { maxFileBytes } : {}),
+        background: p.background === true,
         onProgress: (e) => ctx.progress({ ...e, stage: e.phase, phase: 'file' }),
       });
       return result;

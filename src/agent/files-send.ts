@@ -1,16 +1,15 @@
 /**
  * The sending side of `/mmogit/file/1.0.0` (docs/protocol.md §9): checks the file (a readable regular file
- * under the cap), hashes it once, signs one offer, then streams it in chunks read from disk — at most
+ * under the cap) and hashes it; given the signed offer (kept in the file outbox, file-queue.ts), streams it in
+ * chunks read from disk — at most
  * {@link FILE_WINDOW_BYTES} unacknowledged, so memory stays bounded whatever the size — and, when the
  * connection drops, reconnects and resumes from the offset the receiver says it holds.
  * @module
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { retry } from '../_async.js';
-import { abortReason, MmogitError, withTimeout } from '../errors.js';
-import type { AgentKey } from '../identity/keys.js';
+import { abortReason, MmogitError } from '../errors.js';
 import { asMmogitError, remoteError } from './_errors.js';
 import type { FileSession } from './files-receive.js';
 import {
@@ -21,7 +20,6 @@ import {
   FILE_DATA_TAG,
   FILE_WINDOW_BYTES,
   type SignedFileOffer,
-  signFileOffer,
 } from './files-wire.js';
 import { type SignedAck, verifyAck } from './messaging-envelope.js';
 
@@ -53,22 +51,30 @@ export interface SendFileOptions {
   /** Connections to try (default {@link DEFAULT_FILE_ATTEMPTS}). */
   attempts?: number;
   onProgress?: (event: FileProgress) => void;
+  /** Answer `queued` as soon as the offer is durable in the file outbox; the service sends it (default false). */
+  background?: boolean;
 }
 
-/** The outcome of a delivered file. */
+/**
+ * The outcome of `sendFile`: `delivered` (the receiver's signed ack is in `ack`), or `queued` (the offer is in the
+ * file outbox and the daemon keeps resuming it under the same id; `error` says why this call did not finish).
+ */
 export interface SendFileResult {
   id: string;
   to: string;
   name: string;
   size: number;
   sha256: string;
-  status: 'delivered';
-  /** Connections used (1 when nothing dropped). */
+  status: 'delivered' | 'queued';
+  /** Connections this call used (1 when nothing dropped; 0 for `background`). */
   attempts: number;
-  /** The offset each resumption started from. */
+  /** The offset each resumption of this call started from. */
   resumedFrom: number[];
   ms: number;
-  ack: SignedAck;
+  /** True when the offer was already pending in the outbox (same peer, size and sha256) and was reused. */
+  reused: boolean;
+  ack?: SignedAck;
+  error?: { code: string; message: string };
 }
 
 /** A connection for one attempt: the PQ session and how to drop it. */
@@ -77,7 +83,8 @@ export interface FileConnection {
   abort(err: Error): void;
 }
 
-interface LocalFile {
+/** A file as it was checked: its size and mtime tell whether it changed since. */
+export interface LocalFile {
   path: string;
   size: number;
   mtimeMs: number;
@@ -136,8 +143,12 @@ async function reopen(file: LocalFile): Promise<FileHandle> {
   return fh;
 }
 
-/** The SHA-256 (hex) of `file`, read in 1 MiB blocks. */
-async function hashFile(file: LocalFile, signal: AbortSignal, onBytes: (n: number) => void): Promise<string> {
+/** The SHA-256 (hex) of `file`, read in 1 MiB blocks; `ERR_FILE_CHANGED` when its size or mtime moved. */
+export async function hashFile(
+  file: LocalFile,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+): Promise<string> {
   const fh = await reopen(file);
   try {
     const hash = createHash('sha256');
@@ -159,29 +170,41 @@ async function hashFile(file: LocalFile, signal: AbortSignal, onBytes: (n: numbe
   }
 }
 
+/** What {@link transferOffer} did: the receiver's signed ack, the connections used, where each resumption began. */
+export interface TransferResult {
+  ack: SignedAck;
+  attempts: number;
+  /** The offset each connection after the first started from. */
+  resumedFrom: number[];
+}
+
+/** Options of {@link transferOffer}. */
+export interface TransferOptions {
+  signal: AbortSignal;
+  /** Connections to try (the first included). */
+  attempts: number;
+  onProgress?: (event: FileProgress) => void;
+  /** Every `accept`: the offset the receiver holds durably, and which connection of this call it came on. */
+  onAccept?: (offset: number, attempt: number) => void;
+}
+
 /**
- * Sends the file at `path` to `to` over connections from `connect`, resuming after a drop. Resolves once the
- * receiver's signed ack says the file is stored, verified and listed.
+ * Sends `file` under the signed `offer` (the same offer, so the same id, on every connection and every call)
+ * over connections from `connect`, resuming after a drop from the offset the receiver answers with. Resolves
+ * once the receiver's signed ack says the file is stored, verified and listed.
  *
- * @throws `ERR_FILE_UNREADABLE`, `ERR_FILE_TOO_LARGE` (ours or the receiver's cap), `ERR_FILE_CHANGED`,
+ * @throws `ERR_FILE_UNREADABLE`, `ERR_FILE_TOO_LARGE` (the receiver's cap), `ERR_FILE_CHANGED`,
  *   `ERR_FILE_HASH_MISMATCH` (the receiver discarded it), a network error once the attempts are used up,
  *   `ERR_TIMEOUT` / `ERR_ABORTED`.
  */
-export async function sendFileResumable(
-  key: AgentKey,
-  to: string,
-  path: string,
+export async function transferOffer(
+  offer: SignedFileOffer,
+  file: LocalFile,
   connect: (signal: AbortSignal) => Promise<FileConnection>,
-  options: SendFileOptions = {},
-): Promise<SendFileResult> {
-  const t0 = performance.now();
-  const file = await inspectFile(path, options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES);
-  const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_FILE_TIMEOUT_MS, `sending ${path}`);
+  options: TransferOptions,
+): Promise<TransferResult> {
+  const { signal } = options;
   const progress = options.onProgress ?? (() => {});
-  const sha256 = await hashFile(file, signal, (bytes) =>
-    progress({ phase: 'hash', bytes, size: file.size, attempt: 0 }),
-  );
-  const offer = signFileOffer(key, to, { name: basename(path), size: file.size, sha256 });
   const resumedFrom: number[] = [];
   let used = 0;
   const ack = await retry(
@@ -191,6 +214,7 @@ export async function sendFileResumable(
       try {
         return await sendOnce(conn.session, offer, file, sig, attempt, progress, (offset) => {
           if (attempt > 1) resumedFrom.push(offset);
+          options.onAccept?.(offset, attempt);
         });
       } catch (e) {
         const err = asMmogitError(e);
@@ -198,29 +222,27 @@ export async function sendFileResumable(
         throw err;
       }
     },
-    { attempts: options.attempts ?? DEFAULT_FILE_ATTEMPTS, baseDelayMs: 500, maxDelayMs: 8_000 },
+    { attempts: options.attempts, baseDelayMs: 500, maxDelayMs: 8_000 },
     {
       signal,
-      what: `sending ${path}`,
+      what: `sending ${file.path}`,
       // Only a broken path is worth another connection; a refusal (cap, hash, changed file) is final.
-      retryable: (e) => {
-        const err = asMmogitError(e);
-        return err.category === 'network' && err.code !== 'ERR_PEER_UNSUPPORTED' && !signal.aborted;
-      },
+      retryable: (e) => isRetryableFileError(asMmogitError(e)) && !signal.aborted,
     },
   );
-  return {
-    id: offer.message.id,
-    to,
-    name: offer.message.body.name,
-    size: file.size,
-    sha256,
-    status: 'delivered',
-    attempts: used,
-    resumedFrom,
-    ms: Math.round(performance.now() - t0),
-    ack,
-  };
+  return { ack, attempts: used, resumedFrom };
+}
+
+/**
+ * True when a failed transfer is worth another attempt: anything but a verdict that will not change — a usage
+ * error (a cap, a changed or unreadable file), a security one (a hash the receiver refused, an offer it finds
+ * too old or forged, a bad frame) or a peer that does not speak the protocol. A broken path, our own abort or
+ * stop, a receiver short of room or of transfer slots, and errors we cannot classify are retried (as the
+ * message outbox retries everything but a final refusal).
+ */
+export function isRetryableFileError(err: MmogitError): boolean {
+  if (err.code === 'ERR_PEER_UNSUPPORTED') return false;
+  return err.category !== 'usage' && err.category !== 'security' && err.category !== 'not-found';
 }
 
 /** One attempt over one session: offer, stream from the receiver's offset, end, wait for `stored`. */

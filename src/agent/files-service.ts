@@ -7,21 +7,26 @@
  * @module
  */
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createLogger } from '../_log.js';
-import { MmogitError, withTimeout } from '../errors.js';
+import { abortReason, MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import { acceptSession, initiateSession } from '../pqc/handshake.js';
+import { FileOutbox } from './file-outbox.js';
+import { type FileAttemptOutcome, FileQueue, type FileRetryResult, type PendingFile } from './file-queue.js';
 import { FileReceiver, type FileSession } from './files-receive.js';
 import {
+  DEFAULT_FILE_ATTEMPTS,
+  DEFAULT_FILE_TIMEOUT_MS,
   type FileConnection,
+  hashFile,
+  inspectFile,
   type SendFileOptions,
   type SendFileResult,
-  sendFileResumable,
 } from './files-send.js';
-import { FileInbox } from './files-store.js';
+import { DEFAULT_PARTIAL_MAX_AGE_MS, FileInbox } from './files-store.js';
 import {
   DEFAULT_MAX_FILE_BYTES,
   FILE_PROTOCOL,
@@ -35,6 +40,8 @@ const log = createLogger('mmogit:agent:files');
 
 /** Bound on a file stream's PQ handshake, either side. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How often old partial transfers are looked for (besides at start). */
+const SWEEP_EVERY_MS = 3_600_000;
 
 /** What the file service needs. */
 export interface FileServiceDeps {
@@ -49,9 +56,15 @@ export interface FileServiceDeps {
   maxFutureSkewMs: number;
   maxAgeMs: number;
   now?: () => number;
+  /** A partial transfer untouched this long is removed (default {@link DEFAULT_PARTIAL_MAX_AGE_MS}). */
+  partialMaxAgeMs?: number;
+  /** Backoff of the file outbox's retries (defaults: the message outbox's). */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Lists a stored file's offer (the messenger's `storeVerified`). */
   list(offer: SignedFileOffer): Promise<unknown>;
   fail(err: MmogitError, peer?: string): void;
+  /** What the file outbox did (`file-delivered`, `file-resumed`, `file-queued`, `file-failed`), for the log. */
+  event?(kind: string, detail: string): void;
 }
 
 /** A file stored in `<config-dir>/files/`, as {@link FileService.received} lists it. */
@@ -63,8 +76,21 @@ export interface ReceivedFile {
 /** The running file service of an agent. */
 export interface FileService {
   readonly inbox: FileInbox;
-  /** Sends the file at `path` (read by this process, never through IPC) to `peer` (an onion). */
+  /**
+   * Sends the file at `path` (read by this process, never through IPC) to `peer` (an onion): hashed, its signed
+   * offer made durable in the file outbox, then streamed. `delivered`, or `queued` when this call's connections
+   * or time ran out (the service resumes it under the same id). A pending entry for the same peer and content
+   * is reused. Final errors (a cap, a changed file) reject, and leave the entry `failed` once it exists.
+   */
   send(peer: string, path: string, options?: SendFileOptions): Promise<SendFileResult>;
+  /** The file outbox (pending and failed), oldest first. */
+  pending(): PendingFile[];
+  /** True when `id` is in the file outbox. */
+  has(id: string): boolean;
+  retry(id: string, options?: { signal?: AbortSignal }): Promise<FileRetryResult>;
+  drop(id: string): Promise<{ id: string; to: string }>;
+  /** Every pending entry now (our tor came back). */
+  retryNow(): void;
   /** Every complete file stored, by sender. */
   received(): Promise<ReceivedFile[]>;
   stop(): Promise<void>;
@@ -74,6 +100,20 @@ export interface FileService {
 export async function startFileService(deps: FileServiceDeps): Promise<FileService> {
   const inbox = new FileInbox(deps.configDir);
   await inbox.init();
+  const now = deps.now ?? Date.now;
+  const event = deps.event ?? ((kind: string, detail: string) => log('%s %s', kind, detail));
+  const partialMaxAgeMs = deps.partialMaxAgeMs ?? DEFAULT_PARTIAL_MAX_AGE_MS;
+  const sweep = async () => {
+    try {
+      for (const base of await inbox.sweep(partialMaxAgeMs, now()))
+        event('file-partial-expired', `${base}: no byte for ${Math.round(partialMaxAgeMs / 3_600_000)} h`);
+    } catch (e) {
+      log('partial sweep failed: %s', e instanceof Error ? e.message : String(e));
+    }
+  };
+  await sweep();
+  const sweeper = setInterval(() => void sweep(), SWEEP_EVERY_MS);
+  sweeper.unref?.();
   const maxFileBytes = deps.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   const stopper = new AbortController();
   const tasks = new Set<Promise<void>>();
@@ -83,7 +123,7 @@ export async function startFileService(deps: FileServiceDeps): Promise<FileServi
     maxFileBytes,
     maxFutureSkewMs: deps.maxFutureSkewMs,
     maxAgeMs: deps.maxAgeMs,
-    now: deps.now ?? Date.now,
+    now,
     list: async (offer, path) => {
       await deps.list(offer);
       log('stored %s from %s at %s', offer.message.id, offer.message.from, path);
@@ -142,18 +182,75 @@ export async function startFileService(deps: FileServiceDeps): Promise<FileServi
       throw e;
     }
   };
+  const outbox = new FileOutbox(deps.configDir);
+  await outbox.init();
+  const queue = new FileQueue({
+    outbox,
+    key: deps.key,
+    connect,
+    ...(deps.retry ? { retry: deps.retry } : {}),
+    now,
+    stopSignal: stopper.signal,
+    event,
+  });
+  await queue.load();
   return {
     inbox,
     async send(peer, path, opts = {}) {
+      const t0 = performance.now();
       const to = parseOnionAddress(peer).hostname;
       if (to === deps.key.onion) throw new MmogitError('ERR_INVALID_ARGUMENT', 'cannot send a file to self');
-      const signal = opts.signal ? AbortSignal.any([opts.signal, stopper.signal]) : stopper.signal;
-      return sendFileResumable(deps.key, to, path, (s) => connect(to, s), {
-        maxFileBytes,
-        ...opts,
+      const file = await inspectFile(path, opts.maxFileBytes ?? maxFileBytes);
+      const signal = withTimeout(
+        opts.signal ? AbortSignal.any([opts.signal, stopper.signal]) : stopper.signal,
+        opts.timeoutMs ?? DEFAULT_FILE_TIMEOUT_MS,
+        `sending ${path}`,
+      );
+      const progress = opts.onProgress ?? (() => {});
+      const sha256 = await hashFile(file, signal, (bytes) =>
+        progress({ phase: 'hash', bytes, size: file.size, attempt: 0 }),
+      );
+      const name = basename(path);
+      const { id, reused } = await queue.enqueue(to, file, name, sha256);
+      const offer = queue.get(id)?.offer.message;
+      const base = { id, to, name: offer?.body.name ?? name, size: file.size, sha256, reused };
+      const ms = () => Math.round(performance.now() - t0);
+      if (opts.background) {
+        queue.kick(id);
+        return { ...base, status: 'queued', attempts: 0, resumedFrom: [], ms: ms() };
+      }
+      const out: FileAttemptOutcome = await queue.run(id, {
         signal,
+        attempts: opts.attempts ?? DEFAULT_FILE_ATTEMPTS,
+        onProgress: progress,
       });
+      if (out.status === 'delivered') {
+        const { ack, attempts, resumedFrom } = out;
+        return { ...base, status: 'delivered', attempts, resumedFrom, ms: ms(), ack };
+      }
+      const err = out.error;
+      if (out.status === 'failed') {
+        throw new MmogitError(err.code, err.message, {
+          cause: err,
+          details: { ...err.details, id, status: 'failed' },
+        });
+      }
+      // The caller went away: its abort is its answer, the transfer stays queued.
+      if (opts.signal?.aborted) {
+        const why = abortReason(opts.signal, `sending ${path}`);
+        throw new MmogitError(why.code, `${why.message} (file ${id} stays queued)`, {
+          cause: why,
+          details: { id, status: 'queued' },
+        });
+      }
+      const error = { code: err.code, message: err.message };
+      return { ...base, status: 'queued', attempts: out.attempts, resumedFrom: [], ms: ms(), error };
     },
+    pending: () => queue.pending(),
+    has: (id) => queue.has(id),
+    retry: (id, opts = {}) => queue.retry(id, opts),
+    drop: (id) => queue.drop(id),
+    retryNow: () => queue.expedite(),
     async received() {
       const out: ReceivedFile[] = [];
       for (const d of await readdir(inbox.dir, { withFileTypes: true })) {
@@ -165,9 +262,11 @@ export async function startFileService(deps: FileServiceDeps): Promise<FileServi
       return out;
     },
     async stop() {
+      clearInterval(sweeper);
       stopper.abort(new MmogitError('ERR_ABORTED', 'file service stopped'));
+      queue.stop();
       await Promise.resolve(deps.node.unhandle?.(FILE_PROTOCOL)).catch(() => {});
-      await Promise.allSettled([...tasks]);
+      await Promise.allSettled([...tasks, ...queue.running()]);
     },
   };
 }

@@ -15,6 +15,11 @@ import { type SignedFileOffer, storedFileName } from './files-wire.js';
 
 /** The directory of received files inside the config dir. */
 export const FILES_DIR = 'files';
+/**
+ * A partial transfer untouched for this long (no byte, no checkpoint) is removed: its sender gave up or lost
+ * the offer, and nothing else would ever free its space. Configurable (`filePartialMaxAgeMs` in config.json).
+ */
+export const DEFAULT_PARTIAL_MAX_AGE_MS = 7 * 24 * 3_600_000;
 /** Transfers in progress at once per sender (each may hold up to the size cap on disk). */
 export const MAX_PARTIALS_PER_PEER = 8;
 const PARTIAL_DIR = '.partial';
@@ -152,6 +157,30 @@ export class FileInbox {
     // A state write cut by a kill -9 leaves its temp file behind: nothing else would ever remove it.
     for (const name of await readdir(this.#partials))
       if (isStaleDurableTemp(name)) await rm(join(this.#partials, name), { force: true });
+  }
+
+  /**
+   * Removes every partial transfer (its `.part` and its `.json`) whose newest file is older than `maxAgeMs`;
+   * returns the names removed (`<sender>-<id>`). A transfer still running writes or checkpoints far more often.
+   */
+  async sweep(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    const newest = new Map<string, number>();
+    for (const name of await readdir(this.#partials)) {
+      const m = /^(.+)\.(part|json)$/.exec(name);
+      if (!m) continue;
+      const st = await stat(join(this.#partials, name)).catch(() => null);
+      if (!st) continue;
+      const base = m[1] as string;
+      newest.set(base, Math.max(newest.get(base) ?? 0, st.mtimeMs));
+    }
+    const removed: string[] = [];
+    for (const [base, mtime] of newest) {
+      if (now - mtime <= maxAgeMs) continue;
+      await rm(join(this.#partials, `${base}.part`), { force: true });
+      await rm(join(this.#partials, `${base}.json`), { force: true });
+      removed.push(base);
+    }
+    return removed;
   }
 
   /** Where the complete file of `offer` is (or will be) stored. */

@@ -47,6 +47,10 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   if (maxFileBytes !== undefined && !(Number.isSafeInteger(maxFileBytes) && (maxFileBytes as number) >= 0)) {
     throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: "maxFileBytes" must be a non-negative integer`);
   }
+  const partialAge: unknown = c.filePartialMaxAgeMs;
+  if (partialAge !== undefined && !(Number.isSafeInteger(partialAge) && (partialAge as number) > 0)) {
+    throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: "filePartialMaxAgeMs" must be a positive integer`);
+  }
   return c;
 }
 

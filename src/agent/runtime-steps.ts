@@ -406,7 +406,11 @@ export async function startFilesStep(
   ctx: RuntimeContext,
   node: AgentNode,
   messenger: Messenger,
-  settings: { allowClassical: boolean; maxFileBytes?: number | undefined },
+  settings: {
+    allowClassical: boolean;
+    maxFileBytes?: number | undefined;
+    partialMaxAgeMs?: number | undefined;
+  },
   record: RecordEvent,
   cleanups: Cleanups,
   metrics: AgentMetrics,
@@ -418,10 +422,12 @@ export async function startFilesStep(
     allowClassical: settings.allowClassical,
     metrics,
     ...(settings.maxFileBytes !== undefined ? { maxFileBytes: settings.maxFileBytes } : {}),
+    ...(settings.partialMaxAgeMs !== undefined ? { partialMaxAgeMs: settings.partialMaxAgeMs } : {}),
     maxFutureSkewMs: DEFAULT_MAX_FUTURE_SKEW_MS,
     maxAgeMs: DEFAULT_MAX_AGE_MS,
     list: (offer) => messenger.storeVerified(offer),
     fail: (err, peer) => record('file-error', `${peer ?? ''} ${err.code}: ${err.message}`),
+    event: record,
   });
   cleanups.push(() => files.stop());
   return files;

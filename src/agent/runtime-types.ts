@@ -96,6 +96,8 @@ export interface AgentConfig {
   hooks?: false | HookSettings;
   /** Cap on a file sent or received, bytes (default 1 GiB, files-wire.ts DEFAULT_MAX_FILE_BYTES). */
   maxFileBytes?: number;
+  /** A received partial file untouched this long is removed (ms; default 7 days, files-store.ts). */
+  filePartialMaxAgeMs?: number;
 }
 
 export interface RuntimeStatus {
@@ -186,7 +188,8 @@ export interface AgentRuntime {
     options?: { signal?: AbortSignal },
   ): Promise<{
     id: string;
-    status: 'delivered' | 'queued' | 'refused';
+    /** `failed` and `sending` (still running after the wait; it goes on) are for file entries only. */
+    status: 'delivered' | 'queued' | 'refused' | 'failed' | 'sending';
     error?: { code: string; message: string };
   }>;
   dropQueued(id: string): Promise<{ id: string; to: string }>;

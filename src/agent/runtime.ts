@@ -150,7 +150,11 @@ export async function startRuntime(
       ctx,
       node,
       messenger,
-      { allowClassical, maxFileBytes: options.maxFileBytes ?? config.maxFileBytes },
+      {
+        allowClassical,
+        maxFileBytes: options.maxFileBytes ?? config.maxFileBytes,
+        partialMaxAgeMs: config.filePartialMaxAgeMs,
+      },
       record,
       cleanups,
       metrics,
@@ -172,7 +176,7 @@ export async function startRuntime(
     await startSyncStep(ctx, node, store, allowClassical, cleanups, metrics);
     metrics.observe({
       outbox: () => {
-        const pending = messenger.pending();
+        const pending = [...messenger.pending(), ...files.pending()];
         let oldest: number | null = null;
         for (const p of pending) if (oldest === null || p.queuedAt < oldest) oldest = p.queuedAt;
         return { depth: pending.length, oldestQueuedAt: oldest };
@@ -187,7 +191,10 @@ export async function startRuntime(
       record,
       ...(options.selfProbe !== undefined ? { options: options.selfProbe } : {}),
       heal: {
-        retryOutbox: () => messenger.retryNow(),
+        retryOutbox: () => {
+          messenger.retryNow();
+          files.retryNow();
+        },
         rejoinDht: async () => {
           await rejoin();
           if (advertisedServices.length > 0) await runtime.advertise(advertisedServices).catch(() => {});
@@ -222,7 +229,7 @@ export async function startRuntime(
           peers: node
             .connections()
             .map((c) => ({ onion: c.onion, transport: c.transport, direction: c.direction })),
-          outbox: messenger.pending().length,
+          outbox: messenger.pending().length + files.pending().length,
           events: [...events],
           ...(a2a ? { a2a: a2a.url } : {}),
           health: supervisor.status(),
@@ -282,9 +289,14 @@ export async function startRuntime(
           },
         };
       },
-      outbox: () => messenger.pending(),
-      retryQueued: (id, opts = {}) => messenger.retryQueued(id, opts),
-      dropQueued: (id) => messenger.dropQueued(id),
+      // Messages and files share the outbox view; an id names one or the other.
+      outbox: () =>
+        [...messenger.pending(), ...files.pending()].sort(
+          (a, b) => a.queuedAt - b.queuedAt || (a.id < b.id ? -1 : 1),
+        ),
+      retryQueued: (id, opts = {}) =>
+        files.has(id) ? files.retry(id, opts) : messenger.retryQueued(id, opts),
+      dropQueued: (id) => (files.has(id) ? files.drop(id) : messenger.dropQueued(id)),
       async advertise(services, opts = {}) {
         await bootstrapped();
         const signed = await discovery.advertise(services, {

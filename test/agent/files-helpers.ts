@@ -13,10 +13,19 @@ import type { SecureSession } from '../../src/pqc/session.js';
 import type { ByteChannel } from '../../src/transport/byte-channel.js';
 import type { TestAgent } from './messaging-helpers.js';
 
-/** Starts a file service on `a` (its messenger lists stored files); errors it reports go to `errors`. */
+/**
+ * Starts a file service on `a` (its messenger lists stored files); errors it reports go to `errors`, its file
+ * outbox events (`file-resumed <id> …`) to `events`.
+ */
 export async function withFiles(
   a: TestAgent,
-  opts: { maxFileBytes?: number; errors?: MmogitError[] } = {},
+  opts: {
+    maxFileBytes?: number;
+    errors?: MmogitError[];
+    retry?: { initialDelayMs?: number; maxDelayMs?: number };
+    events?: string[];
+    partialMaxAgeMs?: number;
+  } = {},
 ): Promise<FileService> {
   return startFileService({
     node: a.node,
@@ -28,6 +37,11 @@ export async function withFiles(
     maxAgeMs: DEFAULT_MAX_AGE_MS,
     list: (offer) => a.messenger.storeVerified(offer),
     fail: (e) => opts.errors?.push(e),
+    ...(opts.retry ? { retry: opts.retry } : {}),
+    ...(opts.partialMaxAgeMs !== undefined ? { partialMaxAgeMs: opts.partialMaxAgeMs } : {}),
+    ...(opts.events
+      ? { event: (kind: string, detail: string) => opts.events?.push(`${kind} ${detail}`) }
+      : {}),
   });
 }
 
