@@ -24,6 +24,14 @@ const PARTS = {
     env: 'MMOGIT_KILL_FILE_RUNS',
     size: '100',
     files: ['test/reliability/kill-file.tor.test.ts'],
+    args: ['-t', 'receiving daemon killed'],
+  },
+  'kill-file-send': {
+    what: 'kill -9 of the sending daemon mid-file, 4 MiB each, resumed from its outbox under the same id (size: runs, default 100)',
+    env: 'MMOGIT_KILL_FILE_RUNS',
+    size: '100',
+    files: ['test/reliability/kill-file.tor.test.ts'],
+    args: ['-t', 'sending daemon killed'],
   },
   load: {
     what: 'agents × messages on the private network (size: messages per agent, default 1000; MMOGIT_LOAD_AGENTS, default 20)',

@@ -1,12 +1,19 @@
-// kill -9 of the real agent daemon (`mmogit tor start`, its own tor on the private network) while it receives a
-// file, restarted on the same config dir. The sender is an in-process agent with its own tor whose `sendFile`
-// keeps redialling (bounded attempts and time): after the restart the transfer resumes from the offset the
-// receiver had made durable, the stored file has the sender's sha256, it is listed in the inbox exactly once,
+// kill -9 of the real agent daemon (`mmogit tor start`, its own tor on the private network) mid-file, restarted
+// on the same config dir; the other side is an in-process agent with its own tor.
+// - Receiving daemon killed: the in-process sender's `sendFile` keeps redialling (bounded attempts and time);
+//   after the restart the transfer resumes from the offset the receiver had made durable.
+// - Sending daemon killed (`send --file --background`): the restarted daemon finds the signed offer in its file
+//   outbox, checks the file again and resumes it under the same id from the receiver's offset (its `file-resumed`
+//   event), never from 0 under a new id.
+// Either way the stored file has the sender's sha256, it is listed in the inbox exactly once, no partial is left,
 // `git fsck --strict` is clean, every memory the daemon reported stored is recalled, and its outbox is intact.
-// Opt-in (a long run on tor): MMOGIT_KILL_FILE_RUNS=N, or `npm run reliability -- kill-file N`.
+// A kill is made only once the receiver holds a checkpoint (an ack, FILE_ACK_EVERY_BYTES), so every run must
+// resume from a non-zero offset.
+// Opt-in (long runs on tor): MMOGIT_KILL_FILE_RUNS=N, or `npm run reliability -- kill-file N` (receiving side),
+// `npm run reliability -- kill-file-send N` (sending side).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,14 +48,44 @@ async function sha256Of(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Bytes the daemon holds of transfers in progress (its `.part` files). */
-async function partialBytes(): Promise<number> {
-  const dir = join(home, 'files', '.partial');
-  let n = 0;
+/**
+ * What a receiver (config dir `dir`) holds of transfers in progress: bytes in its `.part` files, and the largest
+ * offset a checkpoint made durable (its `.json` states).
+ */
+async function partialHeld(configDir: string): Promise<{ bytes: number; durable: number }> {
+  const dir = join(configDir, 'files', '.partial');
+  let bytes = 0;
+  let durable = 0;
   for (const f of await readdir(dir).catch(() => [])) {
-    if (f.endsWith('.part')) n += (await stat(join(dir, f)).catch(() => ({ size: 0 }))).size;
+    if (f.endsWith('.part')) bytes += (await stat(join(dir, f)).catch(() => ({ size: 0 }))).size;
+    if (f.endsWith('.json')) {
+      const state = await readFile(join(dir, f), 'utf8').catch(() => '');
+      try {
+        durable = Math.max(durable, Number((JSON.parse(state) as { offset?: unknown }).offset) || 0);
+      } catch {
+        // mid-rename: the next poll reads it
+      }
+    }
   }
-  return n;
+  return { bytes, durable };
+}
+
+/** Waits until `configDir` holds at least `killAt` bytes and a durable checkpoint (or the transfer is over). */
+async function heldForKill(
+  configDir: string,
+  killAt: number,
+  done: () => boolean | Promise<boolean>,
+  what: string,
+) {
+  return until(
+    async () => {
+      const h = await partialHeld(configDir);
+      return (h.bytes >= killAt && h.durable >= FILE_ACK_EVERY_BYTES) || (await done()) ? h.bytes : undefined;
+    },
+    180_000,
+    what,
+    20,
+  );
 }
 
 describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
@@ -91,7 +128,7 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
         expect(r.exitCode, r.stderr).toBe(0);
         ownMemories.push(text);
         const f = await seededFile(join(root, 'data'), `run-${i}.bin`, SIZE, 1000 + i);
-        // kill once the daemon holds 15–75 % of the file (so at least one ack is durable)
+        // kill once the daemon holds 15–75 % of the file and at least one checkpoint (an ack) is durable
         const killAt = Math.round(SIZE * (0.15 + 0.6 * random()));
         let done = false;
         const sending: Promise<SendFileResult> = peer
@@ -99,14 +136,11 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
           .finally(() => {
             done = true;
           });
-        const held = await until(
-          async () => {
-            const n = await partialBytes();
-            return n >= killAt || done ? n : undefined;
-          },
-          180_000,
+        const held = await heldForKill(
+          home,
+          killAt,
+          () => done,
           `the daemon to hold ${killAt} bytes of run ${i}`,
-          20,
         );
         expect(done, `run ${i}: the transfer ended before the kill`).toBe(false);
         await kill9(pid);
@@ -149,6 +183,100 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
         `[reliability] kill -9 mid-file: ${RUNS} runs of ${SIZE / 1024 / 1024} MiB, resumed from ` +
           `${Math.min(...resumed)}–${Math.max(...resumed)} bytes; losses ${lost.length}, duplicates ${twice.length}, ` +
           'sha256 equal, fsck clean, memories and outbox intact',
+      );
+      expect(lost).toEqual([]);
+      expect(twice).toEqual([]);
+    },
+    120_000 + RUNS * 200_000,
+  );
+
+  it(
+    `sending daemon killed mid-transfer, ${RUNS} runs: resumed under the same id from a non-zero offset, same sha256, listed once`,
+    async () => {
+      const random = seededRandom('kill-file-send');
+      await mkdir(join(root, 'data'), { recursive: true });
+      const ids: string[] = [];
+      const resumed: number[] = [];
+      const peerDir = peer.configDir;
+      const fromDir = join(peerDir, 'files', onion.replace(/\.onion$/, ''));
+      for (let i = 0; i < RUNS; i++) {
+        const text = `own file-send-run ${i}`;
+        const r = await cli(['remember', '-t', 'observation', text, '--tags', 'own', '--json']);
+        expect(r.exitCode, r.stderr).toBe(0);
+        ownMemories.push(text);
+        const f = await seededFile(join(root, 'data'), `send-${i}.bin`, SIZE, 2000 + i);
+        const killAt = Math.round(SIZE * (0.15 + 0.6 * random()));
+        const s = await cli(['send', peer.address, '--file', f.path, '--background', '--json']);
+        expect(s.exitCode, s.stderr).toBe(0);
+        const queued = s.json<{ id: string; status: string; reused: boolean }>();
+        expect(queued).toMatchObject({ status: 'queued', reused: false });
+        const id = queued.id;
+        const listed = async () => (await peer.inbox({ type: 'file' })).some((m) => m.id === id);
+        const held = await heldForKill(
+          peerDir,
+          killAt,
+          listed,
+          `the receiver to hold ${killAt} bytes of send run ${i}`,
+        );
+        expect(await listed(), `send run ${i}: the transfer ended before the kill`).toBe(false);
+        await kill9(pid);
+        expect(await fsckStrict(home), `fsck after send kill ${i}`).toBe('');
+        const t0 = Date.now();
+        pid = await startDaemon(home, network);
+        const back = Date.now() - t0;
+        await until(listed, 240_000, `send run ${i}: the receiver to list ${id}`, 200);
+        const took = Date.now() - t0;
+        const stored = join(fromDir, `${id}-send-${i}.bin`);
+        expect(await sha256Of(stored), `send run ${i}: stored sha256`).toBe(f.sha256);
+        // resumed under the same id, from the offset the receiver made durable
+        const st = await cli(['tor', 'status', '--json']);
+        expect(st.exitCode, st.stderr).toBe(0);
+        const events = st.json<{ events: { type: string; detail: string }[] }>().events;
+        const resumes = events.filter((e) => e.type === 'file-resumed' && e.detail.startsWith(`${id} `));
+        expect(
+          resumes.length,
+          `send run ${i}: file-resumed events ${JSON.stringify(events)}`,
+        ).toBeGreaterThan(0);
+        const from = Number(resumes[0]?.detail.split(' from ')[1]);
+        expect(from, `send run ${i}: resumed from`).toBeGreaterThanOrEqual(FILE_ACK_EVERY_BYTES);
+        // (the receiver lives on: it keeps what was in flight, up to the sender's window, and checkpoints it)
+        expect(from).toBeLessThanOrEqual(SIZE);
+        resumed.push(from);
+        ids.push(id);
+        // no partial left on the receiver (a restart under a new id would leave the cut one's)
+        expect(await readdir(join(peerDir, 'files', '.partial'))).toEqual([]);
+        expect((await readdir(fromDir)).filter((n) => n.endsWith(`-send-${i}.bin`))).toEqual([
+          `${id}-send-${i}.bin`,
+        ]);
+        // nothing else lost: own memories recalled; the file entry leaves the outbox, the message stays
+        const rec = await cli(['recall', '--json', '--all', '--tag', 'own', '--limit', '100000']);
+        const got = new Set(rec.json<{ content: string }[]>().map((e) => e.content));
+        expect(ownMemories.filter((m) => !got.has(m))).toEqual([]);
+        await until(
+          async () => {
+            const ob = await cli(['outbox', '--json']);
+            const left = ob.json<{ id: string }[]>().map((m) => m.id);
+            return left.length === queuedOffline.length && left.every((x, k) => x === queuedOffline[k]);
+          },
+          30_000,
+          `send run ${i}: the outbox back to the queued message only`,
+          500,
+        );
+        process.stderr.write(
+          `[kill] file-send run ${i + 1}/${RUNS}: killed with the receiver holding ${held} of ${SIZE}, daemon back ` +
+            `in ${back} ms, resumed ${id} from ${from}, listed ${took} ms after the restart\n`,
+        );
+        await rm(f.path);
+      }
+      const listedIds = (await peer.inbox({ type: 'file' })).map((m) => m.id);
+      const counts = new Map<string, number>();
+      for (const id of listedIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+      const lost = ids.filter((id) => !counts.has(id));
+      const twice = [...counts].filter(([, c]) => c > 1);
+      console.log(
+        `[reliability] kill -9 of the sender mid-file: ${RUNS} runs of ${SIZE / 1024 / 1024} MiB, resumed from ` +
+          `${Math.min(...resumed)}–${Math.max(...resumed)} bytes under the same id; losses ${lost.length}, ` +
+          `duplicates ${twice.length}, sha256 equal, no partial left, fsck clean, memories and outbox intact`,
       );
       expect(lost).toEqual([]);
       expect(twice).toEqual([]);
