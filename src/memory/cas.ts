@@ -35,7 +35,7 @@ export async function casRef<T>(
       async () => {
         const head = readRef(gitdir, ref);
         const r = await step(head);
-        if (r.next === undefined || updateRef(gitdir, ref, r.next, head)) return r.value;
+        if (r.next === undefined || (await updateRef(gitdir, ref, r.next, head))) return r.value;
         throw lost;
       },
       CAS_RETRY,

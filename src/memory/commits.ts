@@ -49,7 +49,7 @@ export function commitEntries(
   const { odb, trees } = target;
   const blobs = entries.map((e) => makeObject('blob', e.bytes));
   const files = entries.map((e, i) => ({ path: entryPath(e.id), oid: (blobs[i] as StoredObject).oid }));
-  return casRef(target.dir, ref, (head) => {
+  return casRef(target.dir, ref, async (head) => {
     const parent = head ? readCommit(odb, head) : null;
     const objects: StoredObject[] = [...blobs];
     const tree = trees.build(parent?.tree ?? null, files, objects);
@@ -65,7 +65,7 @@ export function commitEntries(
       }),
     );
     objects.push(commit);
-    odb.write(objects);
+    await odb.write(objects);
     return { next: commit.oid, value: commit.oid };
   });
 }

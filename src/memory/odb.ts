@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { MmogitError } from '../errors.js';
@@ -16,6 +17,7 @@ import { PackWriter } from './pack-writer.js';
  *
  * Durability: every file appears by rename of a `tmp_obj_*` / `tmp_pack_*` file (names git's fsck ignores), so
  * a crash never leaves a half-written object; packs are fsynced before their index is renamed into place.
+ * Writes are asynchronous and one at a time (see pack-writer.ts for why); reads stay synchronous.
  * @module
  */
 
@@ -171,33 +173,33 @@ export class ObjectDb {
    * Stores objects: one pack for a batch of {@link PACK_THRESHOLD} or more, loose files otherwise. Objects
    * already present are skipped. Returns when every object is in place (before any ref points at them).
    */
-  write(objects: readonly StoredObject[], options: { forcePack?: boolean } = {}): void {
+  async write(objects: readonly StoredObject[], options: { forcePack?: boolean } = {}): Promise<void> {
     this.scanPacks();
     const fresh = dedupe(objects).filter((o) => !this.has(o.oid, false));
     if (fresh.length === 0) return;
-    if (options.forcePack || fresh.length >= PACK_THRESHOLD) this.writePack(fresh);
-    else for (const o of fresh) this.writeLoose(o);
+    if (options.forcePack || fresh.length >= PACK_THRESHOLD) await this.writePack(fresh);
+    else for (const o of fresh) await this.writeLoose(o);
   }
 
-  private writeLoose(o: StoredObject): void {
+  private async writeLoose(o: StoredObject): Promise<void> {
     const dir = join(this.objectsDir, o.oid.slice(0, 2));
-    mkdirSync(dir, { recursive: true });
+    await mkdir(dir, { recursive: true });
     const tmp = join(dir, `tmp_obj_${randomBytes(6).toString('hex')}`);
     const header = objectHeader(o.type, o.content.length);
     const raw = Buffer.concat([header, o.content]);
-    writeNewFile(tmp, deflateSync(raw, { level: 1 }), false);
-    renameSync(tmp, this.loosePath(o.oid));
+    await writeNewFile(tmp, deflateSync(raw, { level: 1 }), false);
+    await rename(tmp, this.loosePath(o.oid));
   }
 
   /** Writes `objects` as one pack + index (no deltas), fsynced, index renamed last. */
-  writePack(objects: readonly StoredObject[]): void {
+  async writePack(objects: readonly StoredObject[]): Promise<void> {
     const dir = join(this.objectsDir, 'pack');
     const w = new PackWriter(dir, objects.length);
     try {
       for (const o of objects) w.add(o);
-      w.finish();
+      await w.finish();
     } finally {
-      w.abort();
+      await w.abort();
     }
     this.scanPacks();
   }

@@ -1,9 +1,9 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { MmogitError } from '../errors.js';
-import { fsyncDir, writeAll, writeNewFile } from './_durable.js';
+import { fsyncDir, writeAllAt, writeNewFile } from './_durable.js';
 import type { GitObject, ObjectType } from './_git.js';
 
 /**
@@ -11,8 +11,16 @@ import type { GitObject, ObjectType } from './_git.js';
  * pack received from a peer is never held whole in memory. The pack grows in a `tmp_pack_*` file (a name git's
  * fsck and gc ignore); {@link PackWriter.finish} fsyncs it, renames it into place and writes the index last,
  * which is what makes the objects visible. {@link PackWriter.abort} leaves no trace.
+ *
+ * All file work is asynchronous and strictly sequential (one operation in flight): {@link PackWriter.add}
+ * only compresses and buffers, and the buffer goes out in writes of {@link FLUSH_BYTES}. Sequential matters as
+ * much as asynchronous: libuv's pool has four threads, and the message journal (the write an ack waits for)
+ * shares them, so a background pack never holds more than one.
  * @module
  */
+
+/** Buffered pack bytes that start a write (also the most a writer holds beyond the write in flight). */
+export const FLUSH_BYTES = 1 << 20;
 
 const TYPE_CODES: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3 };
 
@@ -42,7 +50,14 @@ export class PackWriter {
   private readonly tmpIdx: string;
   private readonly hash: Hash = createHash('sha1');
   private readonly rows: Row[] = [];
-  private fd: number;
+  /** The temp file, created exclusively; null once closed. */
+  private file: Promise<FileHandle> | null;
+  /** Every write issued so far, in order; rejects with the first failure. */
+  private io: Promise<void>;
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  /** Bytes handed to writes so far (the file position of the next one). */
+  private written = 0;
   private offset = 0;
   private done = false;
 
@@ -51,10 +66,12 @@ export class PackWriter {
     private readonly packDir: string,
     readonly count: number,
   ) {
-    mkdirSync(packDir, { recursive: true });
     this.tmpPack = join(packDir, `tmp_pack_${this.tag}`);
     this.tmpIdx = join(packDir, `tmp_idx_${this.tag}`);
-    this.fd = openSync(this.tmpPack, 'wx', 0o444);
+    this.file = mkdir(packDir, { recursive: true }).then(() => open(this.tmpPack, 'wx', 0o444));
+    this.io = this.file.then(() => undefined);
+    // A failure surfaces from drain(), finish() or abort(); until then it must not count as unhandled.
+    this.io.catch(() => {});
     const header = Buffer.alloc(12);
     header.write('PACK', 0, 'latin1');
     header.writeUInt32BE(2, 4);
@@ -68,12 +85,31 @@ export class PackWriter {
   }
 
   private append(bytes: Uint8Array): void {
-    writeAll(this.fd, bytes);
     this.hash.update(bytes);
-    this.offset += bytes.length;
+    this.push(bytes);
   }
 
-  /** Appends one object (no delta). */
+  private push(bytes: Uint8Array): void {
+    this.chunks.push(bytes);
+    this.buffered += bytes.length;
+    this.offset += bytes.length;
+    if (this.buffered >= FLUSH_BYTES) this.flush();
+  }
+
+  /** Hands the buffered bytes to a write queued after the earlier ones. */
+  private flush(): void {
+    if (this.buffered === 0 || !this.file) return;
+    const data = Buffer.concat(this.chunks, this.buffered);
+    const at = this.written;
+    const file = this.file;
+    this.chunks = [];
+    this.buffered = 0;
+    this.written += data.length;
+    this.io = this.io.then(async () => writeAllAt(await file, data, at));
+    this.io.catch(() => {});
+  }
+
+  /** Appends one object (no delta). Synchronous: compresses and buffers; see {@link drain}. */
   add(o: GitObject & { oid: string }): void {
     if (this.done) throw new MmogitError('ERR_INTERNAL', 'pack writer already closed');
     if (this.rows.length >= this.count) {
@@ -86,38 +122,62 @@ export class PackWriter {
     this.append(z);
   }
 
-  /** Seals the pack and publishes it with its index. Returns the pack's name (its checksum, hex). */
-  finish(): string {
+  /** Resolves when the writes issued so far have landed (backpressure for a caller adding fast); throws their error. */
+  drain(): Promise<void> {
+    return this.io;
+  }
+
+  /** Seals the pack and publishes it with its index. Resolves to the pack's name (its checksum, hex). */
+  async finish(): Promise<string> {
+    if (this.done) throw new MmogitError('ERR_INTERNAL', 'pack writer already closed');
     if (this.rows.length !== this.count) {
       throw new MmogitError('ERR_INTERNAL', `pack announced ${this.count} objects, got ${this.rows.length}`);
     }
-    const checksum = this.hash.digest();
-    writeAll(this.fd, checksum);
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = -1;
     this.done = true;
+    const checksum = this.hash.digest();
+    this.push(checksum);
+    this.flush();
     const name = checksum.toString('hex');
     try {
-      writeNewFile(this.tmpIdx, encodeIdx(this.rows, checksum), true);
-      renameSync(this.tmpPack, join(this.packDir, `pack-${name}.pack`));
+      await this.io;
+      await (await (this.file as Promise<FileHandle>)).sync();
+      await this.close();
+      await writeNewFile(this.tmpIdx, encodeIdx(this.rows, checksum), true);
+      await rename(this.tmpPack, join(this.packDir, `pack-${name}.pack`));
       // The index makes the pack visible to git and to us; it goes last.
-      renameSync(this.tmpIdx, join(this.packDir, `pack-${name}.idx`));
-      fsyncDir(this.packDir);
+      await rename(this.tmpIdx, join(this.packDir, `pack-${name}.idx`));
+      await fsyncDir(this.packDir);
     } finally {
-      rmSync(this.tmpPack, { force: true });
-      rmSync(this.tmpIdx, { force: true });
+      await this.close().catch(() => {});
+      await rm(this.tmpPack, { force: true });
+      await rm(this.tmpIdx, { force: true });
     }
     return name;
   }
 
+  /** Closes the temp file once the writes issued before have settled. */
+  private async close(): Promise<void> {
+    const file = this.file;
+    if (!file) return;
+    this.file = null;
+    await this.io.catch(() => {});
+    let fh: FileHandle;
+    try {
+      fh = await file;
+    } catch {
+      return; // never opened: nothing to close
+    }
+    await fh.close();
+  }
+
   /** Drops the unfinished pack. Safe to call more than once, and after {@link finish}. */
-  abort(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+  async abort(): Promise<void> {
     this.done = true;
-    rmSync(this.tmpPack, { force: true });
-    rmSync(this.tmpIdx, { force: true });
+    this.chunks = [];
+    this.buffered = 0;
+    await this.close().catch(() => {});
+    await rm(this.tmpPack, { force: true });
+    await rm(this.tmpIdx, { force: true });
   }
 }
 

@@ -1,25 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MmogitError } from '../errors.js';
-import { fsyncDir } from './_durable.js';
+import { fsyncDir, writeNewFile } from './_durable.js';
 
 /**
  * Branch refs with git's own lock discipline (Documentation/technical/api-lockfile / refs/files-backend.c): the
  * new value is written to `<ref>.lock` created exclusively, fsynced, and renamed over the ref. The rename is the
  * commit point: a crash before it leaves the old ref, after it the new one. Objects are always written before.
+ *
+ * Reading a ref is synchronous (a small read, served from the page cache); moving one is asynchronous, because
+ * its fsyncs would otherwise stall the event loop that also serves the agent's sessions.
  * @module
  */
 
@@ -63,76 +55,76 @@ export function readRef(gitdir: string, ref: string): string | null {
  * process is gone (kill -9 between the link and the rename) is removed at once instead of blocking every
  * writer until it is old; a lock with no owner name (written by git itself) falls back to its age.
  */
-export function updateRef(gitdir: string, ref: string, next: string, expected: string | null): boolean {
+export async function updateRef(
+  gitdir: string,
+  ref: string,
+  next: string,
+  expected: string | null,
+): Promise<boolean> {
   if (!OID_RE.test(next)) throw new MmogitError('ERR_INTERNAL', `not an object id: ${next}`);
   const path = join(gitdir, ref);
   const lock = `${path}.lock`;
-  const owner = writeOwner(gitdir, Buffer.from(`${next}\n`));
+  const owner = await writeOwner(gitdir, Buffer.from(`${next}\n`));
   let locked = false;
   let renamed = false;
   try {
     try {
-      linkSync(owner, lock);
+      await link(owner, lock);
       locked = true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      removeIfAbandoned(gitdir, lock);
+      await removeIfAbandoned(gitdir, lock);
       return false;
     }
     if (readRef(gitdir, ref) !== expected) return false;
-    renameSync(lock, path);
+    await rename(lock, path);
     renamed = true;
-    fsyncDir(dirname(path));
+    await fsyncDir(dirname(path));
     return true;
   } finally {
-    if (locked && !renamed) rmSync(lock, { force: true });
-    rmSync(owner, { force: true });
+    if (locked && !renamed) await rm(lock, { force: true });
+    await rm(owner, { force: true });
   }
 }
 
 /** Directory (inside the git dir, which git ignores) where lock files are born under their owner's name. */
 export const LOCK_OWNERS_DIR = 'mmogit-locks';
 
-function writeOwner(gitdir: string, data: Buffer): string {
+async function writeOwner(gitdir: string, data: Buffer): Promise<string> {
   const dir = join(gitdir, LOCK_OWNERS_DIR);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   const owner = join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
-  const fd = openSync(owner, 'wx', 0o644);
-  try {
-    writeSync(fd, data, 0, data.length);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  // 0644 like the refs git writes: this file becomes the ref by rename.
+  await writeNewFile(owner, data, true, 0o644);
   return owner;
 }
 
 /** Removes `lock` if the process that took it is gone, or if it has no owner and is older than STALE_LOCK_MS. */
-function removeIfAbandoned(gitdir: string, lock: string): void {
-  const st = statSafe(lock);
+async function removeIfAbandoned(gitdir: string, lock: string): Promise<void> {
+  const st = await statSafe(lock);
   if (!st) return;
-  const pid = st.nlink > 1 ? ownerPid(gitdir, st.ino) : null;
+  const pid = st.nlink > 1 ? await ownerPid(gitdir, st.ino) : null;
   const abandoned = pid !== null ? !processAlive(pid) : Date.now() - st.mtimeMs > STALE_LOCK_MS;
   if (!abandoned) return;
   // Only the lock we judged: if another writer replaced it in between, its inode differs and it stays.
-  if (statSafe(lock)?.ino === st.ino) rmSync(lock, { force: true });
-  if (pid !== null) removeDeadOwners(gitdir);
+  if ((await statSafe(lock))?.ino === st.ino) await rm(lock, { force: true });
+  if (pid !== null) await removeDeadOwners(gitdir);
 }
 
-function ownerPid(gitdir: string, ino: number): number | null {
+async function ownerPid(gitdir: string, ino: number): Promise<number | null> {
   const dir = join(gitdir, LOCK_OWNERS_DIR);
-  for (const name of readdirSafe(dir)) {
-    if (statSafe(join(dir, name))?.ino === ino) return parseOwnerPid(name);
+  for (const name of await readdirSafe(dir)) {
+    if ((await statSafe(join(dir, name)))?.ino === ino) return parseOwnerPid(name);
   }
   return null;
 }
 
 /** Owner files of dead processes (a writer killed before it unlinked its own). */
-function removeDeadOwners(gitdir: string): void {
+async function removeDeadOwners(gitdir: string): Promise<void> {
   const dir = join(gitdir, LOCK_OWNERS_DIR);
-  for (const name of readdirSafe(dir)) {
+  for (const name of await readdirSafe(dir)) {
     const pid = parseOwnerPid(name);
-    if (pid !== null && !processAlive(pid)) rmSync(join(dir, name), { force: true });
+    if (pid !== null && !processAlive(pid)) await rm(join(dir, name), { force: true });
   }
 }
 
@@ -151,17 +143,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function readdirSafe(dir: string): string[] {
+async function readdirSafe(dir: string): Promise<string[]> {
   try {
-    return readdirSync(dir);
+    return await readdir(dir);
   } catch {
     return [];
   }
 }
 
-function statSafe(path: string): { mtimeMs: number; ino: number; nlink: number } | null {
+async function statSafe(path: string): Promise<{ mtimeMs: number; ino: number; nlink: number } | null> {
   try {
-    return statSync(path);
+    return await stat(path);
   } catch {
     return null;
   }

@@ -337,8 +337,9 @@ export class MemoryStore {
           get added() {
             return w.added;
           },
-          finish: () => {
-            w.finish();
+          drain: () => w.drain(),
+          finish: async () => {
+            await w.finish();
             this.odb.scanPacks();
           },
           abort: () => w.abort(),

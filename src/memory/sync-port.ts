@@ -26,7 +26,7 @@ export interface SyncPort {
   /** A pack of `count` objects, filled as they arrive and published by `finish()` (then visible to reads). */
   receivePack(count: number): ReceivedPack;
   /** Stores objects (skipping ones already present). */
-  writeObjects(objects: readonly StoredObject[]): void;
+  writeObjects(objects: readonly StoredObject[]): Promise<void>;
   /** The union of two trees of the entry layout; new trees are pushed on `out` (not stored). */
   unionTrees(a: string, b: string, out: StoredObject[]): Promise<string>;
   /** Moves main through {@link casRef}, after every earlier write of the store has landed. */
@@ -37,8 +37,10 @@ export interface SyncPort {
 export interface ReceivedPack {
   add: PackWriter['add'];
   readonly added: number;
+  /** Resolves when the bytes added so far are written (backpressure); throws a write's error. */
+  drain(): Promise<void>;
   /** Publishes the pack: its objects become readable. */
-  finish(): void;
+  finish(): Promise<void>;
   /** Drops it. Safe to call at any time, also after finish. */
-  abort(): void;
+  abort(): Promise<void>;
 }

@@ -90,7 +90,7 @@ describe('packs', () => {
         fc.asyncProperty(objects, async (objs) => {
           const dir = join(t.dir, `r${run++}`);
           await initBareRepository(dir);
-          new ObjectDb(dir).writePack(objs);
+          await new ObjectDb(dir).writePack(objs);
           const db = new ObjectDb(dir);
           for (const o of objs) expect(db.read(o.oid)).toEqual({ type: o.type, content: o.content });
           const pack = readdirSync(join(dir, 'objects/pack')).find((f) => f.endsWith('.pack')) as string;

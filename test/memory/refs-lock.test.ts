@@ -60,7 +60,7 @@ describe('ref locks', () => {
   it('a lock held by a live writer excludes: the CAS fails and the lock stays', async () => {
     const { dir, head } = await storeWithOneEntry();
     leaveLock(dir, process.pid, head);
-    expect(updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false);
+    expect(await updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false);
     expect(fs.existsSync(join(dir, `${PUBLIC_REF}.lock`))).toBe(true);
     expect(readRef(dir, PUBLIC_REF)).toBe(head);
   });
@@ -69,20 +69,20 @@ describe('ref locks', () => {
     const { dir, head } = await storeWithOneEntry();
     const lock = join(dir, `${PUBLIC_REF}.lock`);
     fs.writeFileSync(lock, `${head}\n`);
-    expect(updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false);
+    expect(await updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false);
     expect(fs.existsSync(lock)).toBe(true);
     const old = new Date(Date.now() - 60_000);
     fs.utimesSync(lock, old, old);
-    expect(updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false); // removes the stale lock
+    expect(await updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(false); // removes the stale lock
     expect(fs.existsSync(lock)).toBe(false);
-    expect(updateRef(dir, PUBLIC_REF, 'e'.repeat(40), head)).toBe(true);
+    expect(await updateRef(dir, PUBLIC_REF, 'e'.repeat(40), head)).toBe(true);
     expect(readRef(dir, PUBLIC_REF)).toBe('e'.repeat(40));
   });
 
   it('leaves no owner file behind after successful and failed writes', async () => {
     const { dir, head } = await storeWithOneEntry();
-    expect(updateRef(dir, PUBLIC_REF, 'f'.repeat(40), 'a'.repeat(40))).toBe(false); // wrong expected value
-    expect(updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(true);
+    expect(await updateRef(dir, PUBLIC_REF, 'f'.repeat(40), 'a'.repeat(40))).toBe(false); // wrong expected value
+    expect(await updateRef(dir, PUBLIC_REF, 'f'.repeat(40), head)).toBe(true);
     expect(fs.readdirSync(join(dir, LOCK_OWNERS_DIR))).toEqual([]);
   });
 });

@@ -197,7 +197,7 @@ describe('sharing private entries with chosen peers', () => {
 });
 
 /** Commits `entries` on top of `store`'s main by hand (bypassing the store's checks, as a malicious peer would). */
-function plant(store: MemoryStore, entries: EncodedEntry[]): void {
+async function plant(store: MemoryStore, entries: EncodedEntry[]): Promise<void> {
   const head = readRef(store.dir, PUBLIC_REF);
   const objects: StoredObject[] = [];
   const files = entries.map((e) => {
@@ -217,8 +217,8 @@ function plant(store: MemoryStore, entries: EncodedEntry[]): void {
     }),
   );
   objects.push(commit);
-  store.odb.write(objects);
-  expect(updateRef(store.dir, PUBLIC_REF, commit.oid, head)).toBe(true);
+  await store.odb.write(objects);
+  expect(await updateRef(store.dir, PUBLIC_REF, commit.oid, head)).toBe(true);
 }
 
 const enc = new TextEncoder();
@@ -244,7 +244,7 @@ describe('tampered and forged envelopes', () => {
     // 1. ciphertext altered after A signed: the envelope's signature fails, the sync is refused.
     const altered = enc.encode(dec.decode(good.bytes).replace(body.ciphertext, flippedB64));
     const alteredEntry = { id: decodeEntry(altered).id, entry: good.entry, bytes: altered };
-    plant(m, [alteredEntry]);
+    await plant(m, [alteredEntry]);
     const err1 = await sync(m, b).then(
       () => null,
       (e: unknown) => e,
@@ -258,7 +258,7 @@ describe('tampered and forged envelopes', () => {
     const claimedBytes = enc.encode(
       dec.decode(claimed.bytes).replace(m2.key.publicKeyHex, a.key.publicKeyHex),
     );
-    plant(m2, [{ id: decodeEntry(claimedBytes).id, entry: claimed.entry, bytes: claimedBytes }]);
+    await plant(m2, [{ id: decodeEntry(claimedBytes).id, entry: claimed.entry, bytes: claimedBytes }]);
     const err2 = await sync(m2, b).then(
       () => null,
       (e: unknown) => e,
@@ -277,7 +277,7 @@ describe('tampered and forged envelopes', () => {
       { createdAt: good.entry.createdAt },
     );
     const wrapped = sealEntry(m3.key, inner, recipientOf(b.key.onion));
-    plant(m3, [resigned, corrupt, wrapped]);
+    await plant(m3, [resigned, corrupt, wrapped]);
     await sync(m3, b);
     const atB = await b.recall();
     expect(atB).toHaveLength(3);
@@ -291,7 +291,7 @@ describe('tampered and forged envelopes', () => {
     expect(await b.recall({ includeUnverified: false })).toHaveLength(0);
 
     // The genuine envelope still opens.
-    plant(a, [good]);
+    await plant(a, [good]);
     await sync(a, b);
     const ok = await b.recall({ includeUnverified: false });
     expect(ok.map((e) => e.entry?.body.content)).toEqual([SECRET]);
@@ -304,7 +304,7 @@ describe('tampered and forged envelopes', () => {
     const inner = signEntry(a.key, 'note', { x: 'y' }, { visibility: 'private' });
     const good = sealEntry(a.key, inner, recipientOf(b.key.onion));
     const bad = signEntry(a.key, 'sealed', { ...good.entry.body, extra: 1 });
-    plant(a, [bad]);
+    await plant(a, [bad]);
     const err = await sync(a, b).then(
       () => null,
       (e: unknown) => e,

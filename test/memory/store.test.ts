@@ -181,8 +181,8 @@ describe('MemoryStore', () => {
         message: 'x\n',
       }),
     );
-    store.odb.write([...objects, commit]);
-    expect(updateRef(dir, PUBLIC_REF, commit.oid, head)).toBe(true);
+    await store.odb.write([...objects, commit]);
+    expect(await updateRef(dir, PUBLIC_REF, commit.oid, head)).toBe(true);
     const all = await store.recall();
     expect(all).toHaveLength(2);
     const bad = all.find((e) => e.id === id);

@@ -199,7 +199,7 @@ describe('what a peer references is verified as if the peer had sent it', () => 
     const priv = (await victim.privateHead()) as string;
     // a complete commit that no ref points at (as an interrupted sync leaves)
     const stray = commitObject({ tree: EMPTY_TREE_OID });
-    victim.odb.write([stray, makeObject('tree', new Uint8Array(0))]);
+    await victim.odb.write([stray, makeObject('tree', new Uint8Array(0))]);
     let bits: Uint8Array | null = null;
     await againstVictim(victim, attacker, async (a) => {
       expect(await offer(a, 'ab'.repeat(20))).toBe(true);

@@ -24,7 +24,7 @@ describe('tree union', () => {
   it('is commutative, associative and idempotent, and equals building the union', async () => {
     const store = await open('t', AgentKey.random());
     const port = store.syncPort();
-    const build = (files: Uint8Array[]) => {
+    const build = async (files: Uint8Array[]) => {
       const out: StoredObject[] = [];
       const blobs = files.map((b) => makeObject('blob', b));
       const tree = store.buildTree(
@@ -35,13 +35,13 @@ describe('tree union', () => {
         })),
         out,
       );
-      store.odb.write([...blobs, ...out]);
+      await store.odb.write([...blobs, ...out]);
       return tree;
     };
     const union = async (a: string, b: string) => {
       const out: StoredObject[] = [];
       const t = await port.unionTrees(a, b, out);
-      store.odb.write(out);
+      await store.odb.write(out);
       return t;
     };
     /** The entry file names under a root tree, walked with the store's own tree reader. */
@@ -56,10 +56,12 @@ describe('tree union', () => {
       walk(root, 0);
       return names.sort();
     };
-    const empty = build([]);
+    const empty = await build([]);
     await fc.assert(
       fc.asyncProperty(fileSet, fileSet, fileSet, async (fa, fb, fc3) => {
-        const [a, b, c] = [build(fa), build(fb), build(fc3)];
+        const a = await build(fa);
+        const b = await build(fb);
+        const c = await build(fc3);
         const ab = await union(a, b);
         expect(await union(b, a)).toBe(ab);
         expect(await union(await union(a, b), c)).toBe(await union(a, await union(b, c)));
@@ -67,7 +69,7 @@ describe('tree union', () => {
         expect(await union(a, empty)).toBe(a);
         expect(await union(empty, a)).toBe(a);
         const both = [...new Map([...fa, ...fb].map((x) => [Buffer.from(x).toString('hex'), x])).values()];
-        expect(ab).toBe(build(both));
+        expect(ab).toBe(await build(both));
         expect(leafIds(ab)).toEqual([...new Set([...leafIds(a), ...leafIds(b)])].sort());
       }),
       propertyParams('tree union laws', { numRuns: 200 }),

@@ -43,7 +43,7 @@ export async function integrate(ctx: PhaseContext, theirs: string | null): Promi
       }),
     );
     objects.push(merge);
-    port.writeObjects(objects);
+    await port.writeObjects(objects);
     return { next: merge.oid, value: { head: merge.oid, mode: 'merge' } };
   });
   ctx.progress({ stage: 'integrate', head, mode });

@@ -86,6 +86,7 @@ async function receivePack(ctx: PhaseContext, head: string, main: ReadonlySet<st
         }
         lease.chargeBytes(f.payload.length);
         await unpacker.push(f.payload);
+        await pack.drain();
         await check.backpressure();
         ctx.progress({ stage: 'receive', bytes: total });
       } else if (f.type === T.packEnd) {
@@ -101,10 +102,10 @@ async function receivePack(ctx: PhaseContext, head: string, main: ReadonlySet<st
     ctx.progress({ stage: 'verify', objects: info.objects, entries: check.entries });
     // Everything checked: publish the pack. No ref has moved yet, so a crash here leaves only complete,
     // unreferenced objects.
-    pack.finish();
+    await pack.finish();
   } catch (e) {
     unpacker.destroy();
-    pack.abort();
+    await pack.abort();
     throw e;
   }
   return check.entries;
