@@ -13,19 +13,20 @@ import { Circuit, type RelayInfo } from './circuit.js';
 import { ClientSet } from './conflux.js';
 import { MeshError } from './errors.js';
 import { parseTarget, type Target } from './exit-policy.js';
+import { type HoldOffOptions, RelayHoldOff } from './hold-off.js';
 import type { OnionChannelDialer } from './link.js';
 import { LinkPool } from './link-pool.js';
 import { MeshMetrics } from './metrics.js';
 import { choosePath, mayExit } from './path.js';
-import { Reputation } from './reputation.js';
+import { MIN_SCORE, Reputation } from './reputation.js';
 import { type SocksServer, startSocksServer } from './socks.js';
 import type { MeshStream } from './streams.js';
 
 const log = createLogger('mmogit:mesh');
 /** Attempts to build a leg before giving up (each on a fresh path avoiding the relays that failed). */
 const BUILD_ATTEMPTS = 3;
-/** A relay that was just lost is not picked again for this long. */
-const RELAY_DOWN_MS = 30_000;
+/** Build failures that say the relay could not be reached (it is held off); others say nothing of its health. */
+const UNREACHED = new Set(['hop-unreachable', 'unreachable', 'timeout', 'link-lost', 'link-timeout']);
 /**
  * A failed standby build is tried again after this long, doubled after every further failure up to
  * {@link STANDBY_RETRY_MAX_MS} (as TCP backs off its retransmission timer, RFC 6298 §5.5): without a retry a set whose standby
@@ -72,6 +73,8 @@ export interface MeshOptions {
   metrics?: MeshMetrics;
   /** Backoff of standby rebuilds after a failure (default 1 s, doubling to 30 s). */
   standbyRetry?: { initialMs?: number; maxMs?: number };
+  /** How long a lost relay is held off, and a small set's early tries of it (default 30 s; 1 s doubling). */
+  holdOff?: Omit<HoldOffOptions, 'now'>;
 }
 
 /** A summary of one live leg. */
@@ -99,8 +102,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed = false;
   /** When each set's primary was last detected failed, for recovery timing. */
   readonly #detected = new WeakMap<ClientSet, number>();
-  /** Relays lost recently (onion → until, ms): not picked again before then. */
-  readonly #down = new Map<string, number>();
+  /** Relays lost recently: not picked again for a while, unless they show they are alive. */
+  readonly #holdOff: RelayHoldOff;
   /** Legs being built per set. */
   readonly #building = new WeakMap<ClientSet, number>();
   /** Per set: the next standby retry's delay and its timer (none while no retry is due). */
@@ -120,15 +123,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.intervalMs = options.intervalMs ?? DEFAULT_BEACON_INTERVAL_MS;
     this.metrics = options.metrics ?? new MeshMetrics();
     this.#pool = new LinkPool({ intervalMs: this.intervalMs, onionDialer: options.onionDialer });
+    this.#holdOff = new RelayHoldOff(options.holdOff);
     for (const r of options.relays ?? []) this.addRelay(r);
     this.#reputation = Reputation.open(
       options.configDir ? join(options.configDir, 'mesh', 'reputation.json') : undefined,
     );
   }
 
-  /** Adds (or updates) a relay the mesh may use. */
+  /**
+   * Adds (or updates) a relay the mesh may use. A relay new to the mesh, or a held-off one re-added with a new
+   * address (it restarted or moved), starts the standby builds that wait for a retry at once.
+   */
   addRelay(relay: RelayInfo): void {
+    const known = this.#relays.has(relay.onion);
     this.#relays.set(relay.onion, relay);
+    if (!known || this.#holdOff.readded(relay)) this.#kickRetries();
   }
 
   get relays(): RelayInfo[] {
@@ -296,6 +305,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.emit('standby:retry', { exit: set.exit.onion, error, inMs: delay, at: nowEpochMs() });
   }
 
+  /** Starts every standby build that waits for its retry now: a relay became usable again. */
+  #kickRetries(): void {
+    for (const [set, r] of this.#retry) {
+      if (!r.timer) continue;
+      log('standby for %s: a relay is usable again, retrying now', set.exit.onion);
+      void this.#replenish(set, set.legRelays());
+    }
+  }
+
   #cancelRetry(set: ClientSet): void {
     const r = this.#retry.get(set);
     if (r?.timer) clearTimeout(r.timer);
@@ -308,9 +326,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     role: 'primary' | 'standby',
   ): Promise<Circuit> {
     const rep = await this.#reputation;
-    const now = Date.now();
-    for (const [o, until] of this.#down) if (until <= now) this.#down.delete(o);
-    const avoid = [...req.avoid, ...[...this.#down.keys()].filter((o) => o !== req.exit?.onion)];
+    // held-off relays, except in a set too small for a primary and a standby leg with one spare: then those
+    // whose early try is due are let through rather than fail for want of a path
+    const held = this.#holdOff.avoid(this.relays, (r) => rep.score(r.onion) >= MIN_SCORE, 2 * this.hops);
+    const avoid = [...req.avoid, ...held.filter((o) => o !== req.exit?.onion)];
     let last: unknown;
     let discovered = false;
     for (let attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
@@ -333,6 +352,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         }
         throw last ?? e;
       }
+      for (const r of path) this.#holdOff.trying(r.onion);
       try {
         const circ = await Circuit.build(path, {
           pool: this.#pool,
@@ -347,6 +367,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
           },
         });
         rep.built(path.map((r) => r.onion));
+        let released = false;
+        for (const r of path) released = this.#holdOff.alive(r.onion) || released;
+        if (released) this.#kickRetries();
         this.metrics.circuitsBuilt.inc();
         this.metrics.buildSeconds.observe(circ.buildMs / 1000);
         this.metrics.handshakeSeconds.observe(circ.buildCpuMs / 1000 / path.length);
@@ -364,9 +387,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
         const hop = e instanceof MeshError ? (e.details?.hop as number | undefined) : undefined;
         const relay = hop !== undefined ? path[hop - 1] : undefined;
         this.metrics.circuitsFailed.inc({ reason: e instanceof MeshError ? e.reason : 'error' });
-        if (relay) {
+        if (relay && hop !== undefined) {
           rep.failed(relay.onion);
           if (relay.onion !== req.exit?.onion) avoid.push(relay.onion);
+          if (e instanceof MeshError && UNREACHED.has(e.reason))
+            this.#holdOff.lost(relay, this.#relays.get(relay.onion));
+          // the hops before it answered (they extended the circuit)
+          let released = false;
+          for (const r of path.slice(0, hop - 1)) released = this.#holdOff.alive(r.onion) || released;
+          if (released) this.#kickRetries();
         }
         this.emit('circuit:failed', {
           error:
@@ -406,7 +435,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const relay = hop !== undefined && hop >= 1 ? leg.path[hop - 1] : undefined;
     this.metrics.circuitsFailed.inc({ reason: error.reason });
     if (relay && error.reason !== 'closed' && error.reason !== 'tampered') {
-      this.#down.set(relay.onion, Date.now() + RELAY_DOWN_MS);
+      this.#holdOff.lost(relay, this.#relays.get(relay.onion));
       void this.#reputation.then((r) => r.lost(relay.onion));
     }
     this.emit('circuit:failed', {
