@@ -15,8 +15,11 @@ import {
   open,
   seal,
   verifyEd25519,
+  X25519_IMPORT,
   x25519Ephemeral,
   x25519FromSecret,
+  x25519PrivateJwk,
+  x25519PrivatePkcs8,
   x25519Shared,
 } from '../../src/pqc/_primitives.js';
 import { propertyParams } from '../helpers/property.js';
@@ -83,6 +86,27 @@ describe('pqc primitives', () => {
         expect(toHex(x25519FromSecret(secret).publicKey)).toBe(toHex(x25519.getPublicKey(secret)));
       }),
       propertyParams('x25519 vs noble', { numRuns: 200 }),
+    );
+  });
+
+  it('property: both X25519 private-key imports (JWK with a placeholder x, PKCS#8) give the same DH', () => {
+    // The JWK path is used only where the one-time RFC 7748 check at load passed; whichever path this Node
+    // picked, the other (when it imports at all) must agree with it and with noble for every secret.
+    expect(['jwk', 'pkcs8']).toContain(X25519_IMPORT);
+    const peer = x25519Ephemeral();
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (secret) => {
+        const want = toHex(x25519.getSharedSecret(secret, peer.publicKey));
+        expect(toHex(x25519Shared(x25519PrivatePkcs8(secret), peer.publicKey) ?? new Uint8Array())).toBe(
+          want,
+        );
+        if (X25519_IMPORT === 'jwk') {
+          expect(toHex(x25519Shared(x25519PrivateJwk(secret), peer.publicKey) ?? new Uint8Array())).toBe(
+            want,
+          );
+        }
+      }),
+      propertyParams('x25519 jwk vs pkcs8', { numRuns: 100 }),
     );
   });
 
