@@ -6,6 +6,7 @@ import { deflateSync, inflateSync } from 'node:zlib';
 import { MmogitError } from '../errors.js';
 import { writeNewFile } from './_durable.js';
 import { type GitObject, hashObject, type ObjectType, objectHeader } from './_git.js';
+import { CostLru } from './_lru.js';
 import { PackWriter } from './pack-writer.js';
 
 /**
@@ -35,8 +36,15 @@ const REF_DELTA = 7;
 
 interface PackFile {
   path: string;
-  data: Buffer | null;
 }
+
+/**
+ * Bytes of pack files kept read into memory per repository, least recently used first out. Each background
+ * git copy adds a pack, so keeping every pack read once would make the process's memory grow with the
+ * repository for the agent's lifetime; this keeps the packs a read is working through (a pack bigger than it
+ * is still kept, alone) and reads the others again when they are needed.
+ */
+export const PACK_CACHE_BYTES = 16 * 2 ** 20;
 
 interface PackLocation {
   pack: PackFile;
@@ -53,11 +61,17 @@ export class ObjectDb {
   private readonly objectsDir: string;
   private readonly packIndex = new Map<string, PackLocation>();
   private readonly loadedIdx = new Set<string>();
+  private readonly packData = new CostLru<string, Buffer>(PACK_CACHE_BYTES);
 
   constructor(gitdir: string) {
     this.gitdir = gitdir;
     this.objectsDir = join(gitdir, 'objects');
     this.scanPacks();
+  }
+
+  /** Bytes of pack files held in memory now (bounded by {@link PACK_CACHE_BYTES}). */
+  get cachedPackBytes(): number {
+    return this.packData.cost;
   }
 
   /** Loads indexes of packs that appeared since the last scan (another process, `git gc`). */
@@ -74,7 +88,7 @@ export class ObjectDb {
       if (!name.endsWith('.idx') || this.loadedIdx.has(name)) continue;
       const packPath = join(dir, `${name.slice(0, -4)}.pack`);
       if (!existsSync(packPath)) continue;
-      const pack: PackFile = { path: packPath, data: null };
+      const pack: PackFile = { path: packPath };
       for (const [oid, offset] of parseIdx(readFileSync(join(dir, name)))) {
         if (!this.packIndex.has(oid)) this.packIndex.set(oid, { pack, offset });
       }
@@ -131,8 +145,11 @@ export class ObjectDb {
   }
 
   private readPacked(pack: PackFile, offset: number): GitObject {
-    if (!pack.data) pack.data = readFileSync(pack.path);
-    const buf = pack.data;
+    let buf = this.packData.get(pack.path);
+    if (!buf) {
+      buf = readFileSync(pack.path);
+      this.packData.set(pack.path, buf, buf.length);
+    }
     let at = offset;
     let c = buf[at++] as number;
     const code = (c >> 4) & 7;

@@ -1,5 +1,6 @@
 import { MmogitError } from '../errors.js';
 import { encodeTree, MODE_FILE, MODE_TREE, parseTree, type TreeEntry } from './_git.js';
+import { CostLru } from './_lru.js';
 import { pacer } from './_pace.js';
 import { makeObject, type ObjectDb, type StoredObject } from './odb.js';
 
@@ -23,21 +24,31 @@ export interface TreeFile {
   oid: string;
 }
 
-/** Parsed trees kept at most; past it the cache starts over (they are cheap to parse again). */
-const MAX_CACHED_TREES = 200_000;
+/**
+ * Tree entries the parse cache keeps, counted over all cached trees (a tree costs its entries + 1), least
+ * recently used first out: ~150 bytes of heap an entry, so ~3 MB a store at most. What the cache is for is the
+ * trees on the path a new entry rewrites (root, `entries/`, three fan-out levels) and the two sides of a
+ * merge; a walk of the whole store reads each tree once, so it gains nothing from holding all of them, and
+ * superseded trees (five per new entry) age out instead of growing the heap for the agent's lifetime.
+ */
+export const TREE_CACHE_ENTRIES = 20_000;
 
 export class Trees {
-  private readonly cache = new Map<string, TreeEntry[]>();
+  private readonly cache = new CostLru<string, TreeEntry[]>(TREE_CACHE_ENTRIES);
 
   constructor(private readonly odb: ObjectDb) {}
+
+  /** Tree entries held by the parse cache now (bounded by {@link TREE_CACHE_ENTRIES}). */
+  get cachedEntries(): number {
+    return this.cache.cost;
+  }
 
   /** A parsed tree (throws if absent or not a tree). */
   read(oid: string): TreeEntry[] {
     let t = this.cache.get(oid);
     if (!t) {
       t = parseTree(this.odb.readTyped(oid, 'tree'));
-      if (this.cache.size > MAX_CACHED_TREES) this.cache.clear();
-      this.cache.set(oid, t);
+      this.cache.set(oid, t, t.length + 1);
     }
     return t;
   }
@@ -109,7 +120,9 @@ export class Trees {
   private store(entries: TreeEntry[], out: StoredObject[]): string {
     const obj = makeObject('tree', encodeTree(entries));
     out.push(obj);
-    this.cache.set(obj.oid, parseTree(obj.content));
+    // the parsed form, not `entries`: sorted as git stores it, and not shared with the caller
+    const parsed = parseTree(obj.content);
+    this.cache.set(obj.oid, parsed, parsed.length + 1);
     return obj.oid;
   }
 }

@@ -66,6 +66,9 @@ describe(`load: ${AGENTS} agents × ${MESSAGES} messages`, () => {
       const sentAt = new Map<string, number>();
       const statuses = new Map<string, string>();
       const t0 = performance.now();
+      // RSS at each quarter of the sends (no gc forced), so growth over the run shows as a trend, not two points
+      const quarters: number[] = [];
+      let sent = 0;
       await Promise.all(
         agents.map(async (a, i) => {
           let next = 0;
@@ -78,6 +81,14 @@ describe(`load: ${AGENTS} agents × ${MESSAGES} messages`, () => {
                 const r = await a.send(to.address, `load ${i}.${n}`, { timeoutMs: 60_000 });
                 sentAt.set(r.id, start);
                 statuses.set(r.id, r.status);
+                if (++sent % Math.max(1, Math.floor((AGENTS * MESSAGES) / 4)) === 0) {
+                  quarters.push(rssMiB());
+                  // progress of a long run (stderr, as the CLI's): how far, how fast
+                  const s = (performance.now() - t0) / 1000;
+                  process.stderr.write(
+                    `[load] ${sent} sent in ${s.toFixed(0)} s, RSS ${quarters.at(-1)} MiB\n`,
+                  );
+                }
               }
             }),
           );
@@ -108,7 +119,8 @@ describe(`load: ${AGENTS} agents × ${MESSAGES} messages`, () => {
         `[reliability] load ${AGENTS} agents × ${MESSAGES} messages = ${total} in ${wallS.toFixed(1)} s ` +
           `(${(total / wallS).toFixed(1)} msg/s, ${queued} queued first): delivery p50 ${pct(times, 50).toFixed(0)} ms, ` +
           `p99 ${pct(times, 99).toFixed(0)} ms, max ${pct(times, 100).toFixed(0)} ms; exactly once: events ` +
-          `${dupEvents.length} off, inbox ${dupInbox.length} off; RSS ${rssBefore} → ${rssAfter} MiB`,
+          `${dupEvents.length} off, inbox ${dupInbox.length} off; RSS ${rssBefore} → ${rssAfter} MiB ` +
+          `(at each quarter of the sends: ${quarters.join(', ')} MiB)`,
       );
       expect(sentAt.size).toBe(total);
       expect(dupEvents).toEqual([]);
