@@ -43,6 +43,8 @@ export interface LinkOptions {
   onUnknownCell?: (link: Link, cell: Cell) => void;
   /** Every payload received (after the PQ layer), for instrumentation. */
   onPayload?: (payload: Uint8Array) => void;
+  /** A payload that has not reached the channel after this long kills the link (default {@link LINK_SEND_TIMEOUT_MS}). */
+  sendTimeoutMs?: number;
 }
 
 /** Bytes a link moved, for metrics and the beacon-cost benchmark. */
@@ -69,6 +71,9 @@ export class Link {
   #queuedBytes = 0;
   readonly #queuedByCircuit = new Map<number, number>();
   #flushing = false;
+  /** performance.now() when the payload being written was handed to the session; null when none is. */
+  #writingSince: number | null = null;
+  readonly #sendTimeoutMs: number;
   #closed: MeshError | null = null;
   /** performance.now() of the last payload handed to the channel (monotonic: a clock step is no silence). */
   #lastSent = performance.now();
@@ -89,10 +94,11 @@ export class Link {
     this.initiator = initiator;
     this.#options = options;
     this.#intervalMs = options.intervalMs ?? DEFAULT_BEACON_INTERVAL_MS;
+    this.#sendTimeoutMs = options.sendTimeoutMs ?? LINK_SEND_TIMEOUT_MS;
     const interval = Buffer.alloc(4);
     interval.writeUInt32BE(Math.min(0xffff_ffff, Math.round(this.#intervalMs)));
     this.#padding = encodeCell(0, CMD_PADDING, interval);
-    this.#tickMs = Math.max(10, Math.floor(this.#intervalMs / 2));
+    this.#tickMs = Math.max(10, Math.min(Math.floor(this.#intervalMs / 2), this.#sendTimeoutMs));
     this.#silence = new SilenceMeter(this.#tickMs, performance.now());
     this.#timer = setInterval(() => this.#tick(), this.#tickMs);
     this.#timer.unref();
@@ -173,7 +179,6 @@ export class Link {
           n++;
         }
         const batch = this.#queue.splice(0, n);
-        const payload = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, size);
         for (const c of batch) {
           const id = c.readUInt32BE(0);
           if (id !== 0) {
@@ -186,12 +191,18 @@ export class Link {
         this.stats.bytesOut += size + FRAME_OVERHEAD;
         this.stats.cellsOut += n;
         this.#lastSent = performance.now();
-        await this.#session.send(payload, { timeoutMs: LINK_SEND_TIMEOUT_MS });
+        // The cells go into one frame as they are (no join), and with no timer of the session's own: the
+        // tick enforces the send deadline by aborting the session, which works on every channel (a socket's
+        // write ignores a signal while it waits for 'drain').
+        this.#writingSince = this.#lastSent;
+        await this.#session.sendParts(batch, { timeoutMs: Number.POSITIVE_INFINITY });
+        this.#writingSince = null;
       }
     } catch (e) {
       this.#fail(e);
     } finally {
       this.#flushing = false;
+      this.#writingSince = null;
     }
     if (!this.#closed) for (const l of this.#drainListeners) l();
   }
@@ -199,7 +210,8 @@ export class Link {
   async #readLoop(): Promise<void> {
     try {
       for (;;) {
-        const payload = await this.#session.receive();
+        // a view: the cells are parsed as views into it, the decrypted frame is copied never
+        const payload = await this.#session.receive({ view: true });
         if (payload === null) {
           this.#fail(new MeshError('link-lost', `link to ${this.peerOnion} closed by the peer`));
           return;
@@ -243,6 +255,17 @@ export class Link {
 
   #judge(at: number): void {
     if (this.#closed) return;
+    const writing = this.#writingSince;
+    if (writing !== null && at - writing > this.#sendTimeoutMs) {
+      // the neighbour stopped reading (or the path to it is stuck): every write has a deadline
+      const err = new MeshError(
+        'timeout',
+        `link to ${this.peerOnion}: a write did not drain in ${Math.round(at - writing)} ms`,
+      );
+      this.#session.abort(err);
+      this.#fail(err);
+      return;
+    }
     // silence is judged by the neighbour's interval (until it told us, the larger of ours and the default)
     const peer = this.#peerIntervalMs ?? Math.max(this.#intervalMs, DEFAULT_BEACON_INTERVAL_MS);
     const silent = this.#silence.silentMs(at);

@@ -58,6 +58,27 @@ export class FrameCipher {
   }
 
   /**
+   * Seals one frame whose data is the concatenation of `parts` (`length` bytes in all), encrypting part by
+   * part: the same bytes as `seal(type, concat(parts))` without joining the parts first.
+   */
+  sealParts(type: number, parts: readonly Uint8Array[], length: number): Uint8Array {
+    if (length > MAX_FRAME_DATA) throw new RangeError(`frame data over ${MAX_FRAME_DATA} bytes`);
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(1 + length + TAG_LEN, 0);
+    const c = createCipheriv('aes-256-gcm', this.#key, counterNonce(this.#next()));
+    c.setAAD(header);
+    const out: Uint8Array[] = [header, c.update(Uint8Array.of(type))];
+    let seen = 0;
+    for (const p of parts) {
+      seen += p.length;
+      if (p.length > 0) out.push(c.update(p));
+    }
+    if (seen !== length) throw new RangeError(`frame parts hold ${seen} bytes, not ${length}`);
+    out.push(c.final(), c.getAuthTag());
+    return Buffer.concat(out, 4 + 1 + length + TAG_LEN);
+  }
+
+  /**
    * Opens a frame's body (ciphertext ‖ tag) read after `header` (its 4 length bytes).
    * @throws FrameError `auth` when the frame was changed, reordered, replayed or dropped before it.
    */

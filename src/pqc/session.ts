@@ -24,9 +24,21 @@ export const SEND_TIMEOUT_MS = 180_000;
 
 /**
  * Options of {@link SecureSession.send} and {@link SecureSession.receive}. `timeoutMs` of send defaults to
- * {@link SEND_TIMEOUT_MS}; receive has no default (waiting for the next message is idle).
+ * {@link SEND_TIMEOUT_MS}, and `Infinity` means no timer of the session's own (a caller that enforces its own
+ * deadline with {@link SecureSession.abort} saves a timer and an AbortController per payload); receive has no
+ * default (waiting for the next message is idle).
  */
 export type SessionIoOptions = AbortOptions;
+
+/** Options of {@link SecureSession.receive}. */
+export interface SessionReceiveOptions extends SessionIoOptions {
+  /**
+   * Return a one-frame payload as a view into the frame's decrypted bytes instead of a fresh copy (its
+   * `buffer` then also holds the frame's type byte in front): for readers that only look through
+   * `byteOffset`/`length`, such as the mesh link's cell parser.
+   */
+  view?: boolean;
+}
 
 /** The authenticated peer of a session. `onion` is derived from `publicKey` (rend-spec-v3 §6). */
 export interface SessionPeer {
@@ -44,8 +56,15 @@ export interface SecureSession {
   readonly handshakeMs: number;
   /** Sends one payload (split into ≤ 64 KiB frames). Concurrent sends are queued, never interleaved. */
   send(payload: Uint8Array, options?: SessionIoOptions): Promise<void>;
+  /**
+   * Sends the concatenation of `parts` as one payload in one frame (at most {@link MAX_FRAME_DATA} bytes in
+   * all), encrypting part by part so the caller never joins them: the same bytes on the wire as `send`.
+   */
+  sendParts(parts: readonly Uint8Array[], options?: SessionIoOptions): Promise<void>;
   /** Receives one whole payload; null once the peer closed cleanly. */
-  receive(options?: SessionIoOptions): Promise<Uint8Array | null>;
+  receive(options?: SessionReceiveOptions): Promise<Uint8Array | null>;
+  /** Tears the session down at once (the channel too): pending and later sends and receives reject with `reason`. */
+  abort(reason: Error): void;
   /**
    * Sends the authenticated close frame and ends our side; payloads already received stay readable. Whether the
    * peer can still answer depends on the transport (tor streams and non-half-open sockets end both ways).
@@ -101,31 +120,53 @@ export class Session implements SecureSession {
   }
 
   send(payload: Uint8Array, options: SessionIoOptions = {}): Promise<void> {
+    return this.#sendWith(payload.length, options, async (signal) => {
+      let offset = 0;
+      do {
+        const end = Math.min(offset + MAX_FRAME_DATA, payload.length);
+        const type = end === payload.length ? FRAME_END : FRAME_MORE;
+        await this.#channel.write(this.#sender.seal(type, payload.subarray(offset, end)), { signal });
+        offset = end;
+      } while (offset < payload.length);
+    });
+  }
+
+  sendParts(parts: readonly Uint8Array[], options: SessionIoOptions = {}): Promise<void> {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    if (length > MAX_FRAME_DATA) {
+      return Promise.reject(new RangeError(`sendParts takes at most ${MAX_FRAME_DATA} bytes, got ${length}`));
+    }
+    return this.#sendWith(length, options, async (signal) => {
+      await this.#channel.write(this.#sender.sealParts(FRAME_END, parts, length), { signal });
+    });
+  }
+
+  /** One payload of `length` bytes written by `write`, under the send lock and the send deadline. */
+  #sendWith(
+    length: number,
+    options: SessionIoOptions,
+    write: (signal: AbortSignal | undefined) => Promise<void>,
+  ): Promise<void> {
     return this.#sendLock.run(async () => {
       this.#checkUsable();
       if (this.#sentClose) throw new MmogitError('ERR_CONNECTION_CLOSED', 'secure channel: send after close');
-      if (payload.length > this.#maxPayload) {
-        throw new FrameError('too-large', `payload of ${payload.length} bytes exceeds ${this.#maxPayload}`, {
-          details: { length: payload.length, max: this.#maxPayload },
+      if (length > this.#maxPayload) {
+        throw new FrameError('too-large', `payload of ${length} bytes exceeds ${this.#maxPayload}`, {
+          details: { length, max: this.#maxPayload },
         });
       }
-      const { signal, done } = deadline(
-        options.signal,
-        options.timeoutMs ?? SEND_TIMEOUT_MS,
-        'secure channel send',
-      );
-      if (signal.aborted) {
+      const ms = options.timeoutMs ?? SEND_TIMEOUT_MS;
+      const { signal, done } =
+        ms === Number.POSITIVE_INFINITY
+          ? { signal: options.signal, done: () => {} }
+          : deadline(options.signal, ms, 'secure channel send');
+      if (signal?.aborted) {
         done();
         throw abortReason(signal, 'secure channel send'); // nothing written: the session stays usable
       }
-      let offset = 0;
       try {
-        do {
-          const end = Math.min(offset + MAX_FRAME_DATA, payload.length);
-          const type = end === payload.length ? FRAME_END : FRAME_MORE;
-          await this.#channel.write(this.#sender.seal(type, payload.subarray(offset, end)), { signal });
-          offset = end;
-        } while (offset < payload.length);
+        await write(signal);
       } catch (e) {
         // Part of a payload may be on the wire: the stream cannot be resumed.
         throw this.#fail(e);
@@ -135,7 +176,11 @@ export class Session implements SecureSession {
     });
   }
 
-  receive(options: SessionIoOptions = {}): Promise<Uint8Array | null> {
+  abort(reason: Error): void {
+    this.#fail(reason);
+  }
+
+  receive(options: SessionReceiveOptions = {}): Promise<Uint8Array | null> {
     return this.#receiveLock.run(async () => {
       this.#checkUsable();
       if (this.#gotClose) return null;
@@ -144,14 +189,14 @@ export class Session implements SecureSession {
           ? { signal: options.signal, done: () => {} }
           : deadline(options.signal, options.timeoutMs, 'secure channel receive');
       try {
-        return await this.#receivePayload(signal);
+        return await this.#receivePayload(signal, options.view === true);
       } finally {
         done();
       }
     });
   }
 
-  async #receivePayload(signal: AbortSignal | undefined): Promise<Uint8Array | null> {
+  async #receivePayload(signal: AbortSignal | undefined, view: boolean): Promise<Uint8Array | null> {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (;;) {
@@ -211,9 +256,11 @@ export class Session implements SecureSession {
         );
       }
       parts.push(frame.data);
-      // A fresh array either way, so `payload.buffer` holds exactly the payload (no frame type byte).
-      if (frame.type === FRAME_END)
-        return parts.length === 1 ? new Uint8Array(parts[0] as Uint8Array) : concat(parts, total);
+      // A fresh array unless a view was asked for, so `payload.buffer` holds exactly the payload (no type byte).
+      if (frame.type === FRAME_END) {
+        if (parts.length > 1) return concat(parts, total);
+        return view ? (parts[0] as Uint8Array) : new Uint8Array(parts[0] as Uint8Array);
+      }
     }
   }
 

@@ -6,7 +6,13 @@ import { type AddressInfo, createServer, type Server, type Socket, connect as tc
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
 import { SilenceMeter } from '../../src/mesh/_silence.js';
-import { DEFAULT_BEACON_INTERVAL_MS, LINK_DEAD_INTERVALS } from '../../src/mesh/_wire.js';
+import {
+  BODY_LEN,
+  CMD_RELAY_16K,
+  DEFAULT_BEACON_INTERVAL_MS,
+  LINK_DEAD_INTERVALS,
+} from '../../src/mesh/_wire.js';
+import { encodeCell } from '../../src/mesh/cells.js';
 import type { MeshError } from '../../src/mesh/errors.js';
 import { acceptLink, dialLink, type Link, tuneSocket } from '../../src/mesh/link.js';
 import { channelFromDuplex } from '../../src/transport/byte-channel.js';
@@ -19,7 +25,10 @@ afterEach(() => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A link pair on 127.0.0.1: `dial` is the client end, `accepted` the relay end. */
-async function linkPair(via?: (port: number) => Promise<number>): Promise<{ dial: Link; accepted: Link }> {
+async function linkPair(
+  via?: (port: number) => Promise<number>,
+  dialOptions: { sendTimeoutMs?: number } = {},
+): Promise<{ dial: Link; accepted: Link }> {
   const key = AgentKey.random();
   let resolveAccepted: (l: Link) => void = () => {};
   const accepted = new Promise<Link>((r) => {
@@ -37,7 +46,7 @@ async function linkPair(via?: (port: number) => Promise<number>): Promise<{ dial
   const dialPort = via ? await via(port) : port;
   const dial = await dialLink(
     { publicKey: key.publicKey, onion: key.onion, tcp: { host: '127.0.0.1', port: dialPort } },
-    { self: AgentKey.random(), timeoutMs: 10_000 },
+    { self: AgentKey.random(), timeoutMs: 10_000, ...dialOptions },
   );
   const acc = await accepted;
   cleanups.push(
@@ -132,5 +141,45 @@ describe('mesh link: dead-link rule', () => {
     const detectMs = at - from;
     expect(detectMs).toBeGreaterThanOrEqual(LINK_DEAD_INTERVALS * DEFAULT_BEACON_INTERVAL_MS - 600);
     expect(detectMs).toBeLessThan(LINK_DEAD_INTERVALS * DEFAULT_BEACON_INTERVAL_MS + 1_000);
+  }, 15_000);
+
+  it('a write that cannot drain (the neighbour stopped reading) ends the link with a timeout', async () => {
+    // A proxy that keeps carrying the neighbour's keepalives to us but stops reading what we send: our
+    // socket's buffers fill and the write waits for 'drain' that never comes. Before the send deadline was
+    // enforced by the link, that write waited for ever (a socket's write ignored the session's timeout signal).
+    const sockets: Socket[] = [];
+    let proxyTarget = 0;
+    const proxy = createServer((inbound) => {
+      const outbound = tcpConnect(proxyTarget, '127.0.0.1');
+      sockets.push(inbound, outbound);
+      for (const s of [inbound, outbound]) s.on('error', () => {});
+      inbound.on('data', (d) => void outbound.write(d));
+      outbound.on('data', (d) => void inbound.write(d));
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    cleanups.push(
+      () => void proxy.close(),
+      () => {
+        for (const s of sockets) s.destroy();
+      },
+    );
+    const { dial, accepted } = await linkPair(
+      async (port) => {
+        proxyTarget = port;
+        return (proxy.address() as AddressInfo).port;
+      },
+      { sendTimeoutMs: 300 },
+    );
+    const circ = dial.allocCircId();
+    accepted.register(circ, { onCell: () => {}, onLinkClosed: () => {} });
+    const closed = closedWith(dial);
+    (sockets[0] as Socket).pause(); // the proxy stops reading from us
+    const body = new Uint8Array(BODY_LEN[CMD_RELAY_16K] as number);
+    // 64 MiB queued: far more than the loopback socket buffers hold
+    for (let i = 0; i < 4096; i++) dial.send(encodeCell(circ, CMD_RELAY_16K, body), circ);
+    const { error } = await closed;
+    expect(error).toMatchObject({ code: 'ERR_MESH', details: { reason: 'timeout' } });
+    expect(error.message).toMatch(/did not drain/);
   }, 15_000);
 });

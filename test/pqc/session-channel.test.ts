@@ -14,8 +14,10 @@ function sessionOf(payloads: Uint8Array[]): SecureSession {
     transcriptHash: new Uint8Array(32),
     handshakeMs: 0,
     send: async () => {},
+    sendParts: async () => {},
     receive: async () => (i < payloads.length ? (payloads[i++] as Uint8Array) : null),
     close: async () => {},
+    abort: () => {},
   };
 }
 const unused = {} as ByteChannel;
