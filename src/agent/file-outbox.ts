@@ -11,6 +11,7 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isStaleDurableTemp, syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
+import { diskFullError } from './_errors.js';
 import { parseFileOffer, type SignedFileOffer, verifyFileOffer } from './files-wire.js';
 import { parseEnvelopeV2 } from './messaging-envelope-v2.js';
 
@@ -62,7 +63,9 @@ export class FileOutbox {
   async put(entry: FileOutboxEntry): Promise<void> {
     const body = `${JSON.stringify({ format: FORMAT, v: VERSION, ...entry })}\n`;
     await this.init();
-    await writeFileDurable(this.path(entry.offer.message.id), body, { mode: 0o600 });
+    await writeFileDurable(this.path(entry.offer.message.id), body, { mode: 0o600 }).catch((e: unknown) => {
+      throw diskFullError(e, 'queueing a file');
+    });
   }
 
   /** Removes the entry of `id`; false if there was none. */
