@@ -27,7 +27,7 @@ const PARTS = {
     args: ['-t', 'receiving daemon killed'],
   },
   'kill-file-send': {
-    what: 'kill -9 of the sending daemon mid-file, 4 MiB each, resumed from its outbox under the same id (size: runs, default 100)',
+    what: 'kill -9 of the sending daemon mid-file, 16 MiB each, resumed from its outbox under the same id (size: runs, default 100)',
     env: 'MMOGIT_KILL_FILE_RUNS',
     size: '100',
     files: ['test/reliability/kill-file.tor.test.ts'],
