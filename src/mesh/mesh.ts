@@ -20,6 +20,7 @@ import { MeshMetrics } from './metrics.js';
 import { choosePath, mayExit } from './path.js';
 import { MIN_SCORE, Reputation } from './reputation.js';
 import { type SocksServer, startSocksServer } from './socks.js';
+import { StandbyRetries } from './standby-retry.js';
 import type { MeshStream } from './streams.js';
 
 const log = createLogger('mmogit:mesh');
@@ -27,15 +28,8 @@ const log = createLogger('mmogit:mesh');
 const BUILD_ATTEMPTS = 3;
 /** Build failures that say the relay could not be reached (it is held off); others say nothing of its health. */
 const UNREACHED = new Set(['hop-unreachable', 'unreachable', 'timeout', 'link-lost', 'link-timeout']);
-/**
- * A failed standby build is tried again after this long, doubled after every further failure up to
- * {@link STANDBY_RETRY_MAX_MS} (as TCP backs off its retransmission timer, RFC 6298 §5.5): without a retry a set whose standby
- * build failed once (its relays briefly down, the DHT not yet answered) ran without a standby until its
- * primary failed and took its streams with it; without the cap and the doubling, relays that stay down would
- * be dialled every second forever.
- */
-export const STANDBY_RETRY_INITIAL_MS = 1_000;
-export const STANDBY_RETRY_MAX_MS = 30_000;
+
+export { STANDBY_RETRY_INITIAL_MS, STANDBY_RETRY_MAX_MS } from './standby-retry.js';
 
 /** Epoch milliseconds with sub-millisecond precision (comparable across processes on one host). */
 export function nowEpochMs(): number {
@@ -106,8 +100,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #holdOff: RelayHoldOff;
   /** Legs being built per set. */
   readonly #building = new WeakMap<ClientSet, number>();
-  /** Per set: the next standby retry's delay and its timer (none while no retry is due). */
-  readonly #retry = new Map<ClientSet, { delayMs: number; timer: NodeJS.Timeout | null }>();
+  /** Per set: the next standby retry's delay and its timer. */
+  readonly #retries: StandbyRetries<ClientSet>;
   /** Aborted by {@link close}: ends builds in flight and standby retries. */
   readonly #stop = new AbortController();
 
@@ -124,6 +118,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.metrics = options.metrics ?? new MeshMetrics();
     this.#pool = new LinkPool({ intervalMs: this.intervalMs, onionDialer: options.onionDialer });
     this.#holdOff = new RelayHoldOff(options.holdOff);
+    this.#retries = new StandbyRetries<ClientSet>({
+      ...options.standbyRetry,
+      rebuild: (set) => {
+        if (!set.standby?.alive) void this.#replenish(set, set.legRelays());
+      },
+    });
     for (const r of options.relays ?? []) this.addRelay(r);
     this.#reputation = Reputation.open(
       options.configDir ? join(options.configDir, 'mesh', 'reputation.json') : undefined,
@@ -195,7 +195,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           if (set.streams.size === 0) {
             set.close();
             this.#sets.delete(set);
-            this.#cancelRetry(set);
+            this.#retries.cancel(set);
           }
           continue;
         }
@@ -237,7 +237,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       exitLost: (s, error) => {
         this.metrics.exitsLost.inc();
         this.#sets.delete(s);
-        this.#cancelRetry(s);
+        this.#retries.cancel(s);
         void this.#reputation.then((r) => r.lost(s.exit.onion));
         this.emit('exit:lost', { exit: s.exit.onion, error, at: nowEpochMs() });
       },
@@ -251,16 +251,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * Builds a standby (or a replacement primary) for `set`: same exit, other relays. A failed standby build
-   * (the set still has its primary) is tried again with a bounded backoff ({@link STANDBY_RETRY_INITIAL_MS});
+   * (the set still has its primary) is tried again with a bounded backoff ({@link StandbyRetries});
    * a failed replacement primary is not: its streams are waiting, and with no leg left the set is given up.
    */
   async #replenish(set: ClientSet, exclude: readonly string[]): Promise<void> {
     if (this.#closed || set.dead || (this.#options.standby === false && set.primary?.alive)) return;
-    const pending = this.#retry.get(set);
-    if (pending?.timer) {
-      clearTimeout(pending.timer);
-      pending.timer = null;
-    }
+    this.#retries.starting(set);
     this.#building.set(set, (this.#building.get(set) ?? 0) + 1);
     let failed: MeshError | null = null;
     try {
@@ -270,7 +266,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         'standby',
       );
       await set.attach(leg);
-      this.#retry.delete(set);
+      this.#retries.succeeded(set);
     } catch (e) {
       failed = e instanceof MeshError ? e : new MeshError('build-failed', String((e as Error)?.message ?? e));
       log('standby for %s failed: %s', set.exit.onion, failed.message);
@@ -288,36 +284,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #retryStandby(set: ClientSet, error: MeshError): void {
     if (this.#closed || set.dead || !set.primary?.alive || set.standby?.alive) return;
     if ((this.#building.get(set) ?? 0) > 0) return; // a build in flight retries on its own failure
-    const initial = this.#options.standbyRetry?.initialMs ?? STANDBY_RETRY_INITIAL_MS;
-    const max = this.#options.standbyRetry?.maxMs ?? STANDBY_RETRY_MAX_MS;
-    const state = this.#retry.get(set) ?? { delayMs: initial, timer: null };
-    this.#retry.set(set, state);
-    if (state.timer) return;
-    const delay = state.delayMs;
-    state.delayMs = Math.min(max, delay * 2);
-    state.timer = setTimeout(() => {
-      state.timer = null;
-      if (set.standby?.alive) return;
-      void this.#replenish(set, set.legRelays());
-    }, delay);
-    state.timer.unref();
+    const delay = this.#retries.schedule(set);
+    if (delay === null) return;
     log('standby for %s: next try in %d ms', set.exit.onion, delay);
     this.emit('standby:retry', { exit: set.exit.onion, error, inMs: delay, at: nowEpochMs() });
   }
 
   /** Starts every standby build that waits for its retry now: a relay became usable again. */
   #kickRetries(): void {
-    for (const [set, r] of this.#retry) {
-      if (!r.timer) continue;
-      log('standby for %s: a relay is usable again, retrying now', set.exit.onion);
-      void this.#replenish(set, set.legRelays());
-    }
-  }
-
-  #cancelRetry(set: ClientSet): void {
-    const r = this.#retry.get(set);
-    if (r?.timer) clearTimeout(r.timer);
-    this.#retry.delete(set);
+    for (const set of this.#retries.kick())
+      log('standby for %s: a relay is usable again, retried now', set.exit.onion);
   }
 
   async #buildLeg(
@@ -482,7 +458,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stop.abort(new MeshError('closed', 'mesh closed'));
-    for (const s of [...this.#retry.keys()]) this.#cancelRetry(s);
+    this.#retries.cancelAll();
     for (const s of this.#socks) await s.close();
     for (const s of [...this.#sets]) s.close();
     this.#sets.clear();
