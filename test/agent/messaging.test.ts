@@ -48,7 +48,14 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
     const inbox = await b.messenger.inbox();
     expect(inbox).toEqual(got);
     // The sent copy is stored (and the outbox entry dropped) right after the ack, off the round trip.
+    // An ack within the outbox grace means no outbox file was ever written, so an empty outbox alone does not say
+    // the sent copy is stored yet: wait for both (a Node 24 CI run read the store before the write finished).
     await waitFor(async () => (await readdir(join(a.home, 'outbox'))).length === 0, 2_000, 'outbox emptied');
+    await waitFor(
+      async () => (await a.store.list()).some((r) => r.direction === 'out'),
+      2_000,
+      'sent copy stored',
+    );
     const sent = (await a.store.list()).filter((r) => r.direction === 'out');
     expect(sent.map((r) => [r.message.id, r.ack?.ack.by])).toEqual([[res.id, b.key.onion]]);
     expect(await a.messenger.inbox()).toEqual([]);
