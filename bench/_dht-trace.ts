@@ -98,7 +98,11 @@ export function tracedNode(node: DiscoveryNode, sink: (t: QueryTrace) => void): 
       const fn = v as (...args: unknown[]) => unknown;
       if (typeof prop === 'string' && TRACED.has(prop))
         return (...args: unknown[]) =>
-          traced(fn.apply(target, args) as AsyncIterable<QueryEvent>, new HopCounter(prop, node.peerId), sink);
+          traced(
+            fn.apply(target, args) as AsyncIterable<QueryEvent>,
+            new HopCounter(prop, node.peerId),
+            sink,
+          );
       return fn.bind(target);
     },
   }) as KadDHT;

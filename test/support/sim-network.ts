@@ -9,6 +9,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
 import { kadDHT } from '@libp2p/kad-dht';
+import { ping } from '@libp2p/ping';
 import { createLibp2p } from 'libp2p';
 import { bootstrapDialer } from '../../src/discovery/bootstrap.js';
 import { dhtServiceOptions } from '../../src/discovery/dht.js';
@@ -45,6 +46,8 @@ export async function startSimAgent(net: SimNetwork, key: AgentKey = AgentKey.ra
     connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
+      // kad-dht pings old routing-table entries before evicting them
+      ping: ping(),
       dht: kadDHT(dhtServiceOptions({ allowPrivateAddresses: true })),
     },
   });
@@ -78,14 +81,12 @@ export async function startSimNetwork(
 ): Promise<{ agents: SimAgent[]; stop: () => Promise<void> }> {
   const agents: SimAgent[] = [];
   const stop = async (): Promise<void> => {
-    await Promise.all(agents.map((a) => a.node.stop().catch(() => {})));
+    await Promise.all(agents.map((a) => Promise.resolve(a.node.stop()).catch(() => {})));
   };
   try {
     for (let i = 0; i < n; i += 50) {
       options.signal?.throwIfAborted();
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(50, n - i) }, () => startSimAgent(net)),
-      );
+      const batch = await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => startSimAgent(net)));
       agents.push(...batch);
     }
     await joinSimAgents(agents, 0, options);
