@@ -77,3 +77,27 @@ describe('sim transport', () => {
     expect(b.destroyed).toBe(true);
   });
 });
+
+describe('sim transport under real libp2p agents', () => {
+  it('10 agents join, one advertises, another discovers it; dials paid a cold set-up', async () => {
+    const { startSimNetwork } = await import('./sim-network.js');
+    const { Discovery } = await import('../../src/discovery/index.js');
+    const net = new SimNetwork(PRIVATE_PROFILE, SEED);
+    const { agents, stop } = await startSimNetwork(net, 10, { signal: AbortSignal.timeout(90_000) });
+    const ds = agents.map((a) => new Discovery(a.node, a.key));
+    try {
+      await ds[5]!.advertise(['memory_sync'], { timeoutMs: 30_000 });
+      const found: string[] = [];
+      for await (const v of ds[8]!.discover('memory_sync', { timeoutMs: 30_000, limit: 1 }))
+        found.push(v.advert.onion);
+      expect(found).toEqual([agents[5]!.key.onion]);
+      expect(net.stats.coldSetups).toBeGreaterThanOrEqual(9);
+      expect(net.stats.setupMsTotal).toBeGreaterThanOrEqual(
+        net.stats.coldSetups * PRIVATE_PROFILE.setupMs.min,
+      );
+    } finally {
+      for (const d of ds) d.stop();
+      await stop();
+    }
+  }, 120_000);
+});
