@@ -136,6 +136,16 @@ export const TARGETS: (TargetRule & { exclude?: RegExp })[] = [
     limit: 0.5,
   },
   {
+    id: 'files.throughput',
+    area: 'files',
+    label: 'a 100 MiB file agent → agent vs a bare socket stream of the same bytes through the same tors',
+    match: /throughput/i,
+    // Issue 12 ("Round trip"): ≥ 0.9× a bare socket's throughput through the same tors.
+    on: 'ratio',
+    op: '>=',
+    limit: 0.9,
+  },
+  {
     id: 'transport.10mb',
     area: 'transport',
     label: '10 MB transfer vs bare socket through tor',
