@@ -1,6 +1,7 @@
 /**
  * The primitives the channel is built from, behind small functions: X25519 and AES-256-GCM from Node's crypto
- * (OpenSSL, 20–80× faster than pure JS here), ML-KEM-768 from noble (FIPS 203), HKDF-SHA256 (RFC 5869).
+ * (OpenSSL, 20–80× faster than pure JS here), ML-KEM-768 (FIPS 203: Node's where it has it, else noble;
+ * ./_mlkem.ts), HKDF-SHA256 (RFC 5869).
  * @module
  */
 import {
@@ -13,7 +14,6 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { verifySignature } from '../identity/signing.js';
 
 // Raw keys go in as JWK (RFC 8037 OKP): with OpenSSL 3, DER import of a key costs 80–300 µs here, JWK 1–25 µs,
@@ -128,42 +128,14 @@ export function x25519Shared(privateKey: KeyObject, peerPublic: Uint8Array): Uin
  */
 export const verifyEd25519: typeof verifySignature = verifySignature;
 
-export interface MlKemKeyPair {
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
-}
-
-/** ML-KEM-768 key pair from 64 bytes of OS randomness (FIPS 203 §7.1 ML-KEM.KeyGen). */
-export function mlkemKeygen(): MlKemKeyPair {
-  const seed = new Uint8Array(randomBytes(64));
-  try {
-    return ml_kem768.keygen(seed);
-  } finally {
-    seed.fill(0);
-  }
-}
-
-/**
- * Encapsulates to `publicKey` (FIPS 203 §7.2, including the modulus input check). Returns null for an
- * encapsulation key that fails the check.
- */
-export function mlkemEncapsulate(
-  publicKey: Uint8Array,
-): { cipherText: Uint8Array; sharedSecret: Uint8Array } | null {
-  const m = new Uint8Array(randomBytes(32));
-  try {
-    return ml_kem768.encapsulate(publicKey, m);
-  } catch {
-    return null;
-  } finally {
-    m.fill(0);
-  }
-}
-
-/** Decapsulates (FIPS 203 §7.3); a tampered ciphertext yields an unrelated secret (implicit rejection). */
-export function mlkemDecapsulate(cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  return ml_kem768.decapsulate(cipherText, secretKey);
-}
+export {
+  MLKEM_BACKEND,
+  type MlKemKeyPair,
+  type MlKemSecretKey,
+  mlkemDecapsulate,
+  mlkemEncapsulate,
+  mlkemKeygen,
+} from './_mlkem.js';
 
 /** HKDF-Extract with SHA-256 (RFC 5869 §2.2): PRK = HMAC(salt, IKM). */
 export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
@@ -242,7 +214,10 @@ export function open(
   return new Uint8Array(body.buffer, body.byteOffset, body.length);
 }
 
-/** Overwrites secrets we no longer need (best effort: JS may have copied them). */
-export function wipe(...arrays: (Uint8Array | undefined | null)[]): void {
-  for (const a of arrays) a?.fill(0);
+/**
+ * Overwrites secrets we no longer need (best effort: JS may have copied them). A `KeyObject`'s bytes live in
+ * OpenSSL, which clears them when the object is collected; there is nothing to overwrite from here.
+ */
+export function wipe(...arrays: (Uint8Array | KeyObject | undefined | null)[]): void {
+  for (const a of arrays) if (a instanceof Uint8Array) a.fill(0);
 }
