@@ -1,0 +1,143 @@
+/**
+ * Discovery at scale on the simulated tor-like transport (test/support/sim-transport.ts): N real libp2p +
+ * kad-dht + Discovery nodes in one process. Prints the seed, join time, advertise and discover latency and
+ * hop counts (median, p90) and RSS per node, as one JSON document on stdout.
+ * Run: `npx tsc -p tsconfig.json && node --expose-gc dist/bench/scale-sim.js [N] [private|public] [seed]`.
+ * @module
+ */
+import '../src/_polyfill.js';
+import { pathToFileURL } from 'node:url';
+import { Discovery } from '../src/discovery/index.js';
+import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
+import { startSimNetwork } from '../test/support/sim-network.js';
+import { SimNetwork } from '../test/support/sim-transport.js';
+import { type QueryTrace, tracedNode } from './_dht-trace.js';
+import { type BenchResult, median, round } from './_shared.js';
+import type { BenchModule } from './_types.js';
+
+const MiB = 1024 * 1024;
+const PROVIDERS = 5;
+const DISCOVERERS = 15;
+
+function p90(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * 0.9))] ?? Number.NaN;
+}
+
+/** One run: N nodes on `profile`, bounded by `timeoutMs` as a whole. */
+export async function runScaleSim(n: number, profileName: string, seed: number, timeoutMs = 1_500_000) {
+  const profile = SIM_PROFILES[profileName];
+  if (profile === undefined) throw new RangeError(`unknown profile ${profileName}`);
+  const signal = AbortSignal.timeout(timeoutMs);
+  process.stderr.write(`[scale-sim] ${n} nodes, profile ${profile.name}, seed ${seed}\n`);
+  const net = new SimNetwork(profile, seed);
+  globalThis.gc?.();
+  const before = process.memoryUsage();
+  const joins: number[] = [];
+  const t0 = performance.now();
+  const { agents, stop } = await startSimNetwork(net, n, { signal, onJoined: (_i, ms) => joins.push(ms) });
+  const joinWallS = (performance.now() - t0) / 1000;
+  globalThis.gc?.();
+  const after = process.memoryUsage();
+  const traces: QueryTrace[] = [];
+  const ds = agents.map(
+    (a) =>
+      new Discovery(
+        tracedNode(a.node, (t) => traces.push(t)),
+        a.key,
+      ),
+  );
+  try {
+    const providers = Array.from({ length: PROVIDERS }, (_, i) =>
+      Math.floor(((i + 1) * n) / (PROVIDERS + 1)),
+    );
+    const adv: number[] = [];
+    const advHops: number[] = [];
+    for (const i of providers) {
+      traces.length = 0;
+      const t = performance.now();
+      await ds[i]!.advertise(['memory_sync'], { timeoutMs: 120_000, signal });
+      adv.push(performance.now() - t);
+      advHops.push(Math.max(0, ...traces.map((x) => x.finalPeerHops ?? x.maxHops)));
+    }
+    const disc: number[] = [];
+    const discHops: number[] = [];
+    let found = 0;
+    const from = Array.from(
+      { length: DISCOVERERS },
+      (_, i) => 2 + Math.floor((i * (n - 3)) / DISCOVERERS),
+    ).filter((i) => !providers.includes(i));
+    for (const i of from) {
+      traces.length = 0;
+      const t = performance.now();
+      for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal })) {
+        disc.push(performance.now() - t);
+        found++;
+      }
+      const fp = traces.find((x) => x.op === 'findProviders');
+      if (fp?.firstResultHops !== undefined) discHops.push(fp.firstResultHops);
+    }
+    return {
+      nodes: n,
+      profile: profile.name,
+      seed,
+      joinWallS: round(joinWallS, 1),
+      joinMs: { median: round(median(joins), 0), p90: round(p90(joins), 0) },
+      advertiseMs: { median: round(median(adv), 0), p90: round(p90(adv), 0) },
+      advertiseHops: { median: median(advHops), p90: p90(advHops) },
+      discoverMs: { median: round(median(disc), 0), p90: round(p90(disc), 0) },
+      discoverHops: { median: median(discHops), p90: p90(discHops) },
+      discoverFound: `${found}/${from.length}`,
+      rssPerNodeMiB: round((after.rss - before.rss) / n / MiB, 2),
+      heapPerNodeMiB: round((after.heapUsed - before.heapUsed) / n / MiB, 2),
+      sim: net.stats,
+    };
+  } finally {
+    for (const d of ds) d.stop();
+    await stop();
+  }
+}
+
+/** 100 nodes, private profile. */
+export async function benchScaleSim100(): Promise<BenchResult[]> {
+  const r = await runScaleSim(100, 'private', freshSeed());
+  const command = 'npx tsc -p tsconfig.json && node --expose-gc dist/bench/scale-sim.js 100 private';
+  const notes = `seed ${r.seed}; ${JSON.stringify({ join: r.joinMs, advHops: r.advertiseHops, discHops: r.discoverHops, found: r.discoverFound })}`;
+  return [
+    {
+      name: 'sim discover latency, 100 nodes, private profile, median',
+      value: r.discoverMs.median,
+      unit: 'ms',
+      command,
+      notes,
+    },
+    {
+      name: 'sim advertise latency, 100 nodes, private profile, median',
+      value: r.advertiseMs.median,
+      unit: 'ms',
+      command,
+      notes,
+    },
+    { name: 'sim memory per node, 100 nodes (RSS)', value: r.rssPerNodeMiB, unit: 'MiB', command, notes },
+  ];
+}
+
+export const bench: BenchModule = {
+  name: 'scale-sim',
+  needsTor: false,
+  timeoutMs: 1_200_000,
+  run: { benchScaleSim100: () => benchScaleSim100() },
+};
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [n, profile, seed] = process.argv.slice(2);
+  runScaleSim(Number(n ?? 100), profile ?? 'private', seed !== undefined ? Number(seed) >>> 0 : freshSeed())
+    .then((r) => {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      process.exit(0);
+    })
+    .catch((e) => {
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    });
+}
