@@ -8,8 +8,8 @@
 import '../src/_polyfill.js';
 import { pathToFileURL } from 'node:url';
 import { Discovery } from '../src/discovery/index.js';
-import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
 import { startSimNetwork } from '../test/support/sim-network.js';
+import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
 import { SimNetwork } from '../test/support/sim-transport.js';
 import { type QueryTrace, tracedNode } from './_dht-trace.js';
 import { type BenchResult, median, round } from './_shared.js';
