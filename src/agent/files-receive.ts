@@ -138,8 +138,8 @@ export class FileReceiver {
       return this.confirm(session, offer, signal);
     }
     const part = await inbox.open(offer);
-    let acked = part.offset;
     const send = (frame: FileControlFrame) => session.send(encodeFileControl(frame), { signal });
+    const checkpoints = new BackgroundCheckpoints(part, (offset) => send({ t: 'ack', offset }));
     try {
       await send({ t: 'accept', offset: part.offset });
       for (;;) {
@@ -148,18 +148,17 @@ export class FileReceiver {
         const d = decodeFileRecord(rec);
         if (d.kind === 'data') {
           if (part.offset + d.chunk.length > size) {
+            await checkpoints.settle();
             await part.discard();
             throw new MmogitError('ERR_FILE_OVERRUN', `sender sent past the declared size of ${size} bytes`, {
               details: { size, offset: part.offset + d.chunk.length },
             });
           }
           await part.write(d.chunk);
-          if (part.offset - acked >= FILE_ACK_EVERY_BYTES) {
-            acked = await part.checkpoint();
-            await send({ t: 'ack', offset: acked });
-          }
+          checkpoints.maybeStart();
           continue;
         }
+        await checkpoints.settle();
         if (d.frame.t !== 'end') throw new MmogitError('ERR_BAD_FRAME', `unexpected ${d.frame.t} frame`);
         if (part.offset !== size) {
           await part.discard();
@@ -173,6 +172,7 @@ export class FileReceiver {
       }
     } catch (e) {
       // A dropped or timed-out stream: keep what arrived, durably, for a resumption.
+      await checkpoints.settle().catch(() => {});
       await checkpointQuietly(part);
       throw e;
     } finally {
@@ -193,6 +193,51 @@ export class FileReceiver {
       .send(encodeFileControl({ t: 'err', code: err.code, message: err.message }), { timeoutMs: 2_000 })
       .catch(() => {});
     await session.close().catch(() => {});
+  }
+}
+
+/**
+ * The receiver's checkpoints (fsync of the part file, then its durable offset) run beside the receive loop, one
+ * at a time, instead of stopping it: a checkpoint of 1 MiB took the loop off the stream for several fsyncs, which
+ * left tor's buffers full and the sender's window waiting. Its ack goes out when the checkpoint is durable, so
+ * an acknowledged offset still means "on disk" (§9). The writes it covers all finished before it started.
+ * A failed checkpoint (a full disk) is raised by the next `maybeStart` or `settle`.
+ */
+class BackgroundCheckpoints {
+  #acked: number;
+  #running: Promise<void> | null = null;
+  #failure: unknown = null;
+
+  constructor(
+    private readonly part: PartialFile,
+    private readonly ack: (offset: number) => Promise<void>,
+  ) {
+    this.#acked = part.offset;
+  }
+
+  /** Starts a checkpoint when the last one is done and {@link FILE_ACK_EVERY_BYTES} more have arrived. */
+  maybeStart(): void {
+    if (this.#failure !== null) throw this.#failure;
+    if (this.#running || this.part.offset - this.#acked < FILE_ACK_EVERY_BYTES) return;
+    const run = this.part
+      .checkpoint()
+      .then(async (offset) => {
+        this.#acked = offset;
+        await this.ack(offset);
+      })
+      .catch((e: unknown) => {
+        this.#failure ??= e;
+      })
+      .finally(() => {
+        if (this.#running === run) this.#running = null;
+      });
+    this.#running = run;
+  }
+
+  /** Waits for the checkpoint in flight; throws its failure, if any. */
+  async settle(): Promise<void> {
+    await this.#running;
+    if (this.#failure !== null) throw this.#failure;
   }
 }
 
