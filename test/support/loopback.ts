@@ -11,7 +11,7 @@ import { identify } from '@libp2p/identify';
 import { type KadDHTInit, kadDHT, type SingleKadDHT } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
-import { createLibp2p } from 'libp2p';
+import { createLibp2p, type Libp2pOptions } from 'libp2p';
 import { bootstrapDialer } from '../../src/discovery/bootstrap.js';
 import { dhtServiceOptions } from '../../src/discovery/dht.js';
 import type { DiscoveryNode } from '../../src/discovery/discovery.js';
@@ -25,13 +25,22 @@ export interface LoopbackAgent {
   addr: string;
 }
 
+export interface LoopbackAgentOptions {
+  init?: KadDHTInit;
+  rawDht?: KadDHTInit;
+  /** Another transport than TCP on 127.0.0.1 (the simulated one of sim-transport.ts); it must listen there. */
+  transport?: Libp2pOptions['transports'] extends (infer T)[] | undefined ? T : never;
+  /** Limits that replace the defaults below, one by one. */
+  connectionManager?: Libp2pOptions['connectionManager'];
+}
+
 /**
  * Starts one loopback agent whose PeerId is `key` (a random key by default). `rawDht` replaces our DHT
  * options entirely (a stock node, or one with a permissive validator that plays a forger).
  */
 export async function startLoopbackAgent(
   key: AgentKey = AgentKey.random(),
-  options: { init?: KadDHTInit; rawDht?: KadDHTInit } = {},
+  options: LoopbackAgentOptions = {},
 ): Promise<LoopbackAgent> {
   const seed = key.exportSeed();
   const privateKey = await generateKeyPairFromSeed('Ed25519', seed);
@@ -39,7 +48,7 @@ export async function startLoopbackAgent(
   const node: DiscoveryNode = await createLibp2p({
     privateKey,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    transports: [options.transport ?? tcp()],
     connectionEncrypters: [noise()],
     // the agents' own muxer rule (window updates at half the window), so loopback figures compare with theirs
     streamMuxers: [halfWindowYamux()],
@@ -49,6 +58,7 @@ export async function startLoopbackAgent(
       maxIncomingPendingConnections: 1_000,
       maxConnections: 1_000,
       dialTimeout: 30_000,
+      ...options.connectionManager,
     },
     // 50 nodes share one event loop: under load its pings time out and would abort healthy connections.
     connectionMonitor: { enabled: false },

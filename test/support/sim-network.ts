@@ -5,55 +5,27 @@
  * @module
  */
 import '../../src/_polyfill.js';
-import { noise } from '@chainsafe/libp2p-noise';
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
-import { identify } from '@libp2p/identify';
-import { kadDHT } from '@libp2p/kad-dht';
-import { ping } from '@libp2p/ping';
-import { createLibp2p } from 'libp2p';
 import { bootstrapDialer } from '../../src/discovery/bootstrap.js';
-import { dhtServiceOptions } from '../../src/discovery/dht.js';
-import type { DiscoveryNode } from '../../src/discovery/discovery.js';
 import { MmogitError } from '../../src/errors.js';
 import { AgentKey } from '../../src/identity/index.js';
-import { halfWindowYamux } from '../../src/transport/_yamux-window.js';
-import type { LoopbackAgent } from './loopback.js';
+import { type LoopbackAgent, startLoopbackAgent } from './loopback.js';
 import { type SimNetwork, simTransport } from './sim-transport.js';
 
 /** A sim agent has the loopback agent's shape: the same tests and benchmarks drive either. */
 export type SimAgent = LoopbackAgent;
 
 /** Starts one agent on `net` whose PeerId is `key` (a random key by default). */
-export async function startSimAgent(net: SimNetwork, key: AgentKey = AgentKey.random()): Promise<SimAgent> {
-  const seed = key.exportSeed();
-  const privateKey = await generateKeyPairFromSeed('Ed25519', seed);
-  seed.fill(0);
-  const node: DiscoveryNode = await createLibp2p({
-    privateKey,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [simTransport(net)],
-    connectionEncrypters: [noise()],
-    streamMuxers: [halfWindowYamux()],
+export function startSimAgent(net: SimNetwork, key: AgentKey = AgentKey.random()): Promise<SimAgent> {
+  return startLoopbackAgent(key, {
+    transport: simTransport(net),
     connectionManager: {
       // every inbound connection comes from the same pseudo host, as behind tor
       inboundConnectionThreshold: 100_000,
-      maxIncomingPendingConnections: 1_000,
       maxConnections: 2_000,
       // the public profile's cold set-up is 13–20 s: a dial must be allowed longer than that
       dialTimeout: 60_000,
     },
-    // hundreds of nodes share one event loop: under load its pings time out and abort healthy connections
-    connectionMonitor: { enabled: false },
-    services: {
-      identify: identify(),
-      // kad-dht pings old routing-table entries before evicting them
-      ping: ping(),
-      dht: kadDHT(dhtServiceOptions({ allowPrivateAddresses: true })),
-    },
   });
-  const addr = node.getMultiaddrs().find((m) => m.toString().startsWith('/ip4/127.0.0.1/tcp/'));
-  if (addr === undefined) throw new MmogitError('ERR_INVALID_ARGUMENT', 'sim agent has no address');
-  return { key, node, addr: addr.toString() };
 }
 
 export interface SimJoinOptions {
