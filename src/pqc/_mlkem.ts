@@ -105,15 +105,22 @@ function nativeBackend(
   };
 }
 
+/** Node's back end where this Node has ML-KEM (Node 24.7+), else null. */
+const nodeCandidate: Backend | null = (() => {
+  const { encapsulate, decapsulate } = kemFns;
+  return typeof encapsulate === 'function' && typeof decapsulate === 'function'
+    ? nativeBackend(encapsulate, decapsulate)
+    : null;
+})();
+
 /**
  * Node's back end where it exists and agrees with noble on a fixed seed (the same encapsulation key, and a
  * secret noble encapsulated decapsulates to the same bytes); noble otherwise, any error included.
  */
 function choose(): Backend {
-  const { encapsulate, decapsulate } = kemFns;
-  if (typeof encapsulate !== 'function' || typeof decapsulate !== 'function') return noble;
+  const native = nodeCandidate;
+  if (native === null) return noble;
   try {
-    const native = nativeBackend(encapsulate, decapsulate);
     const seed = new Uint8Array(64).map((_, i) => i);
     const a = native.keygen(seed);
     const b = noble.keygen(seed);
@@ -158,10 +165,5 @@ export function mlkemDecapsulate(cipherText: Uint8Array, secretKey: MlKemSecretK
 
 /** Both back ends, for the interoperability test; `node` is null where this Node has no ML-KEM. */
 export function mlkemBackends(): { noble: Backend; node: Backend | null } {
-  const { encapsulate, decapsulate } = kemFns;
-  const node =
-    typeof encapsulate === 'function' && typeof decapsulate === 'function'
-      ? nativeBackend(encapsulate, decapsulate)
-      : null;
-  return { noble, node };
+  return { noble, node: nodeCandidate };
 }
