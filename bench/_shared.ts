@@ -76,26 +76,35 @@ export async function withNetwork<T>(
   }
 }
 
-/** Two agent tors on a private network, in a temp dir, with the steps that undo them. */
-export interface TwoTors {
-  /** The temp dir (the tors' data dirs are `tor-a`, `tor-b` in it); removed by `close()`. */
+/** A fresh temp dir and the undo steps of what a setup builds in it; the dir itself is the first step. */
+export interface TempScope {
   tmp: string;
-  network: TorNetworkInfo;
-  torA: TorHandle;
-  torB: TorHandle;
   /** Undo steps, run last-in first-out by `close()`; push what you build on top. */
   cleanups: (() => Promise<unknown>)[];
-  /** Runs every cleanup (errors ignored). */
+  /** Runs every cleanup (errors ignored), the temp dir's removal last. */
   close(): Promise<void>;
 }
 
-/** Joins or brings up the network ({@link useNetwork}) and starts two agent tors on it in a fresh temp dir. */
-export async function twoTors(prefix: string): Promise<TwoTors> {
+/** Makes a temp dir named `prefix…` with its cleanup list (a benchmark setup's scaffolding). */
+export async function tempScope(prefix: string): Promise<TempScope> {
   const tmp = await mkdtemp(join(tmpdir(), prefix));
   const cleanups: (() => Promise<unknown>)[] = [async () => rm(tmp, { recursive: true, force: true })];
   const close = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
+  return { tmp, cleanups, close };
+}
+
+/** Two agent tors on a private network, in a temp dir (their data dirs `tor-a`, `tor-b`), with the undo steps. */
+export interface TwoTors extends TempScope {
+  network: TorNetworkInfo;
+  torA: TorHandle;
+  torB: TorHandle;
+}
+
+/** Joins or brings up the network ({@link useNetwork}) and starts two agent tors on it in a fresh temp dir. */
+export async function twoTors(prefix: string): Promise<TwoTors> {
+  const { tmp, cleanups, close } = await tempScope(prefix);
   try {
     const { network, release } = await useNetwork();
     cleanups.push(release);

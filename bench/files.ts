@@ -12,9 +12,8 @@
  */
 import '../src/_polyfill.js';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { retry } from '../src/_async.js';
@@ -22,7 +21,7 @@ import { Agent } from '../src/agent/agent.js';
 import { AgentKey } from '../src/identity/keys.js';
 import { publishOnion } from '../src/tor/onion-service.js';
 import { socksConnect } from '../src/tor/socks.js';
-import { BARE_DIAL_RETRY, type BenchResult, median, round, useNetwork } from './_shared.js';
+import { BARE_DIAL_RETRY, type BenchResult, median, round, tempScope, useNetwork } from './_shared.js';
 import type { BenchModule } from './_types.js';
 
 const COMMAND = 'npx tsc -p tsconfig.json && node dist/bench/files.js';
@@ -72,11 +71,7 @@ async function writeFile(
 
 /** Two agents on their own tors of the private network, the file, and the bare sink onion on b's tor. */
 export async function filesBenchSetup(): Promise<FilesBenchSetup> {
-  const tmp = await mkdtemp(join(tmpdir(), 'mmogit-bench-files-'));
-  const cleanups: (() => Promise<unknown>)[] = [async () => rm(tmp, { recursive: true, force: true })];
-  const close = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-  };
+  const { tmp, cleanups, close } = await tempScope('mmogit-bench-files-');
   try {
     const { network, release } = await useNetwork();
     cleanups.push(release);

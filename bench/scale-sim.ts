@@ -2,7 +2,8 @@
  * Discovery at scale on the simulated tor-like transport (test/support/sim-transport.ts): N real libp2p +
  * kad-dht + Discovery nodes in one process. Prints the seed, join time, advertise and discover latency and
  * hop counts (median, p90) and RSS per node, as one JSON document on stdout.
- * Run: `npx tsc -p tsconfig.json && node --expose-gc dist/bench/scale-sim.js [N] [private|public] [seed]`.
+ * Run: `npx tsc -p tsconfig.json && node --expose-gc dist/bench/scale-sim.js [N] [private|public] [seed] [timeoutMin]`
+ * (the whole run's bound, default 25 minutes; 1,000 nodes on 2 cores needs about 40).
  * @module
  */
 import '../src/_polyfill.js';
@@ -130,8 +131,10 @@ export const bench: BenchModule = {
 };
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const [n, profile, seed] = process.argv.slice(2);
-  runScaleSim(Number(n ?? 100), profile ?? 'private', seed !== undefined ? Number(seed) >>> 0 : freshSeed())
+  const [n, profile, seed, timeoutMin] = process.argv.slice(2);
+  const pick = seed !== undefined && seed !== '-' ? Number(seed) >>> 0 : freshSeed();
+  const bound = timeoutMin !== undefined ? Number(timeoutMin) * 60_000 : undefined;
+  runScaleSim(Number(n ?? 100), profile ?? 'private', pick, bound)
     .then((r) => {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       process.exit(0);

@@ -1,0 +1,113 @@
+/**
+ * A Sybil flood at scale on the simulated tor-like transport (test/support/sim-transport.ts): SYBILS real
+ * libp2p + kad-dht + Discovery nodes with throw-away keys advertise `memory_sync` (valid, signed adverts),
+ * beside 3 genuine agents, in one network of SYBILS + 10 nodes. test/reliability/sybil.test.ts is the same
+ * experiment at 12 Sybils on loopback in every `npm test`; this is the 1,000-Sybil run the 2 cores cannot
+ * hold on loopback TCP. Prints one JSON document on stdout: before (a stranger's `discover(limit 3)`, and its
+ * whole search), after (the genuine agents are contacts, `prefer`).
+ * Run: `npx tsc -p tsconfig.json && node --expose-gc dist/bench/sybil-sim.js [SYBILS] [private|public] [seed] [timeoutMin]`.
+ * @module
+ */
+import '../src/_polyfill.js';
+import { pathToFileURL } from 'node:url';
+import { Discovery } from '../src/discovery/index.js';
+import { startSimNetwork } from '../test/support/sim-network.js';
+import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
+import { SimNetwork } from '../test/support/sim-transport.js';
+
+const SERVICE = 'memory_sync';
+const GENUINE = [3, 4, 5];
+const LIMIT = 3;
+/** Sybil adverts at a time: a flood is issued at once; the nodes share one event loop. */
+const ADVERT_BATCH = 50;
+
+/** One search from `d`: onions in order, how many genuine, when all 3 genuine were in (or null). */
+async function search(
+  d: Discovery,
+  genuine: readonly string[],
+  signal: AbortSignal,
+  prefer: Uint8Array[] = [],
+  limit = LIMIT,
+) {
+  const t0 = performance.now();
+  const onions: string[] = [];
+  let allGenuineMs: number | null = null;
+  let firstGenuineMs: number | null = null;
+  for await (const v of d.discover(SERVICE, { limit, prefer, timeoutMs: 120_000, signal })) {
+    onions.push(v.advert.onion);
+    const ms = Math.round(performance.now() - t0);
+    if (firstGenuineMs === null && genuine.includes(v.advert.onion)) firstGenuineMs = ms;
+    if (allGenuineMs === null && genuine.every((g) => onions.includes(g))) allGenuineMs = ms;
+  }
+  return {
+    returned: onions.length,
+    genuine: onions.filter((o) => genuine.includes(o)).length,
+    firstGenuineMs,
+    allGenuineMs,
+    ms: Math.round(performance.now() - t0),
+  };
+}
+
+/** One run: `sybils` throw-away advertisers beside 3 genuine agents; the whole run bounded by `timeoutMs`. */
+export async function runSybilSim(sybils: number, profileName: string, seed: number, timeoutMs = 2_400_000) {
+  const profile = SIM_PROFILES[profileName];
+  if (profile === undefined) throw new RangeError(`unknown profile ${profileName}`);
+  const signal = AbortSignal.timeout(timeoutMs);
+  const n = sybils + 10;
+  process.stderr.write(`[sybil-sim] ${sybils} sybils, ${n} nodes, profile ${profile.name}, seed ${seed}\n`);
+  const net = new SimNetwork(profile, seed);
+  const t0 = performance.now();
+  const { agents, stop } = await startSimNetwork(net, n, { signal });
+  const joinWallS = Math.round((performance.now() - t0) / 100) / 10;
+  process.stderr.write(`[sybil-sim] joined in ${joinWallS} s\n`);
+  const ds = agents.map((a) => new Discovery(a.node, a.key));
+  try {
+    for (const i of GENUINE) await ds[i]!.advertise([SERVICE], { timeoutMs: 120_000, signal });
+    const genuine = GENUINE.map((i) => agents[i]!.key.onion);
+    const t1 = performance.now();
+    for (let s = 10; s < n; s += ADVERT_BATCH) {
+      await Promise.all(
+        ds.slice(s, s + ADVERT_BATCH).map((d) => d.advertise([SERVICE], { timeoutMs: 120_000, signal })),
+      );
+      process.stderr.write(`[sybil-sim] ${Math.min(n, s + ADVERT_BATCH) - 10}/${sybils} sybil adverts\n`);
+    }
+    const sybilAdvertS = Math.round((performance.now() - t1) / 100) / 10;
+    // strangers: nodes 6, 7 (one limited search, one whole search); contacts: nodes 8, 9
+    const before = await search(ds[6]!, genuine, signal);
+    const whole = await search(ds[7]!, genuine, signal, [], Number.POSITIVE_INFINITY);
+    const prefer = GENUINE.map((i) => agents[i]!.key.publicKey);
+    const after = await search(ds[8]!, genuine, signal, prefer);
+    const afterTen = await search(ds[9]!, genuine, signal, prefer, 10);
+    return {
+      sybils,
+      nodes: n,
+      profile: profile.name,
+      seed,
+      joinWallS,
+      sybilAdvertS,
+      before,
+      beforeWholeSearch: whole,
+      afterContacts: after,
+      afterContactsLimit10: afterTen,
+      sim: net.stats,
+    };
+  } finally {
+    for (const d of ds) d.stop();
+    await stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [s, profile, seed, timeoutMin] = process.argv.slice(2);
+  const pick = seed !== undefined && seed !== '-' ? Number(seed) >>> 0 : freshSeed();
+  const bound = timeoutMin !== undefined ? Number(timeoutMin) * 60_000 : undefined;
+  runSybilSim(Number(s ?? 100), profile ?? 'private', pick, bound)
+    .then((r) => {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      process.exit(0);
+    })
+    .catch((e) => {
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    });
+}
