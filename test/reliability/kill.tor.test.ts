@@ -279,10 +279,20 @@ describe('kill -9 of the daemon', () => {
         await restartAndCheck(`receive kill ${i}`);
         // the peer's outbox drains into the restarted daemon (retried now rather than at its backoff)
         const t0 = Date.now();
+        // why each retry failed, counted: tells a stale descriptor (tor's SOCKS 0xF0/0xF2) from a dead
+        // connection (a timeout) in a slow drain
+        const failures = new Map<string, number>();
         await until(
           async () => {
             const pending = peer.outbox();
-            for (const m of pending) await peer.retryQueued(m.id).catch(() => {});
+            for (const m of pending)
+              await peer.retryQueued(m.id).catch((e: unknown) => {
+                const key =
+                  e instanceof Error
+                    ? `${(e as { code?: string }).code ?? e.name}: ${e.message.slice(0, 100)}`
+                    : String(e);
+                failures.set(key, (failures.get(key) ?? 0) + 1);
+              });
             return peer.outbox().length === 0;
           },
           180_000,
@@ -290,12 +300,12 @@ describe('kill -9 of the daemon', () => {
           1_000,
         ).catch(async (e: unknown) => {
           process.stderr.write(
-            `[kill] outbox not drained after kill ${i} (daemon start ${starts}${torLogDir ? `, tor logs in ${torLogDir}` : ''}):\n${await diagnose()}\n`,
+            `[kill] outbox not drained after kill ${i} (daemon start ${starts}${torLogDir ? `, tor logs in ${torLogDir}` : ''}); failed retries: ${JSON.stringify([...failures])}\n${await diagnose()}\n`,
           );
           throw e;
         });
         process.stderr.write(
-          `[kill] receive run ${i + 1}/${RUNS}: outbox drained in ${Date.now() - t0} ms\n`,
+          `[kill] receive run ${i + 1}/${RUNS}: outbox drained in ${Date.now() - t0} ms; failed retries: ${JSON.stringify([...failures])}\n`,
         );
         watch.stop();
       }
