@@ -1,23 +1,20 @@
 /**
  * A client circuit (docs/mesh.md §Circuits): built by telescoping — CREATE on a link to hop 1, then EXTEND
  * through the hops already built — with one key pair per hop; relay messages out are sealed for the hop they
- * address, messages back are opened and attributed to the hop that sent them. Beacons measure each hop and
- * flag a leg that stops answering (docs/mesh.md §Self-healing).
+ * address, messages back are opened and attributed to the hop that sent them. Its beacons (beacons.ts) measure
+ * each hop and flag a leg that stops answering (docs/mesh.md §Self-healing).
  * @module
  */
 
 import { abortReason, MmogitError, withTimeout } from '../errors.js';
 import {
-  BEACON_MISSES_SUSPECT,
   CELL_HEADER_LEN,
   CMD_CREATE,
   CMD_CREATED,
   CMD_DESTROY,
   DEFAULT_BEACON_INTERVAL_MS,
   HOP_BUILD_TIMEOUT_MS,
-  HOP_PROBE_EVERY,
   isRelayCommand,
-  MSG_BEACON,
   MSG_BEACON_ACK,
   MSG_EXTEND,
   MSG_EXTENDED,
@@ -26,6 +23,7 @@ import {
   reasonByte,
   reasonOf,
 } from './_wire.js';
+import { Beacons } from './beacons.js';
 import {
   type Cell,
   cellFrame,
@@ -75,18 +73,12 @@ export class Circuit implements Leg {
     resolve: (m: { from: number; msg?: RelayMessage; body?: Uint8Array }) => void;
     reject: (e: Error) => void;
   } | null = null;
-  #beaconTimer: NodeJS.Timeout | undefined;
-  #beaconId = 1;
-  #tick = 0;
-  /** Beacons not yet answered: sent at `at`, when this process had been stalled `stalledAt` ms in all. */
-  readonly #outstanding = new Map<number, { hop: number; at: number; stalledAt: number }>();
-  /** Total time the beacon ticks came late: this process could not run (as a link's SilenceMeter counts it). */
-  #stalledMs = 0;
-  #intervalMs = DEFAULT_BEACON_INTERVAL_MS;
-  #missed = 0;
-  #slow = 0;
-  /** performance.now() of the last cell from the exit: any traffic proves the whole path alive. */
-  #lastFromExit = performance.now();
+  /**
+   * A standby leg carries nothing, so beacons to it only every `HOP_PROBE_EVERY`th interval: its death is
+   * also reported by its neighbours (TRUNCATED), and the budget goes to the leg that carries the streams.
+   */
+  standby = false;
+  readonly #beacons: Beacons = new Beacons(this);
 
   private constructor(path: readonly RelayInfo[], link: Link, circId: number, events: CircuitEvents) {
     this.path = path;
@@ -260,7 +252,7 @@ export class Circuit implements Leg {
       return;
     }
     const from = opened.from;
-    if (from === this.hops.length) this.#lastFromExit = performance.now();
+    if (from === this.hops.length) this.#beacons.heardFromExit();
     if (msg.cmd === MSG_TRUNCATED) {
       const reason = reasonOf(msg.data[0] ?? 1);
       if (reason === 'tampered') this.events.onTampering?.([from - 1, from]);
@@ -282,7 +274,7 @@ export class Circuit implements Leg {
       return;
     }
     if (msg.cmd === MSG_BEACON_ACK) {
-      this.#onBeaconAck(from, msg.data);
+      this.#beacons.onAck(from, msg.data);
       return;
     }
     if (this.#waiter && msg.cmd === this.#waiter.cmd) {
@@ -300,115 +292,16 @@ export class Circuit implements Leg {
     }
   }
 
-  // ── beacons ───────────────────────────────────────────────────────────────────────────────────────
+  // ── beacons (beacons.ts) ──────────────────────────────────────────────────────────────────────────
 
-  /**
-   * Starts beacons: every interval one to the exit, every {@link HOP_PROBE_EVERY}th one to each hop.
-   *
-   * The miss rule does not count this process's own stalls (the link's dead-link rule, src/mesh/_silence.ts,
-   * does the same): a tick that comes later than one interval after the previous one shows this process was
-   * stalled for the excess, and answers sent by live hops meanwhile wait unread in the socket (or, with the
-   * relays on this host, the relays were stalled too). A beacon is
-   * missed only once it went unanswered for half an interval of time this process could run; beacons go out
-   * on every tick, a late one included (the tick after a stall skipped them, starving the exit of beacons).
-   */
+  /** Starts beacons: every interval one to the exit, every `HOP_PROBE_EVERY`th one to each hop. */
   startBeacons(intervalMs = DEFAULT_BEACON_INTERVAL_MS): void {
-    if (this.#beaconTimer || this.#closed) return;
-    this.#intervalMs = intervalMs;
-    // the clock ticks every eighth of an interval, so a stall's unmeasured part (up to one tick) stays well
-    // below the half interval a beacon is given; beacons go out once about an interval passed since the last
-    const tickMs = Math.max(10, Math.floor(intervalMs / 8));
-    let last = performance.now();
-    let lastBeacons = last;
-    this.#beaconTimer = setInterval(() => {
-      const at = performance.now();
-      this.#stalledMs += Math.max(0, at - last - tickMs);
-      last = at;
-      if (at - lastBeacons < intervalMs - tickMs / 2) return;
-      lastBeacons = at;
-      // judge after this turn's I/O (setImmediate runs after the poll phase), as of the tick's time
-      setImmediate(() => this.#beaconTick(at));
-    }, tickMs);
-    this.#beaconTimer.unref();
+    this.#beacons.start(intervalMs);
   }
 
   /** Sends a beacon to hop `j` now (also used to localise a suspect leg). */
   probe(j: number): void {
-    if (this.#closed) return;
-    const id = this.#beaconId++ >>> 0;
-    const data = Buffer.alloc(4);
-    data.writeUInt32BE(id);
-    this.#outstanding.set(id, { hop: j, at: performance.now(), stalledAt: this.#stalledMs });
-    (this.health[j - 1] as HopHealth).sent++;
-    try {
-      this.sendTo(j, MSG_BEACON, 0, data);
-    } catch {
-      // closing
-    }
-  }
-
-  /**
-   * A standby leg carries nothing, so beacons to it only every {@link HOP_PROBE_EVERY}th interval: its death is
-   * also reported by its neighbours (TRUNCATED), and the budget goes to the leg that carries the streams.
-   */
-  standby = false;
-
-  #beaconTick(at: number): void {
-    if (this.#closed) return;
-    if (this.standby && (this.#tick++ % HOP_PROBE_EVERY !== 0 || this.#outstanding.size > 0)) return;
-    const n = this.hops.length;
-    // a beacon still outstanding when the next is due is missed (counted once), unless other cells from the
-    // exit arrived since it was sent (traffic proves the path alive; a beacon queued behind bulk data is late)
-    let exitMissed = false;
-    for (const [id, o] of this.#outstanding) {
-      // not due yet: most of its wait was this process's own stall (see startBeacons)
-      if (at - o.at - (this.#stalledMs - o.stalledAt) < this.#intervalMs / 2) continue;
-      this.#outstanding.delete(id);
-      if (o.hop === n && this.#lastFromExit > o.at) continue;
-      const h = this.health[o.hop - 1] as HopHealth;
-      h.lost++;
-      h.lostSinceAnswer = true;
-      if (o.hop === n) exitMissed = true;
-    }
-    this.#missed = exitMissed ? this.#missed + 1 : 0;
-    if (this.#missed >= BEACON_MISSES_SUSPECT) {
-      this.#missed = 0;
-      this.events.onSuspect?.(this.#nearestSilent(), 'missed');
-    }
-    this.#tick++;
-    if (this.#tick % HOP_PROBE_EVERY === 0 || exitMissed) for (let j = 1; j < n; j++) this.probe(j);
-    this.probe(n);
-  }
-
-  /** The nearest hop whose last probe went unanswered (the exit when none did). */
-  #nearestSilent(): number {
-    for (let j = 1; j <= this.health.length; j++) {
-      const h = this.health[j - 1] as HopHealth;
-      if (h.lostSinceAnswer) return j;
-    }
-    return this.health.length;
-  }
-
-  #onBeaconAck(from: number, data: Uint8Array): void {
-    if (data.length !== 4) return;
-    const id = Buffer.from(data).readUInt32BE(0);
-    const o = this.#outstanding.get(id);
-    if (!o || o.hop !== from) return;
-    this.#outstanding.delete(id);
-    // this process's stalls since the beacon went out are not the path's round trip
-    const rtt = Math.max(0, performance.now() - o.at - (this.#stalledMs - o.stalledAt));
-    const h = this.health[from - 1] as HopHealth;
-    h.lostSinceAnswer = false;
-    const prev = h.rttMs;
-    h.rttMs = prev === null ? rtt : prev + (rtt - prev) / 8;
-    h.samples++;
-    this.events.onRtt?.(from, rtt);
-    if (from === this.hops.length && prev !== null && rtt > Math.max(4 * prev, prev + 250)) {
-      if (++this.#slow >= 3) {
-        this.#slow = 0;
-        this.events.onSuspect?.(this.#nearestSilent(), 'latency');
-      }
-    } else if (from === this.hops.length) this.#slow = 0;
+    this.#beacons.probe(j);
   }
 
   // ── ending ────────────────────────────────────────────────────────────────────────────────────────
@@ -424,7 +317,7 @@ export class Circuit implements Leg {
       error.details?.hop === undefined && hop > 0
         ? new MeshError(error.reason, error.message.replace(/^mesh: /, ''), { hop, cause: error.cause })
         : error;
-    if (this.#beaconTimer) clearInterval(this.#beaconTimer);
+    this.#beacons.stop();
     this.link.unregister(this.circId);
     if (sendDestroy && !this.link.closed) {
       try {

@@ -9,46 +9,26 @@ import { join } from 'node:path';
 import { createLogger } from '../_log.js';
 import { withTimeout } from '../errors.js';
 import { DEFAULT_BEACON_INTERVAL_MS, DEFAULT_HOPS, MAX_HOPS, MIN_HOPS } from './_wire.js';
-import { Circuit, type RelayInfo } from './circuit.js';
+import type { Circuit, RelayInfo } from './circuit.js';
 import { ClientSet } from './conflux.js';
 import { MeshError } from './errors.js';
 import { parseTarget, type Target } from './exit-policy.js';
 import { type HoldOffOptions, RelayHoldOff } from './hold-off.js';
+import { BUILD_ATTEMPTS, LegBuilder } from './leg-builder.js';
 import type { OnionChannelDialer } from './link.js';
 import { LinkPool } from './link-pool.js';
+import { type MeshEvents, nowEpochMs } from './mesh-events.js';
 import { MeshMetrics } from './metrics.js';
-import { choosePath, mayExit } from './path.js';
-import { MIN_SCORE, Reputation } from './reputation.js';
+import { mayExit } from './path.js';
+import { Reputation } from './reputation.js';
 import { type SocksServer, startSocksServer } from './socks.js';
 import { StandbyRetries } from './standby-retry.js';
 import type { MeshStream } from './streams.js';
 
 const log = createLogger('mmogit:mesh');
-/** Attempts to build a leg before giving up (each on a fresh path avoiding the relays that failed). */
-const BUILD_ATTEMPTS = 3;
-/** Build failures that say the relay could not be reached (it is held off); others say nothing of its health. */
-const UNREACHED = new Set(['hop-unreachable', 'unreachable', 'timeout', 'link-lost', 'link-timeout']);
 
+export { type MeshEvents, nowEpochMs } from './mesh-events.js';
 export { STANDBY_RETRY_INITIAL_MS, STANDBY_RETRY_MAX_MS } from './standby-retry.js';
-
-/** Epoch milliseconds with sub-millisecond precision (comparable across processes on one host). */
-export function nowEpochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** Typed events of a {@link Mesh}. Times are {@link nowEpochMs}. */
-export interface MeshEvents {
-  'circuit:built': [
-    { serial: number; path: string[]; role: 'primary' | 'standby'; ms: number; cpuMs: number },
-  ];
-  'circuit:failed': [{ serial?: number; error: MeshError; hop?: number; relay?: string; at: number }];
-  'circuit:switched': [{ from: number; to: number; detectedAt: number; switchedAt: number }];
-  'stream:recovered': [{ at: number; detectedAt: number }];
-  'exit:lost': [{ exit: string; error: MeshError; at: number }];
-  /** A standby build for the set to `exit` failed; the next try is in `inMs`. */
-  'standby:retry': [{ exit: string; error: MeshError; inMs: number; at: number }];
-  tampering: [{ relays: string[]; at: number }];
-}
 
 export interface MeshOptions {
   /** Where reputation lives (`<configDir>/mesh/reputation.json`); none: in memory. */
@@ -92,7 +72,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #sets = new Set<ClientSet>();
   readonly #refused = new Set<string>();
   readonly #socks = new Set<SocksServer>();
-  #reputation: Promise<Reputation>;
+  readonly #reputation: Promise<Reputation>;
   #closed = false;
   /** When each set's primary was last detected failed, for recovery timing. */
   readonly #detected = new WeakMap<ClientSet, number>();
@@ -104,6 +84,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #retries: StandbyRetries<ClientSet>;
   /** Aborted by {@link close}: ends builds in flight and standby retries. */
   readonly #stop = new AbortController();
+  readonly #legs: LegBuilder;
 
   constructor(options: MeshOptions = {}) {
     super();
@@ -128,6 +109,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#reputation = Reputation.open(
       options.configDir ? join(options.configDir, 'mesh', 'reputation.json') : undefined,
     );
+    this.#legs = new LegBuilder({
+      hops: this.hops,
+      intervalMs: this.intervalMs,
+      pool: this.#pool,
+      metrics: this.metrics,
+      reputation: this.#reputation,
+      holdOff: this.#holdOff,
+      refused: this.#refused,
+      relays: () => this.relays,
+      relay: (onion) => this.#relays.get(onion),
+      addRelay: (r) => this.addRelay(r),
+      discover: options.discover,
+      kickRetries: () => this.#kickRetries(),
+      onSuspect: (circ, hop, why) => this.#onSuspect(circ, hop, why),
+      events: this,
+    });
   }
 
   /**
@@ -215,7 +212,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   async #newSet(t: Target, signal: AbortSignal): Promise<ClientSet> {
-    const leg = await this.#buildLeg({ target: t, avoid: [] }, signal, 'primary');
+    const leg = await this.#legs.build({ target: t, avoid: [] }, signal, 'primary');
     const set = new ClientSet(leg.exit, {
       legFailed: (s, c, error, at) => this.#onLegFailed(s, c, error, at),
       switched: (s, from, to, at) => {
@@ -260,7 +257,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#building.set(set, (this.#building.get(set) ?? 0) + 1);
     let failed: MeshError | null = null;
     try {
-      const leg = await this.#buildLeg(
+      const leg = await this.#legs.build(
         { exit: set.exit, avoid: exclude },
         withTimeout(this.#stop.signal, 60_000, 'mesh standby'),
         'standby',
@@ -296,99 +293,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       log('standby for %s: a relay is usable again, retried now', set.exit.onion);
   }
 
-  async #buildLeg(
-    req: { target?: Target; exit?: RelayInfo; avoid: readonly string[] },
-    signal: AbortSignal,
-    role: 'primary' | 'standby',
-  ): Promise<Circuit> {
-    const rep = await this.#reputation;
-    // held-off relays, except in a set too small for a primary and a standby leg with one spare: then those
-    // whose early try is due are let through rather than fail for want of a path
-    const held = this.#holdOff.avoid(this.relays, (r) => rep.score(r.onion) >= MIN_SCORE, 2 * this.hops);
-    const avoid = [...req.avoid, ...held.filter((o) => o !== req.exit?.onion)];
-    let last: unknown;
-    let discovered = false;
-    for (let attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
-      let path: RelayInfo[];
-      try {
-        path = choosePath(this.relays, rep, {
-          hops: this.hops,
-          target: req.target,
-          exit: req.exit,
-          avoid,
-          refused: this.#refused,
-        });
-      } catch (e) {
-        // not enough known relays: ask the DHT once, then try again
-        if (!discovered && this.#options.discover) {
-          discovered = true;
-          for (const r of await this.#options.discover(signal).catch(() => [])) this.addRelay(r);
-          attempt--;
-          continue;
-        }
-        throw last ?? e;
-      }
-      for (const r of path) this.#holdOff.trying(r.onion);
-      try {
-        const circ = await Circuit.build(path, {
-          pool: this.#pool,
-          signal,
-          events: {
-            onSuspect: (hop, why) => this.#onSuspect(circ, hop, why),
-            onRtt: (hop, ms) => {
-              this.metrics.hopRttSeconds.observe({ hop: String(hop) }, ms / 1000);
-              void this.#reputation.then((r) => r.rtt((path[hop - 1] as RelayInfo).onion, ms));
-            },
-            onTampering: ([a, b]) => this.#onTampering(path, a, b),
-          },
-        });
-        rep.built(path.map((r) => r.onion));
-        let released = false;
-        for (const r of path) released = this.#holdOff.alive(r.onion) || released;
-        if (released) this.#kickRetries();
-        this.metrics.circuitsBuilt.inc();
-        this.metrics.buildSeconds.observe(circ.buildMs / 1000);
-        this.metrics.handshakeSeconds.observe(circ.buildCpuMs / 1000 / path.length);
-        circ.startBeacons(this.intervalMs);
-        this.emit('circuit:built', {
-          serial: circ.serial,
-          path: path.map((r) => r.onion),
-          role,
-          ms: circ.buildMs,
-          cpuMs: circ.buildCpuMs,
-        });
-        return circ;
-      } catch (e) {
-        last = e;
-        const hop = e instanceof MeshError ? (e.details?.hop as number | undefined) : undefined;
-        const relay = hop !== undefined ? path[hop - 1] : undefined;
-        this.metrics.circuitsFailed.inc({ reason: e instanceof MeshError ? e.reason : 'error' });
-        if (relay && hop !== undefined) {
-          rep.failed(relay.onion);
-          if (relay.onion !== req.exit?.onion) avoid.push(relay.onion);
-          if (e instanceof MeshError && UNREACHED.has(e.reason))
-            this.#holdOff.lost(relay, this.#relays.get(relay.onion));
-          // the hops before it answered (they extended the circuit)
-          let released = false;
-          for (const r of path.slice(0, hop - 1)) released = this.#holdOff.alive(r.onion) || released;
-          if (released) this.#kickRetries();
-        }
-        this.emit('circuit:failed', {
-          error:
-            e instanceof MeshError ? e : new MeshError('build-failed', String((e as Error)?.message ?? e)),
-          ...(hop !== undefined ? { hop } : {}),
-          ...(relay ? { relay: relay.onion } : {}),
-          at: nowEpochMs(),
-        });
-        if (signal.aborted) throw e;
-        if (relay && relay.onion === req.exit?.onion) throw e; // the exit itself is unreachable
-      }
-    }
-    throw last instanceof MeshError
-      ? last
-      : new MeshError('build-failed', `no circuit after ${BUILD_ATTEMPTS} attempts`, { cause: last });
-  }
-
   #onSuspect(circ: Circuit, hop: number, why: 'missed' | 'latency'): void {
     this.metrics.beaconsLost.inc();
     for (const s of this.#sets) {
@@ -421,19 +325,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       ...(relay ? { relay: relay.onion } : {}),
       at: performance.timeOrigin + at,
     });
-  }
-
-  /** A layer failed between hops `a` and `b` (1-based; 0 is the client): both lose reputation. */
-  #onTampering(path: readonly RelayInfo[], a: number, b: number): void {
-    this.metrics.tampering.inc();
-    const relays = [a, b]
-      .filter((h) => h >= 1 && h <= path.length)
-      .map((h) => (path[h - 1] as RelayInfo).onion);
-    void this.#reputation.then(async (r) => {
-      for (const o of relays) r.tampered(o);
-      await r.save();
-    });
-    this.emit('tampering', { relays, at: nowEpochMs() });
   }
 
   /** Bytes and cells this client's links moved so far (all guards): what the beacon-cost benchmark reads. */

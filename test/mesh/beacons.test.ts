@@ -1,4 +1,4 @@
-// The circuit beacons' miss rule (src/mesh/circuit.ts startBeacons): a beacon is missed only after half an
+// The circuit beacons' miss rule (src/mesh/beacons.ts): a beacon is missed only after half an
 // interval of time this process could run, so a stall of the client is not the path's silence, while a hop
 // that really went silent is still suspected after BEACON_MISSES_SUSPECT intervals. In-process relays on
 // 127.0.0.1; a stall is a real busy loop; a silent hop is a real proxy that stops forwarding.
