@@ -18,6 +18,8 @@ export interface BeaconedLeg {
   readonly events: CircuitEvents;
   /** Sends a relay message to hop `j` (1-based); throws once the circuit is closing. */
   sendTo(j: number, cmd: number, stream: number, data: Uint8Array): void;
+  /** The circuit's own `probe` (which calls {@link Beacons.probe}): the ticks go through it, so its owner sees them. */
+  probe(j: number): void;
 }
 
 /** One circuit's beacon clock, outstanding beacons and suspicion counters. */
@@ -117,8 +119,8 @@ export class Beacons {
       this.#leg.events.onSuspect?.(this.#nearestSilent(), 'missed');
     }
     this.#tick++;
-    if (this.#tick % HOP_PROBE_EVERY === 0 || exitMissed) for (let j = 1; j < n; j++) this.probe(j);
-    this.probe(n);
+    if (this.#tick % HOP_PROBE_EVERY === 0 || exitMissed) for (let j = 1; j < n; j++) this.#leg.probe(j);
+    this.#leg.probe(n);
   }
 
   /** The nearest hop whose last probe went unanswered (the exit when none did). */
