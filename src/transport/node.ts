@@ -7,7 +7,6 @@
  */
 import '../_polyfill.js';
 import { EventEmitter } from 'node:events';
-import { noise } from '@chainsafe/libp2p-noise';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream, Transport } from '@libp2p/interface';
@@ -18,6 +17,7 @@ import { createLibp2p } from 'libp2p';
 import { createLogger } from '../_log.js';
 import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
 import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND } from './_inbound-admission.js';
+import { quietNoise } from './_noise-decoder.js';
 import { halfWindowYamux } from './_yamux-window.js';
 import {
   DEFAULT_ONION_VIRTUAL_PORT,
@@ -141,7 +141,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
       ...(policy === 'tor-only' && onionAddr ? { announce: [onionAddr.toString()] } : {}),
     },
     transports,
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [quietNoise()],
     streamMuxers: [
       halfWindowYamux({
         streamOptions: {
