@@ -49,7 +49,11 @@ export interface MessagingSession {
   readonly peer: { publicKey: Uint8Array; onion: string };
   readonly handshakeMs?: number;
   readonly suite?: string;
-  send(payload: Uint8Array): Promise<void>;
+  /**
+   * Sends one record. `timeoutMs: Infinity` asks for no timer of the session's own: the caller bounds its writes
+   * (a link's stall watchdog, messaging-link.ts).
+   */
+  send(payload: Uint8Array, options?: { timeoutMs?: number }): Promise<void>;
   /** The next record, or null when the peer closed the session. */
   receive(): Promise<Uint8Array | null>;
   close(): Promise<void>;
