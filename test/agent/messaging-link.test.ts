@@ -65,7 +65,11 @@ describe('Link writes', () => {
       sends[i]?.done();
     }
     await Promise.all(written);
-    expect(sends.map((s) => decodeFrame(s.payload, 1024, parseEnvelope))).toEqual([ping(1), ping(2), ping(3)]);
+    expect(sends.map((s) => decodeFrame(s.payload, 1024, parseEnvelope))).toEqual([
+      ping(1),
+      ping(2),
+      ping(3),
+    ]);
     expect(sends.map((s) => s.options)).toEqual(Array(3).fill({ timeoutMs: Number.POSITIVE_INFINITY }));
   });
 
