@@ -23,7 +23,8 @@ import { pathToFileURL } from 'node:url';
 import { retry } from '../src/_async.js';
 import { Messenger } from '../src/agent/messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from '../src/agent/messaging-adapters.js';
-import { encodeFrame, signMessage } from '../src/agent/messaging-envelope.js';
+import { encodeFrame } from '../src/agent/messaging-envelope.js';
+import { signMessageV2 } from '../src/agent/messaging-envelope-v2.js';
 import { AgentKey } from '../src/identity/keys.js';
 import { MemoryStore } from '../src/memory/store.js';
 import type { TorHandle } from '../src/tor/daemon.js';
@@ -164,9 +165,13 @@ export async function messagingBenchSetup(): Promise<MessagingBenchSetup> {
   }
 }
 
-/** Bytes of one message frame with {@link TEXT} (what the bare echo sends for a fair comparison). */
+/**
+ * Bytes of one message frame with {@link TEXT} as the messenger sends it (a version 2 envelope: agents speak
+ * `/mmogit/msg/2.0.0` to each other), what the bare echo sends for a fair comparison. Before 2026-12-04 this
+ * counted a version 1 envelope (462 bytes against the 523 actually sent).
+ */
 function frameBytes(from: AgentKey, to: string): number {
-  const s = signMessage(from, to, TEXT);
+  const s = signMessageV2(from, to, { text: TEXT });
   return encodeFrame({ t: 'msg', m: s.message, sig: s.sig }).length;
 }
 
