@@ -61,6 +61,25 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
     expect(await a.messenger.inbox()).toEqual([]);
   });
 
+  it('answers delivered before it journals the sent copy, which follows on the next turn of the loop', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const b = await agent(dir);
+    const outAppends: string[] = [];
+    const append = a.store.append.bind(a.store);
+    a.store.append = (record) => {
+      if (record.direction === 'out') outAppends.push(record.message.id);
+      return append(record);
+    };
+    const res = await a.messenger.send(b.key.onion, 'answered first');
+    expect(res.status).toBe('delivered');
+    // At the answer the sent copy's record is not even built: that work runs while the next send is on the wire.
+    expect(outAppends).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(outAppends).toEqual([res.id]);
+    await waitFor(async () => (await a.store.list()).some((r) => r.direction === 'out'), 2_000, 'sent copy');
+  });
+
   it('answers in both directions over one session, keeps order, and pings with the peer identity', async () => {
     const dir: Directory = new Map();
     const a = await agent(dir);
