@@ -155,12 +155,13 @@ export async function benchMeshRtt(): Promise<BenchResult[]> {
     }
     return times;
   };
-  const rows: { hops: number; mesh: number; socat: number }[] = [];
+  const rows: { hops: number; mesh: number; socat: number; clientUs: number; relayUs: number[] }[] = [];
   try {
     for (const hops of [1, 2, 3]) {
       const chain = await socatChain(hops, echo.port);
+      const relays = farm.relays.slice(0, hops);
       const mesh = meshOver(
-        farm.relays.slice(0, hops).map((r) => r.info),
+        relays.map((r) => r.info),
         hops,
       );
       try {
@@ -168,9 +169,20 @@ export async function benchMeshRtt(): Promise<BenchResult[]> {
         await ping(s, 50); // warm-up
         const c = await connectTcp(chain.port);
         await ping(c, 50);
+        // CPU per round trip of this process (the client) and of each relay, all threads: where the time goes
+        const relayCpu0 = await Promise.all(relays.map((r) => processCpuMs(r.pid)));
+        const cpu0 = process.cpuUsage();
         const m = median(await ping(s, 300));
+        const cpu = process.cpuUsage(cpu0);
+        const relayCpu = await Promise.all(relays.map((r) => processCpuMs(r.pid)));
         const a = median(await ping(c, 300));
-        rows.push({ hops, mesh: m, socat: a });
+        rows.push({
+          hops,
+          mesh: m,
+          socat: a,
+          clientUs: (cpu.user + cpu.system) / 300,
+          relayUs: relayCpu.map((x, i) => ((x - (relayCpu0[i] as number)) * 1000) / 300),
+        });
         c.destroy();
         s.destroy();
       } finally {
@@ -188,7 +200,7 @@ export async function benchMeshRtt(): Promise<BenchResult[]> {
     unit: 'ms',
     ...(r.hops === 3 ? { target: 0.2, targetOn: 'value' as const, targetOp: '<=' as const } : {}),
     command: COMMAND,
-    notes: `64 B echo, median of 300: mesh ${round(r.mesh, 3)} ms, socat chain ${round(r.socat, 3)} ms; value = (mesh − socat) ÷ hops`,
+    notes: `64 B echo, median of 300: mesh ${round(r.mesh, 3)} ms, socat chain ${round(r.socat, 3)} ms; value = (mesh − socat) ÷ hops; CPU per round trip (mean, all threads): client ${round(r.clientUs, 0)} µs, relays ${r.relayUs.map((u) => round(u, 0)).join(' / ')} µs`,
   }));
 }
 

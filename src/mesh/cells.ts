@@ -82,7 +82,8 @@ export function encodeMessage(
 ): Buffer {
   const len = data.length + (prefix?.length ?? 0);
   if (len > messageCapacity(bodyLen)) throw new RangeError('relay message data too long for its cell');
-  const out = Buffer.alloc(bodyLen - TAG_LEN);
+  // from Node's buffer pool (cells are under its 4 KiB limit), zeroed by hand: the padding and filler are zeros
+  const out = Buffer.allocUnsafe(bodyLen - TAG_LEN).fill(0);
   out[RECOGNIZED_LEN] = cmd;
   out.writeUInt16BE(stream, RECOGNIZED_LEN + 1);
   out.writeUInt16BE(len, RECOGNIZED_LEN + 3);

@@ -236,8 +236,9 @@ export function clientOpenBack(
     let opened: Buffer | null = null;
     for (const j of candidates) {
       if (j <= k || j > n) continue;
-      const cell = Buffer.alloc(m + TAG_LEN);
+      const cell = Buffer.allocUnsafe(m + TAG_LEN);
       cell.set(pk, 0);
+      cell.fill(0, m);
       for (let i = k + 1; i <= j; i++) xorInto(cell, m, tailOf(i), 16 * (k - 1), 16);
       opened = (hops[k] as HopLayers).backward.tryOpen(cell, false);
       if (opened) {
