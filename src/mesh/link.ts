@@ -29,6 +29,10 @@ import { MeshError } from './errors.js';
 const log = createLogger('mmogit:mesh:link');
 /** Per-frame bytes of the PQ channel around a payload (length, type, tag). */
 const FRAME_OVERHEAD = 21;
+/** Sends with no timer of the session's own (the link's tick enforces the deadline, see #flush). */
+const NO_SESSION_TIMER = Object.freeze({ timeoutMs: Number.POSITIVE_INFINITY });
+/** Reads as views (see #readLoop). */
+const AS_VIEW = Object.freeze({ view: true });
 
 /** Who owns a circuit id on a link: gets its cells and learns when the link dies. */
 export interface CircuitEnd {
@@ -139,6 +143,7 @@ export class Link {
 
   unregister(circId: number): void {
     this.#circuits.delete(circId);
+    this.#queuedByCircuit.delete(circId);
   }
 
   get circuitCount(): number {
@@ -178,13 +183,20 @@ export class Link {
           size += (this.#queue[n] as Buffer).length;
           n++;
         }
-        const batch = this.#queue.splice(0, n);
+        // the usual case, everything queued fits one frame: take the array itself rather than copy it out
+        let batch: Buffer[];
+        if (n === this.#queue.length) {
+          batch = this.#queue;
+          this.#queue = [];
+        } else batch = this.#queue.splice(0, n);
         for (const c of batch) {
           const id = c.readUInt32BE(0);
           if (id !== 0) {
-            const left = (this.#queuedByCircuit.get(id) ?? 0) - c.length;
-            if (left <= 0) this.#queuedByCircuit.delete(id);
-            else this.#queuedByCircuit.set(id, left);
+            // an entry lives until its circuit is unregistered: deleting it whenever the count reached 0 made
+            // the map shrink and grow again (a reallocation) for nearly every cell of a lone exchange; a cell
+            // sent after that (a DESTROY) finds no entry and counts for nothing
+            const queued = this.#queuedByCircuit.get(id);
+            if (queued !== undefined) this.#queuedByCircuit.set(id, Math.max(0, queued - c.length));
           }
         }
         this.#queuedBytes -= size;
@@ -195,7 +207,7 @@ export class Link {
         // tick enforces the send deadline by aborting the session, which works on every channel (a socket's
         // write ignores a signal while it waits for 'drain').
         this.#writingSince = this.#lastSent;
-        await this.#session.sendParts(batch, { timeoutMs: Number.POSITIVE_INFINITY });
+        await this.#session.sendParts(batch, NO_SESSION_TIMER);
         this.#writingSince = null;
       }
     } catch (e) {
@@ -211,7 +223,7 @@ export class Link {
     try {
       for (;;) {
         // a view: the cells are parsed as views into it, the decrypted frame is copied never
-        const payload = await this.#session.receive({ view: true });
+        const payload = await this.#session.receive(AS_VIEW);
         if (payload === null) {
           this.#fail(new MeshError('link-lost', `link to ${this.peerOnion} closed by the peer`));
           return;
