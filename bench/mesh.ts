@@ -15,7 +15,15 @@ import { pathToFileURL } from 'node:url';
 import { AgentKey } from '../src/identity/keys.js';
 import { SIGNING_CONTEXTS } from '../src/identity/signing.js';
 import { answerCreate, startCreate } from '../src/mesh/handshake.js';
-import { Circuit, LinkPool, Mesh, type MeshStream, type RelayInfo } from '../src/mesh/index.js';
+import {
+  Circuit,
+  exitPolicyFrom,
+  LinkPool,
+  Mesh,
+  type MeshStream,
+  Relay,
+  type RelayInfo,
+} from '../src/mesh/index.js';
 import {
   counterNonce,
   mlkemDecapsulate,
@@ -129,32 +137,77 @@ export async function benchMeshThroughput(): Promise<BenchResult[]> {
   return out;
 }
 
+/** Round trips of 64 bytes, one at a time: each one's time (ms). */
+async function ping(s: net.Socket | MeshStream, n: number): Promise<number[]> {
+  const msg = Buffer.alloc(64, 1);
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const back = new Promise<void>((resolve) => {
+      let got = 0;
+      const on = (d: Buffer) => {
+        got += d.length;
+        if (got >= msg.length) {
+          s.off('data', on);
+          resolve();
+        }
+      };
+      s.on('data', on);
+    });
+    s.write(msg);
+    await back;
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+/**
+ * The 3-hop echo with the relays, the client and the echo server all in this process: the cells' code and
+ * crypto without the process hand-offs (8 per round trip) of the rows above. A diagnostic, no target.
+ */
+async function rttInOneProcess(): Promise<BenchResult> {
+  const echo = net.createServer((c) => {
+    c.setNoDelay(true);
+    c.on('error', () => {});
+    c.pipe(c);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const port = (echo.address() as net.AddressInfo).port;
+  const relays: Relay[] = [];
+  const infos: RelayInfo[] = [];
+  for (let i = 0; i < 3; i++) {
+    const key = AgentKey.random();
+    const relay = new Relay({ key, exitPolicy: exitPolicyFrom([`127.0.0.1:${port}`]) });
+    relays.push(relay);
+    const tcp = await relay.listen('127.0.0.1', 0);
+    infos.push({ publicKey: key.publicKey, onion: key.onion, tcp, exitPolicy: relay.policy });
+  }
+  const mesh = meshOver(infos, 3);
+  try {
+    const s = await mesh.connect(`127.0.0.1:${port}`);
+    await ping(s, 50);
+    const cpu0 = process.cpuUsage();
+    const m = median(await ping(s, 300));
+    const cpu = process.cpuUsage(cpu0);
+    s.destroy();
+    return {
+      name: 'mesh round trip, 3 hops, relays, client and echo in one process (diagnostic)',
+      value: round(m, 3),
+      unit: 'ms',
+      command: COMMAND,
+      notes: `64 B echo, median of 300; CPU per round trip (mean, all threads) ${round((cpu.user + cpu.system) / 300, 0)} µs; the same cells and crypto as the 3-hop row above without its process hand-offs`,
+    };
+  } finally {
+    await mesh.close();
+    for (const r of relays) await r.close();
+    echo.close();
+  }
+}
+
 /** Round trips of 64 bytes through 1/2/3 hops vs socat chains: what one hop adds. */
 export async function benchMeshRtt(): Promise<BenchResult[]> {
   const echo = await serverProcess('echo');
   const farm = await new RelayFarm([`127.0.0.1:${echo.port}`]).start(3);
-  const ping = async (s: net.Socket | MeshStream, n: number): Promise<number[]> => {
-    const msg = Buffer.alloc(64, 1);
-    const times: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      const back = new Promise<void>((resolve) => {
-        let got = 0;
-        const on = (d: Buffer) => {
-          got += d.length;
-          if (got >= msg.length) {
-            s.off('data', on);
-            resolve();
-          }
-        };
-        s.on('data', on);
-      });
-      s.write(msg);
-      await back;
-      times.push(performance.now() - t0);
-    }
-    return times;
-  };
   const rows: { hops: number; mesh: number; socat: number; clientUs: number; relayUs: number[] }[] = [];
   try {
     for (const hops of [1, 2, 3]) {
@@ -194,7 +247,8 @@ export async function benchMeshRtt(): Promise<BenchResult[]> {
     await farm.close();
     echo.proc.kill('SIGKILL');
   }
-  return rows.map((r) => ({
+  const one = await rttInOneProcess();
+  const out: BenchResult[] = rows.map((r) => ({
     name: `mesh added round trip per hop, ${r.hops} hop${r.hops > 1 ? 's' : ''}`,
     value: round((r.mesh - r.socat) / r.hops, 3),
     unit: 'ms',
@@ -202,6 +256,8 @@ export async function benchMeshRtt(): Promise<BenchResult[]> {
     command: COMMAND,
     notes: `64 B echo, median of 300: mesh ${round(r.mesh, 3)} ms, socat chain ${round(r.socat, 3)} ms; value = (mesh − socat) ÷ hops; CPU per round trip (mean, all threads): client ${round(r.clientUs, 0)} µs, relays ${r.relayUs.map((u) => round(u, 0)).join(' / ')} µs`,
   }));
+  out.push(one);
+  return out;
 }
 
 /** A 3-hop build on warm links: CPU of the client and of the three relays (from /proc), and wall time. */
