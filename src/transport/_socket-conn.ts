@@ -70,8 +70,8 @@ class SocketMultiaddrConnection extends AbstractMultiaddrConnection {
     // delayed ACK: ~40 ms per message over an onion service). The tick's first frame goes out at once, its
     // buffers corked into one writev; frames sent later in the same tick are gathered into one write at the
     // tick's end. Before, every frame waited for that end, behind whatever promise callbacks were queued — on a
-    // receiver, the application's `message` event ran before its ack left (in-process A/B over tor: warm ping
-    // −96 µs median, send → ack −0.39 ms; docs/protocol.md §5.7.2.3).
+    // receiver, the application's `message` event ran before its ack left (in-process A/B over tor at a load
+    // of ~2: warm ping −96 µs median; docs/protocol.md §5.7.2.3).
     if (this.corked) {
       writeAll();
       return { sentBytes, canSendMore };
