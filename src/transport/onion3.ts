@@ -28,6 +28,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { MmogitError } from '../errors.js';
 import { DEFAULT_SOCKS_TIMEOUT_MS, socksConnect } from '../tor/socks.js';
 import { PendingInbound, type PendingInboundOptions } from './_inbound-admission.js';
+import { OnionIsolation } from './_onion-isolation.js';
 import { socketToMaConn } from './_socket-conn.js';
 import { isOnionMultiaddr, onionOfMultiaddr, peerIdFromOnion } from './addr.js';
 
@@ -95,6 +96,7 @@ class Onion3Transport implements Transport {
   readonly [transportSymbol] = true as const;
   readonly [Symbol.toStringTag] = '@mmogit/onion3';
   private readonly log: Logger;
+  private readonly isolation = new OnionIsolation();
 
   constructor(
     private readonly components: Onion3Components,
@@ -114,17 +116,24 @@ class Onion3Transport implements Transport {
       throw new MmogitError('ERR_SOCKS', 'cannot dial an onion: no tor SocksPort configured');
     }
     this.log('dialing %s through socks %s:%d', ma.toString(), socks.host, socks.port);
-    const socket = await socksConnect(
-      {
-        socksHost: socks.host,
-        socksPort: socks.port,
-        host: `${onion.serviceId}.onion`,
-        port: onion.port,
-        // one circuit per destination onion: peers do not share circuits (tor IsolateSOCKSAuth)
-        isolationKey: onion.serviceId,
-      },
-      { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS },
-    );
+    let socket: net.Socket;
+    try {
+      socket = await socksConnect(
+        {
+          socksHost: socks.host,
+          socksPort: socks.port,
+          host: `${onion.serviceId}.onion`,
+          port: onion.port,
+          // one circuit per destination onion: peers do not share circuits (tor IsolateSOCKSAuth); a new
+          // isolation after a failed dial, so the next one does not wait on a dead rendezvous (_onion-isolation.ts)
+          isolationKey: this.isolation.key(onion.serviceId),
+        },
+        { signal: options.signal, timeoutMs: this.init.connectTimeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS },
+      );
+    } catch (e) {
+      this.isolation.failed(onion.serviceId);
+      throw e;
+    }
     return this.upgradeOutbound(socket, ma, options);
   }
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
+import { DEFAULT_RATE_LIMIT as RATE } from '../../src/agent/rate-limit.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { DEFAULT_ONION_VIRTUAL_PORT } from '../../src/tor/onion-service.js';
 import { runCli } from '../helpers/cli.js';
@@ -249,6 +250,7 @@ describe('kill -9 of the daemon', () => {
     `mid-message-receive, ${RUNS} runs: every message sent is in the inbox exactly once`,
     async () => {
       const random = seededRandom('kill-receive');
+      const drains: { backlog: number; firstDeliveryMs: number; drainMs: number; floorMs: number }[] = [];
       const sent = new Map<string, string>(); // id → status send() answered
       let inFlightAtKill = 0;
       for (let i = 0; i < RUNS; i++) {
@@ -279,33 +281,47 @@ describe('kill -9 of the daemon', () => {
         await restartAndCheck(`receive kill ${i}`);
         // the peer's outbox drains into the restarted daemon (retried now rather than at its backoff)
         const t0 = Date.now();
-        // why each retry failed, counted: tells a stale descriptor (tor's SOCKS 0xF0/0xF2) from a dead
-        // connection (a timeout) in a slow drain
+        // What bounds the drain: the receiver admits at most 10 messages a second per peer after a burst of 50
+        // (DEFAULT_RATE_LIMIT, src/agent/rate-limit.ts), and the four senders queue hundreds before the kill,
+        // so a backlog B needs at least (B − 50) / 10 s however fast the route comes back. The bound is twice
+        // that floor plus 60 s for the reconnect; the first delivery shows the reconnect alone.
+        const backlog = peer.outbox().length;
+        const floorMs = Math.max(0, backlog - RATE.capacity) * (1000 / RATE.refillPerSecond);
+        let firstDeliveryMs: number | undefined;
+        // why attempts failed, counted from the queued messages' last errors (ids, onions, numbers cut out)
         const failures = new Map<string, number>();
         await until(
           async () => {
             const pending = peer.outbox();
-            for (const m of pending)
-              await peer.retryQueued(m.id).catch((e: unknown) => {
-                const key =
-                  e instanceof Error
-                    ? `${(e as { code?: string }).code ?? e.name}: ${e.message.slice(0, 100)}`
-                    : String(e);
+            if (firstDeliveryMs === undefined && pending.length < backlog) firstDeliveryMs = Date.now() - t0;
+            for (const m of pending) {
+              if (m.lastError) {
+                const why = m.lastError.message
+                  .replace(/[a-z2-7]{56}(\.onion)?/g, '<onion>')
+                  .replace(/[0-9a-f]{32}/g, '<id>')
+                  .replace(/\d+/g, 'N')
+                  .slice(0, 100);
+                const key = `${m.lastError.code}: ${why}`;
                 failures.set(key, (failures.get(key) ?? 0) + 1);
-              });
+              }
+              await peer.retryQueued(m.id).catch(() => {});
+            }
             return peer.outbox().length === 0;
           },
-          180_000,
-          `the peer's outbox to drain after kill ${i}`,
+          60_000 + 2 * floorMs,
+          `the peer's outbox (${backlog} queued) to drain after kill ${i}`,
           1_000,
         ).catch(async (e: unknown) => {
           process.stderr.write(
-            `[kill] outbox not drained after kill ${i} (daemon start ${starts}${torLogDir ? `, tor logs in ${torLogDir}` : ''}); failed retries: ${JSON.stringify([...failures])}\n${await diagnose()}\n`,
+            `[kill] outbox not drained after kill ${i} (daemon start ${starts}${torLogDir ? `, tor logs in ${torLogDir}` : ''}); failed attempts: ${JSON.stringify([...failures])}\n${await diagnose()}\n`,
           );
           throw e;
         });
+        const drainMs = Date.now() - t0;
+        drains.push({ backlog, firstDeliveryMs: firstDeliveryMs ?? drainMs, drainMs, floorMs });
         process.stderr.write(
-          `[kill] receive run ${i + 1}/${RUNS}: outbox drained in ${Date.now() - t0} ms; failed retries: ${JSON.stringify([...failures])}\n`,
+          `[kill] receive run ${i + 1}/${RUNS}: ${backlog} queued; first delivered after ${firstDeliveryMs ?? drainMs} ms, ` +
+            `all after ${drainMs} ms (rate-limit floor ${floorMs} ms); failed attempts: ${JSON.stringify([...failures])}\n`,
         );
         watch.stop();
       }
@@ -320,7 +336,8 @@ describe('kill -9 of the daemon', () => {
         `[reliability] kill -9 mid-receive: ${RUNS} runs, ${sent.size} messages (${acked} acked at once, ` +
           `${sent.size - acked} queued and delivered after the restart), ${inFlightAtKill} in flight at the kills; ` +
           `losses ${lost.length}, duplicates ${twice.length}, fsck clean, outbox intact; ` +
-          `the killed daemon's tor exited within ${torLingerMaxMs} ms`,
+          `the killed daemon's tor exited within ${torLingerMaxMs} ms; drains (backlog, first delivery ms, all ms, floor ms): ` +
+          JSON.stringify(drains.map((d) => [d.backlog, d.firstDeliveryMs, d.drainMs, d.floorMs])),
       );
       expect(lost).toEqual([]);
       expect(twice).toEqual([]);
