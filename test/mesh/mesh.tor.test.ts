@@ -134,7 +134,26 @@ describe('mesh over the private Tor network', () => {
     const target = `${bob.address}:${DEFAULT_ONION_VIRTUAL_PORT}`;
     const before = mesh.linkStats();
     const sent = await client.send(bob.address, 'hello over the mesh', { timeoutMs: 240_000 });
-    expect(sent.status).toBe('delivered');
+    // A first attempt may fail on a loaded machine (one CI run: queued after 60 ms); agent traffic over the
+    // mesh is then the outbox's to retry (issue: "retried by the outbox and acks, loses nothing"). Each failed
+    // attempt's reason is printed, and the message must still arrive once, over the mesh only.
+    let status: string = sent.status;
+    for (let attempt = 1; status !== 'delivered' && attempt <= 5; attempt++) {
+      const queued = client.outbox().find((m) => m.id === sent.id);
+      if (queued === undefined) {
+        status = 'delivered'; // the outbox's own retry got there first
+        break;
+      }
+      process.stderr.write(
+        `[mesh.tor] send attempt ${attempt} ${status}: ${queued.lastError?.code} ${queued.lastError?.message}\n`,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      status = await client
+        .retryQueued(sent.id)
+        .then((r) => r.status)
+        .catch((e: unknown) => ((e as { code?: string }).code === 'ERR_NOT_FOUND' ? 'delivered' : 'queued'));
+    }
+    expect(status).toBe('delivered');
     expect((await bob.inbox({ from: client.address })).map((m) => m.text)).toEqual(['hello over the mesh']);
     // the route: an exit of this circuit opened bob's onion, the client's mesh links carried the bytes, and the
     // route reported (as `mmogit ping` / `tor connect` show it) is the mesh
