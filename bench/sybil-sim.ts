@@ -4,7 +4,8 @@
  * in waves that go offline after advertising, beside 3 genuine agents in a network of 60 honest nodes.
  * test/reliability/sybil.test.ts is the same question at 12 live Sybils on loopback in every `npm test`; this
  * is the 1,000-Sybil run the 2 cores cannot hold on loopback TCP. Prints one JSON document on stdout: before (a stranger's `discover(limit 3)`, and its
- * whole search), after (the genuine agents are contacts, `prefer`).
+ * whole search), after (the genuine agents are contacts, `prefer`), at each checkpoint of the flood's size
+ * (also printed on stderr as it is reached).
  * Run: `npx tsc -p tsconfig.json && node --expose-gc dist/bench/sybil-sim.js [SYBILS] [private|public] [seed] [timeoutMin]`.
  * @module
  */
@@ -48,8 +49,10 @@ async function search(
   };
 }
 
-/** Honest nodes: the network the Sybils join (3 genuine providers, 4 searchers, the rest plain peers). */
+/** Honest nodes: the network the Sybils join (3 genuine providers, fresh searchers per checkpoint, plain peers). */
 const HONEST = 60;
+/** Flood sizes at which the four searches run (and the last wave's); 10 + 4 per checkpoint honest searchers. */
+const CHECKPOINTS = [50, 100, 250, 500, 1000];
 
 /**
  * One run: `sybils` throw-away advertisers beside 3 genuine agents, the whole run bounded by `timeoutMs`.
@@ -75,6 +78,20 @@ export async function runSybilSim(sybils: number, profileName: string, seed: num
   try {
     for (const i of GENUINE) await ds[i]!.advertise([SERVICE], { timeoutMs: 300_000, signal });
     const genuine = GENUINE.map((i) => agents[i]!.key.onion);
+    // Each checkpoint searches from four honest nodes that never searched before: a node remembers the
+    // agents it saw live, and the genuine agents are the only live providers here, which would favour them.
+    const checkpoints: Awaited<ReturnType<typeof searches>>[] = [];
+    const searches = async (k: number, flood: number) => {
+      const [s0, s1, s2, s3] = [0, 1, 2, 3].map((j) => ds[10 + 4 * k + j]!);
+      const prefer = GENUINE.map((i) => agents[i]!.key.publicKey);
+      return {
+        sybils: flood,
+        before: await search(s0!, genuine, signal),
+        beforeWholeSearch: await search(s1!, genuine, signal, [], Number.POSITIVE_INFINITY),
+        afterContacts: await search(s2!, genuine, signal, prefer),
+        afterContactsLimit10: await search(s3!, genuine, signal, prefer, 10),
+      };
+    };
     const t1 = performance.now();
     let advertised = 0;
     let failed = 0;
@@ -99,14 +116,15 @@ export async function runSybilSim(sybils: number, profileName: string, seed: num
         await Promise.all(wave.map((a) => Promise.resolve(a.node.stop()).catch(() => {})));
       }
       process.stderr.write(`[sybil-sim] ${advertised}/${sybils} sybil adverts (${failed} failed)\n`);
+      const done = w + size;
+      if (CHECKPOINTS.includes(done) || done === sybils) {
+        const r = await searches(checkpoints.length, done);
+        checkpoints.push(r);
+        process.stderr.write(`[sybil-sim] checkpoint ${JSON.stringify(r)}\n`);
+      }
     }
     const sybilAdvertS = Math.round((performance.now() - t1) / 100) / 10;
-    // strangers: nodes 6, 7 (one limited search, one whole search); contacts: nodes 8, 9
-    const before = await search(ds[6]!, genuine, signal);
-    const whole = await search(ds[7]!, genuine, signal, [], Number.POSITIVE_INFINITY);
-    const prefer = GENUINE.map((i) => agents[i]!.key.publicKey);
-    const after = await search(ds[8]!, genuine, signal, prefer);
-    const afterTen = await search(ds[9]!, genuine, signal, prefer, 10);
+    const last = checkpoints.at(-1);
     return {
       sybils,
       sybilAdverts: advertised,
@@ -116,10 +134,8 @@ export async function runSybilSim(sybils: number, profileName: string, seed: num
       seed,
       joinWallS,
       sybilAdvertS,
-      before,
-      beforeWholeSearch: whole,
-      afterContacts: after,
-      afterContactsLimit10: afterTen,
+      checkpoints,
+      final: last,
       sim: net.stats,
     };
   } finally {
