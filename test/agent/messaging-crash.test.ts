@@ -95,34 +95,42 @@ describe('send(): outbox write beside the first attempt', () => {
   });
 
   it('a message acked within the grace never starts an outbox write; a slower ack does', async () => {
+    // Two senders, so that neither half depends on how fast a loaded machine acks: one whose grace (10 s) no
+    // loopback ack comes near, one whose grace (150 ms) the receiver's held-back ack (2 s) always outlasts.
     const dir: Directory = new Map();
-    const a = await agent(dir, {
-      deps: { retry: { initialDelayMs: 50, maxDelayMs: 400, attemptTimeoutMs: 3_000, outboxGraceMs: 150 } },
-    });
+    const retry = { initialDelayMs: 50, maxDelayMs: 400, attemptTimeoutMs: 10_000 };
+    const quick = await agent(dir, { deps: { retry: { ...retry, outboxGraceMs: 10_000 } } });
+    const slowSender = await agent(dir, { deps: { retry: { ...retry, outboxGraceMs: 150 } } });
     const b = await agent(dir);
-    const outbox = a.messenger.outbox;
-    const realBegin = outbox.begin.bind(outbox);
-    const begun: string[] = [];
-    outbox.begin = (signed: SignedMessage, queuedAt = Date.now()) => {
-      begun.push(signed.message.id);
-      return realBegin(signed, queuedAt);
+    const watch = (who: typeof quick) => {
+      const outbox = who.messenger.outbox;
+      const realBegin = outbox.begin.bind(outbox);
+      const begun: string[] = [];
+      outbox.begin = (signed: SignedMessage, queuedAt = Date.now()) => {
+        begun.push(signed.message.id);
+        return realBegin(signed, queuedAt);
+      };
+      return begun;
     };
+    const quickBegun = watch(quick);
+    const slowBegun = watch(slowSender);
     for (let i = 0; i < 5; i++) {
-      expect((await a.messenger.send(b.key.onion, `quick ${i}`)).status).toBe('delivered');
+      expect((await quick.messenger.send(b.key.onion, `quick ${i}`)).status).toBe('delivered');
     }
-    await new Promise((r) => setTimeout(r, 300)); // past every grace: no write started late either
-    expect(begun).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300)); // no write started late either
+    expect(quickBegun).toEqual([]);
+    expect(await outboxFiles(quick.home)).toEqual([]);
     // The receiver holds its acks back longer than the grace: the write starts, and is removed after the ack.
     const store = b.store;
     const realAppend = store.append.bind(store);
     store.append = async (record) => {
-      await new Promise((r) => setTimeout(r, 400));
+      await new Promise((r) => setTimeout(r, 2_000));
       return realAppend(record);
     };
-    const slow = await a.messenger.send(b.key.onion, 'slow ack');
+    const slow = await slowSender.messenger.send(b.key.onion, 'slow ack');
     expect(slow.status).toBe('delivered');
-    expect(begun).toEqual([slow.id]);
-    await waitFor(async () => (await outboxFiles(a.home)).length === 0, 5_000, 'outbox empty');
+    expect(slowBegun).toEqual([slow.id]);
+    await waitFor(async () => (await outboxFiles(slowSender.home)).length === 0, 5_000, 'outbox empty');
   });
 
   it('a delivered message leaves no outbox file or temp file, and its sent copy is stored', async () => {
