@@ -7,13 +7,13 @@
  * @module
  */
 import '../src/_polyfill.js';
-import { pathToFileURL } from 'node:url';
 import { Discovery } from '../src/discovery/index.js';
 import { startSimNetwork } from '../test/support/sim-network.js';
 import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
 import { SimNetwork } from '../test/support/sim-transport.js';
 import { type QueryTrace, tracedNode } from './_dht-trace.js';
 import { type BenchResult, median, round } from './_shared.js';
+import { simMain } from './_sim-cli.js';
 import type { BenchModule } from './_types.js';
 
 const MiB = 1024 * 1024;
@@ -130,17 +130,4 @@ export const bench: BenchModule = {
   run: { benchScaleSim100: () => benchScaleSim100() },
 };
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const [n, profile, seed, timeoutMin] = process.argv.slice(2);
-  const pick = seed !== undefined && seed !== '-' ? Number(seed) >>> 0 : freshSeed();
-  const bound = timeoutMin !== undefined ? Number(timeoutMin) * 60_000 : undefined;
-  runScaleSim(Number(n ?? 100), profile ?? 'private', pick, bound)
-    .then((r) => {
-      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-      process.exit(0);
-    })
-    .catch((e) => {
-      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-      process.exit(1);
-    });
-}
+simMain(import.meta.url, runScaleSim);

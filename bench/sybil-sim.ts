@@ -10,11 +10,11 @@
  * @module
  */
 import '../src/_polyfill.js';
-import { pathToFileURL } from 'node:url';
 import { Discovery } from '../src/discovery/index.js';
 import { joinSimAgents, startSimAgent, startSimNetwork } from '../test/support/sim-network.js';
-import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
+import { SIM_PROFILES } from '../test/support/sim-profile.js';
 import { SimNetwork } from '../test/support/sim-transport.js';
+import { simMain } from './_sim-cli.js';
 
 const SERVICE = 'memory_sync';
 const GENUINE = [3, 4, 5];
@@ -144,17 +144,4 @@ export async function runSybilSim(sybils: number, profileName: string, seed: num
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const [s, profile, seed, timeoutMin] = process.argv.slice(2);
-  const pick = seed !== undefined && seed !== '-' ? Number(seed) >>> 0 : freshSeed();
-  const bound = timeoutMin !== undefined ? Number(timeoutMin) * 60_000 : undefined;
-  runSybilSim(Number(s ?? 100), profile ?? 'private', pick, bound)
-    .then((r) => {
-      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-      process.exit(0);
-    })
-    .catch((e) => {
-      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-      process.exit(1);
-    });
-}
+simMain(import.meta.url, runSybilSim);
