@@ -8,7 +8,6 @@
 import { MmogitError } from '../errors.js';
 import { type CanonicalValue, canonicalBytes, canonicalJson } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
-import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
 import { SIGNING_CONTEXTS } from '../identity/signing.js';
 import {
   DEFAULT_MAX_TEXT_BYTES,
@@ -21,6 +20,7 @@ import {
   verifyBy,
   verifyMessage,
 } from './messaging-envelope.js';
+import { isCanonicalOnion, onionHostname } from './messaging-onion.js';
 
 /** The envelope version this module adds. */
 export const MESSAGE_VERSION_2 = 2;
@@ -204,7 +204,7 @@ export function signMessageV2(
     v: MESSAGE_VERSION_2,
     id,
     from: key.onion,
-    to: parseOnionAddress(to).hostname,
+    to: onionHostname(to),
     timestamp: options.timestamp ?? Date.now(),
     type,
     body,
@@ -221,10 +221,6 @@ export function signMessageV2(
   }
   const sig = key.sign(SIGNING_CONTEXTS.message, canonicalBytes(signedBody(message)));
   return { message, sig: Buffer.from(sig).toString('base64') };
-}
-
-function isCanonicalOnion(x: unknown): x is string {
-  return typeof x === 'string' && x === x.toLowerCase() && x.endsWith('.onion') && isOnionAddress(x);
 }
 
 /** Checks the shape of a version 2 envelope (not its signature). Throws `ERR_BAD_FRAME`. */

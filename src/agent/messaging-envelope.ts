@@ -7,8 +7,9 @@ import { type KeyObject, verify as nodeVerify, randomBytes } from 'node:crypto';
 import { MmogitError } from '../errors.js';
 import { canonicalBytes } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
-import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
+import { parseOnionAddress } from '../identity/onion.js';
 import { publicKeyObject, SIGNING_CONTEXTS, type SigningContext, signedBytes } from '../identity/signing.js';
+import { isCanonicalOnion, onionHostname } from './messaging-onion.js';
 
 /** Envelope and ack format version (docs/protocol.md §5.2.1). */
 export const MESSAGE_VERSION = 1;
@@ -111,7 +112,7 @@ export function signMessage(
     v: MESSAGE_VERSION,
     id: options.id ?? newMessageId(),
     from: key.onion,
-    to: parseOnionAddress(to).hostname,
+    to: onionHostname(to),
     text,
     timestamp: options.timestamp ?? Date.now(),
   };
@@ -194,10 +195,6 @@ function exactKeys(obj: Record<string, unknown>, keys: readonly string[], what: 
 
 function isTimestamp(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-}
-
-function isCanonicalOnion(x: unknown): x is string {
-  return typeof x === 'string' && x === x.toLowerCase() && x.endsWith('.onion') && isOnionAddress(x);
 }
 
 /** Checks the shape of an envelope (not its signature). Throws `ERR_BAD_FRAME`. */

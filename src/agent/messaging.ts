@@ -31,6 +31,7 @@ import { followMessages } from './messaging-follow.js';
 import type { InboundLimits } from './messaging-inbound.js';
 import { LinkTable } from './messaging-link.js';
 import { PeerLock } from './messaging-lock.js';
+import { onionHostname } from './messaging-onion.js';
 import { pqMessagingSecurity } from './messaging-pq.js';
 import { Receiver, seenKey } from './messaging-receive.js';
 import { SendQueue } from './messaging-send.js';
@@ -220,7 +221,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     options: AbortOptions = {},
   ): Promise<SendResult> {
     this.requireRunning();
-    const to = parseOnionAddress(peerOnion).hostname;
+    const to = onionHostname(peerOnion);
     if (to === this.key.onion) throw new MmogitError('ERR_INVALID_ARGUMENT', 'cannot send a message to self');
     if (typeof message !== 'string' && (typeof message !== 'object' || message === null)) {
       throw new MmogitError('ERR_INVALID_ARGUMENT', 'a message is a text or a MessageInput object');
@@ -246,7 +247,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
    */
   async ping(peerOnion: string, options: AbortOptions & { fresh?: boolean } = {}): Promise<PingResult> {
     this.requireRunning();
-    const peer = parseOnionAddress(peerOnion).hostname;
+    const peer = onionHostname(peerOnion);
     const signal = AbortSignal.any([
       withTimeout(options.signal, options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS, `ping ${peer}`),
       this.stopper.signal,
