@@ -8,6 +8,9 @@ import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { syncDir } from '../_fs.js';
 
+/** How {@link AppendLog} opens its file: `fs/promises`' `open` (tests wrap it to see and hold each write). */
+export type OpenFile = (path: string, flags: number, mode: number) => Promise<FileHandle>;
+
 /** O_DSYNC where the platform has it (Linux, macOS): each write returns once its data is on stable storage. */
 const O_DSYNC: number | undefined = (constants as { O_DSYNC?: number }).O_DSYNC;
 
@@ -39,6 +42,7 @@ export class AppendLog {
   constructor(
     readonly path: string,
     private readonly mode = 0o600,
+    private readonly openFn: OpenFile = open,
   ) {}
 
   /** Appends `data`; resolves once it is durable. Appends are written in call order. */
@@ -84,7 +88,7 @@ export class AppendLog {
     this.opening ??= (async () => {
       const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (O_DSYNC ?? 0);
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-      const fh = await open(this.path, flags, this.mode);
+      const fh = await this.openFn(this.path, flags, this.mode);
       // The file may be new: make its name durable before any record in it counts as durable.
       await syncDir(dirname(this.path));
       this.fh = fh;

@@ -5,7 +5,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { AppendLog } from './append-log.js';
+import { AppendLog, type OpenFile } from './append-log.js';
 import { parseAck, type SignedAck } from './messaging-envelope.js';
 import { type AnySignedMessage, parseAnyEnvelope } from './messaging-envelope-v2.js';
 
@@ -70,8 +70,12 @@ export function parseStoredMessage(x: unknown): StoredMessage | null {
 export class JsonlMessageStore implements MessageStore {
   private readonly log: AppendLog;
 
-  constructor(readonly path: string) {
-    this.log = new AppendLog(path, 0o600);
+  /** `options.open` replaces how the file is opened (tests hold its writes to see the group commit). */
+  constructor(
+    readonly path: string,
+    options: { open?: OpenFile } = {},
+  ) {
+    this.log = new AppendLog(path, 0o600, options.open);
   }
 
   /** Resolves once the record is on stable storage. The write is issued before this returns when idle. */

@@ -1,10 +1,11 @@
 // Loopback TCP stand-in for the agent node while the libp2p node is not wired in: real sockets on
 // 127.0.0.1, a one-line protocol header, and a shared directory of onion → port.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { open as fsOpen, mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import type { OpenFile } from '../../src/agent/append-log.js';
 import {
   type MessagingNode,
   Messenger,
@@ -192,4 +193,55 @@ export function collect(a: TestAgent): ReceivedMessage[] {
   const got: ReceivedMessage[] = [];
   a.messenger.on('message', (m: ReceivedMessage) => got.push(m));
   return got;
+}
+
+/** One write of a {@link heldWrites} file: held until `release()`, then done on the real file. */
+export interface HeldWrite {
+  /** The bytes written, as text. */
+  text: string;
+  /** True once the real write returned (the file is opened with O_DSYNC: the bytes are durable then). */
+  returned: boolean;
+  release(): void;
+}
+
+/**
+ * An `open` for an {@link OpenFile} seam (AppendLog, JsonlMessageStore) whose file's writes each wait until the
+ * test releases them: the file system boundary made slow on demand, to see which records share a write and
+ * what happens while one is on the disk. The real disk is too quick to hold a write open for a test.
+ */
+export function heldWrites(): { open: OpenFile; writes: HeldWrite[] } {
+  const writes: HeldWrite[] = [];
+  const open: OpenFile = async (path, flags, mode) => {
+    const fh = await fsOpen(path, flags, mode);
+    const real = fh.write.bind(fh) as (
+      b: Uint8Array,
+      off: number,
+      len: number,
+    ) => Promise<{ bytesWritten: number }>;
+    Object.assign(fh, {
+      write: async (buf: Uint8Array, off: number, len: number) => {
+        let release!: () => void;
+        const gate = new Promise<void>((r) => {
+          release = r;
+        });
+        const w: HeldWrite = {
+          text: Buffer.from(buf.subarray(off, off + len)).toString('utf8'),
+          returned: false,
+          release,
+        };
+        writes.push(w);
+        await gate;
+        const r = await real(buf, off, len);
+        w.returned = true;
+        return r;
+      },
+    });
+    return fh;
+  };
+  return { open, writes };
+}
+
+/** The records of a held write of a JSON-lines store (one non-empty line each). */
+export function recordsIn(w: HeldWrite): number {
+  return w.text.split('\n').filter((l) => l.trim() !== '').length;
 }

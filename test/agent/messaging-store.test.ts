@@ -15,6 +15,7 @@ import {
 } from '../../src/agent/messaging-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';
+import { heldWrites } from './messaging-helpers.js';
 
 /** A stored record's text (these tests store version 1 text messages). */
 const textOf = (r: { message: AnyEnvelope }): string =>
@@ -111,6 +112,26 @@ describe('journal file (AppendLog)', () => {
     await log.close();
     await log.append('after reopen\n'); // a closed log reopens on the next append
     expect((await readFile(path, 'utf8')).endsWith('49\nafter reopen\n')).toBe(true);
+    await log.close();
+  });
+
+  it('group commit: appends made while a write is on the disk go in one next write, each resolving only after it returned', async () => {
+    const { open, writes } = heldWrites();
+    const log = new AppendLog(join(dir, 'gc', 'log'), 0o600, open);
+    const done: number[] = [];
+    const first = log.append('0\n').then(() => done.push(0));
+    await vi.waitFor(() => expect(writes.length).toBe(1));
+    const rest = Array.from({ length: 49 }, (_, i) => log.append(`${i + 1}\n`).then(() => done.push(i + 1)));
+    writes[0]?.release();
+    await first;
+    await vi.waitFor(() => expect(writes.length).toBe(2));
+    expect(writes[1]?.text).toBe(Array.from({ length: 49 }, (_, i) => `${i + 1}\n`).join(''));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toEqual([0]);
+    writes[1]?.release();
+    await Promise.all(rest);
+    expect(writes.length).toBe(2);
+    expect(done).toEqual(Array.from({ length: 50 }, (_, i) => i));
     await log.close();
   });
 

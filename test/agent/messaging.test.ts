@@ -9,6 +9,8 @@ import {
   agentsPerTest,
   collect,
   type Directory,
+  heldWrites,
+  recordsIn,
   removeHome,
   startAgent,
   waitFor,
@@ -135,6 +137,44 @@ describe('Messenger between two agents (loopback, real PQ sessions)', () => {
     open();
     expect((await sends).map((r) => r.status)).toEqual(texts.map(() => 'delivered'));
     expect(got.map((m) => m.text)).toEqual(texts);
+    expect((await inner.list()).map((r) => r.message.v === 2 && r.message.body)).toEqual(texts);
+  });
+
+  it('group commit: messages arriving while a journal write is on the disk share the next write; no ack before its own write returned', async () => {
+    const dir: Directory = new Map();
+    const a = await agent(dir);
+    const gateHome = await mkdtemp(join(tmpdir(), 'mmogit-gc-'));
+    cleanup.push(() => removeHome(gateHome));
+    const { open, writes } = heldWrites();
+    const inner = new JsonlMessageStore(join(gateHome, 'm.jsonl'), { open });
+    let appended = 0;
+    const store: MessageStore = {
+      append: (r) => {
+        appended += 1;
+        return inner.append(r);
+      },
+      list: () => inner.list(),
+      close: () => inner.close(),
+    };
+    const b = await agent(dir, { deps: { store } });
+    const delivered: string[] = [];
+    a.messenger.on('delivered', (e: DeliveredEvent) => delivered.push(e.id));
+    const texts = Array.from({ length: 20 }, (_, i) => `g${i}`);
+    const sends = Promise.all(texts.map((t) => a.messenger.send(b.key.onion, t)));
+    // The first message's write is on the (held) disk; the other 19 reach the store meanwhile.
+    await waitFor(() => writes.length === 1 && appended === texts.length, 10_000, 'all 20 at the store');
+    expect(delivered).toEqual([]);
+    writes[0]?.release();
+    // Its ack may leave now; the 19 went into one write, and none of them is acked while it is held.
+    await waitFor(() => writes.length === 2 && delivered.length === 1, 10_000, 'first ack, second write');
+    expect(recordsIn(writes[0] as (typeof writes)[number])).toBe(1);
+    expect(recordsIn(writes[1] as (typeof writes)[number])).toBe(19);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(delivered.length).toBe(1);
+    expect(writes[1]?.returned).toBe(false);
+    writes[1]?.release();
+    expect((await sends).map((r) => r.status)).toEqual(texts.map(() => 'delivered'));
+    expect(writes.length).toBe(2);
     expect((await inner.list()).map((r) => r.message.v === 2 && r.message.body)).toEqual(texts);
   });
 
