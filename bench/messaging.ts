@@ -8,7 +8,7 @@
  * - {@link benchMessagePingRoundTrip}: a ping/pong on the warm messaging session (the protocol's transport
  *   cost: libp2p + yamux + PQ frames + JSON) vs the same bare echo.
  * - {@link benchPipelinedSends}: 100 `send()`s in flight at once, messages per second until every ack is
- *   verified, vs a pipelined bare echo of 100 frames' worth of bytes.
+ *   verified, vs a pipelined bare echo of 100 frames' worth of bytes, each started on a quiet process.
  * All use one warm session per peer pair, as agents do. Judge the ratios only on stall-free runs: the
  * private network's tors and the agents' preload the TCP_NODELAY shim (docs/tor.md), else round trips
  * sit at ~88 ms for the echo and the agents alike. The network is `MMOGIT_TEST_NETWORK` (a testnet dir)
