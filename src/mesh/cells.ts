@@ -92,6 +92,43 @@ export function encodeMessage(
   return out;
 }
 
+/** Zeros that pad relay plaintexts, shared: only ever read (an input of GCM passes, never written). */
+const ZEROS = Buffer.alloc((RELAY_CLASSES[RELAY_CLASSES.length - 1] as readonly [number, number])[1]);
+
+/**
+ * {@link encodeMessage} as parts (header ‖ prefix, data, zero padding): the same M bytes, with `data` not copied.
+ * The parts are views: `data` must not change until they are sealed.
+ */
+export function messageParts(
+  bodyLen: number,
+  cmd: number,
+  stream: number,
+  data: Uint8Array,
+  prefix?: Uint8Array,
+): Uint8Array[] {
+  const pre = prefix?.length ?? 0;
+  const len = data.length + pre;
+  if (len > messageCapacity(bodyLen)) throw new RangeError('relay message data too long for its cell');
+  // from Node's buffer pool (a few bytes)
+  const head = Buffer.allocUnsafe(MSG_HEADER_LEN + pre).fill(0, 0, RECOGNIZED_LEN);
+  head[RECOGNIZED_LEN] = cmd;
+  head.writeUInt16BE(stream, RECOGNIZED_LEN + 1);
+  head.writeUInt16BE(len, RECOGNIZED_LEN + 3);
+  if (prefix) head.set(prefix, MSG_HEADER_LEN);
+  return [head, data, ZEROS.subarray(0, bodyLen - TAG_LEN - MSG_HEADER_LEN - len)];
+}
+
+/**
+ * The first bytes of a relay cell: its header and room for the outermost tag (5 + 16), from Node's buffer
+ * pool; the ciphertext follows as separate parts (see LayerKey.sealParts).
+ */
+export function cellHead(circId: number, cmd: number): Buffer {
+  const out = Buffer.allocUnsafe(CELL_HEADER_LEN + TAG_LEN);
+  out.writeUInt32BE(circId >>> 0, 0);
+  out[4] = cmd;
+  return out;
+}
+
 /** An empty link cell of `cmd` with its header written; the body (BODY_LEN[cmd] bytes) is the caller's. */
 export function cellFrame(circId: number, cmd: number): Buffer {
   const out = Buffer.allocUnsafe(CELL_HEADER_LEN + (BODY_LEN[cmd] as number));
@@ -100,19 +137,24 @@ export function cellFrame(circId: number, cmd: number): Buffer {
   return out;
 }
 
-/** Parses a recognised plaintext; `data` is a view into it (the plaintext is the caller's own buffer). */
-export function parseMessage(plain: Uint8Array): RelayMessage {
+/**
+ * Parses a recognised plaintext; `data` is a view into it (the plaintext is the caller's own buffer). `length`
+ * is the whole plaintext's when `plain` is only its first part (the client's parts, layers.ts): the message's
+ * header and data must then lie inside that part.
+ */
+export function parseMessage(plain: Uint8Array, length: number = plain.length): RelayMessage {
   // Every cell's plaintext is longer than this; a shorter one is refused, never read past its end.
-  if (plain.length < MSG_HEADER_LEN + FILLER_LEN) throw new MeshError('protocol', 'relay message too short');
+  if (plain.length < MSG_HEADER_LEN || length < MSG_HEADER_LEN + FILLER_LEN)
+    throw new MeshError('protocol', 'relay message too short');
   const view = Buffer.from(plain.buffer, plain.byteOffset, plain.length);
   const cmd = view[RECOGNIZED_LEN] as number;
   const stream = view.readUInt16BE(RECOGNIZED_LEN + 1);
-  const length = view.readUInt16BE(RECOGNIZED_LEN + 3);
+  const dataLen = view.readUInt16BE(RECOGNIZED_LEN + 3);
   if (cmd === 0 || cmd > MAX_MSG) throw new MeshError('protocol', `unknown relay message ${cmd}`);
-  if (length > plain.length - MSG_HEADER_LEN - FILLER_LEN) {
-    throw new MeshError('protocol', `relay message length ${length} exceeds its cell`);
+  if (dataLen > length - MSG_HEADER_LEN - FILLER_LEN || MSG_HEADER_LEN + dataLen > plain.length) {
+    throw new MeshError('protocol', `relay message length ${dataLen} exceeds its cell`);
   }
-  return { cmd, stream, data: view.subarray(MSG_HEADER_LEN, MSG_HEADER_LEN + length) };
+  return { cmd, stream, data: view.subarray(MSG_HEADER_LEN, MSG_HEADER_LEN + dataLen) };
 }
 
 // ── message data layouts ────────────────────────────────────────────────────────────────────────────

@@ -246,7 +246,7 @@ export class Circuit implements Leg {
     }
     let msg: RelayMessage;
     try {
-      msg = parseMessage(opened.plain);
+      msg = parseMessage(opened.plain, opened.length);
     } catch (e) {
       this.#end('protocol', opened.from, e as MeshError);
       return;

@@ -50,6 +50,22 @@ export class LayerKey {
   }
 
   /**
+   * Seals the concatenation of `parts` (M bytes in all) with the next counter, part by part: writes the tag into
+   * `head` at `tagAt` and returns `head` followed by one ciphertext part per non-empty part. The same bytes as
+   * {@link seal} of the joined parts, but nothing is joined or copied: each GCM pass allocates its output
+   * anyway (node:crypto has no in-place API), and a 16 KiB copy per cell on top of that was a third of the
+   * buffers a relay allocated per cell, whose external-memory growth is what triggers V8's full collections.
+   */
+  sealParts(parts: readonly Uint8Array[], head: Buffer, tagAt: number): Buffer[] {
+    const c = createCipheriv('aes-256-gcm', this.#key, counterNonce(this.#next()));
+    const out: Buffer[] = [head];
+    for (const p of parts) if (p.length > 0) out.push(c.update(p));
+    c.final();
+    c.getAuthTag().copy(head, tagAt);
+    return out;
+  }
+
+  /**
    * Opens `body` (tag ‖ ciphertext) with the current counter and advances it only on success; null when the
    * cell was changed, replayed, reordered or sealed for another counter.
    */
@@ -71,6 +87,25 @@ export class LayerKey {
       return null;
     }
     if (advance) this.#counter++;
+    return plain;
+  }
+
+  /**
+   * {@link tryOpen} of `tag` ‖ the concatenation of `parts`, part by part (no joined copy): the plaintext as one
+   * part per non-empty input part, or null (outputs wiped) when authentication fails. Never advances.
+   */
+  tryOpenParts(tag: Uint8Array, parts: readonly Uint8Array[]): Buffer[] | null {
+    if (tag.length !== TAG_LEN || this.#counter >= MAX_CELLS_PER_DIRECTION) return null;
+    const d = createDecipheriv('aes-256-gcm', this.#key, counterNonce(this.#counter));
+    d.setAuthTag(tag);
+    const plain: Buffer[] = [];
+    for (const p of parts) if (p.length > 0) plain.push(d.update(p));
+    try {
+      d.final();
+    } catch {
+      for (const b of plain) b.fill(0);
+      return null;
+    }
     return plain;
   }
 
@@ -149,6 +184,17 @@ export function forwardCell(plain: Uint8Array, header: number): Buffer {
   return out;
 }
 
+/** 16 zero bytes: the tail of every forwarded body, shared (only ever read: it is an input of GCM passes). */
+const ZERO_TAIL = Buffer.alloc(TAG_LEN);
+
+/**
+ * The link cell a relay forwards after opening its layer, as parts (`head` ‖ plaintext ‖ 16 zero bytes): the
+ * bytes of `head` ‖ {@link forwardBody}, without copying the plaintext into a new cell.
+ */
+export function forwardParts(head: Buffer, plain: Buffer): Buffer[] {
+  return [head, plain, ZERO_TAIL];
+}
+
 /** A relay adds its backward layer to a body (L bytes) from its next hop: it seals the first M bytes. */
 export function relaySealBackward(hop: HopLayers, body: Uint8Array): Buffer {
   return hop.backward.seal(body.subarray(0, body.length - TAG_LEN));
@@ -197,10 +243,15 @@ export function clientSealOut(
   return cell;
 }
 
-/** A message opened by the client: which hop sent it and its plaintext (M bytes). */
+/**
+ * A message opened by the client: which hop sent it, and its plaintext's first part, which holds the message
+ * header and data (the part after it is at most the filler region, see {@link clientOpenBack}); `length` is the
+ * whole plaintext's (M): give both to `parseMessage`.
+ */
 export interface OpenedMessage {
   from: number;
   plain: Buffer;
+  length: number;
 }
 
 /**
@@ -208,6 +259,11 @@ export interface OpenedMessage {
  * hops (docs/protocol.md §8.4); counters of hops 1..sender advance only on success. Null when some layer fails
  * for every candidate: `failedAt` says which layer (1-based) did, so the caller can blame hops `failedAt − 1`
  * and `failedAt`.
+ *
+ * Layer k+1 opens `p_k ‖ x` (x: the 16 bytes the hops past k added, from their key streams) with the tag in its
+ * first 16 bytes: its plaintext is kept as the parts GCM returns (`p_k` minus 16 bytes, then 16, then 16 …),
+ * never joined. Its first part is M − 16·k bytes, so with at most MAX_HOPS (5) hops it holds everything
+ * before the filler region (the last {@link FILLER_LEN} bytes), where a message's header and data end.
  */
 export function clientOpenBack(
   hops: readonly HopLayers[],
@@ -217,7 +273,7 @@ export function clientOpenBack(
   const m = body.length - TAG_LEN;
   const first = (hops[0] as HopLayers).backward.tryOpen(body, false);
   if (!first) return { from: null, failedAt: 1 };
-  const plains: Buffer[] = [first];
+  const plains: Buffer[][] = [[first]];
   const tails = new Map<number, Buffer>();
   const tailOf = (i: number): Buffer => {
     let t = tails.get(i);
@@ -229,20 +285,23 @@ export function clientOpenBack(
   };
   let sender: number | undefined = isRecognized(first) ? 1 : undefined;
   for (let k = 1; sender === undefined || k < sender; k++) {
-    const pk = plains[k - 1] as Buffer;
+    const pk = plains[k - 1] as Buffer[];
     if (sender === undefined && k === n) return { from: null, failedAt: n }; // last hop's plain not recognised
     const candidates =
       sender !== undefined ? [sender] : [n, ...Array.from({ length: n - k - 1 }, (_, x) => k + 1 + x)];
-    let opened: Buffer | null = null;
+    const head = pk[0] as Buffer;
+    let opened: Buffer[] | null = null;
     for (const j of candidates) {
       if (j <= k || j > n) continue;
-      const cell = Buffer.allocUnsafe(m + TAG_LEN);
-      cell.set(pk, 0);
-      cell.fill(0, m);
-      for (let i = k + 1; i <= j; i++) xorInto(cell, m, tailOf(i), 16 * (k - 1), 16);
-      opened = (hops[k] as HopLayers).backward.tryOpen(cell, false);
+      const x = Buffer.alloc(16);
+      for (let i = k + 1; i <= j; i++) xorInto(x, 0, tailOf(i), 16 * (k - 1), 16);
+      opened = (hops[k] as HopLayers).backward.tryOpenParts(head.subarray(0, TAG_LEN), [
+        head.subarray(TAG_LEN),
+        ...pk.slice(1),
+        x,
+      ]);
       if (opened) {
-        if (j === k + 1 && !isRecognized(opened)) {
+        if (j === k + 1 && !isRecognized(opened[0] as Buffer)) {
           opened = null; // right tail for j = k+1 but not addressed: impossible unless tampered
           continue;
         }
@@ -256,7 +315,7 @@ export function clientOpenBack(
   }
   const from = sender as number;
   for (let i = 1; i <= from; i++) (hops[i - 1] as HopLayers).backward.advance();
-  return { from, plain: plains[from - 1] as Buffer };
+  return { from, plain: (plains[from - 1] as Buffer[])[0] as Buffer, length: m };
 }
 
 export { FILLER_LEN };

@@ -34,6 +34,9 @@ const NO_SESSION_TIMER = Object.freeze({ timeoutMs: Number.POSITIVE_INFINITY });
 /** Reads as views (see #readLoop). */
 const AS_VIEW = Object.freeze({ view: true });
 
+/** One encoded cell: a buffer, or its parts in order (joined by nobody: they go into the frame as they are). */
+export type CellBytes = Buffer | readonly Buffer[];
+
 /** Who owns a circuit id on a link: gets its cells and learns when the link dies. */
 export interface CircuitEnd {
   onCell(cell: Cell): void;
@@ -71,7 +74,10 @@ export class Link {
   readonly #circuits = new Map<number, CircuitEnd>();
   readonly #options: LinkOptions;
   readonly #intervalMs: number;
-  #queue: Buffer[] = [];
+  /** Encoded cells waiting, each one buffer or its parts (header first, see LayerKey.sealParts). */
+  #queue: CellBytes[] = [];
+  /** Each queued cell's length, in the same order. */
+  #lengths: number[] = [];
   #queuedBytes = 0;
   readonly #queuedByCircuit = new Map<number, number>();
   #flushing = false;
@@ -161,13 +167,19 @@ export class Link {
     return () => this.#drainListeners.delete(listener);
   }
 
-  /** Queues one encoded cell. Throws `link-lost` once the link is closed. */
-  send(cell: Buffer, circId = 0): void {
+  /**
+   * Queues one encoded cell: one buffer, or its parts in order (the first holds at least the 5-byte header),
+   * which go into the frame as they are. Throws `link-lost` once the link is closed.
+   */
+  send(cell: CellBytes, circId = 0): void {
     if (this.#closed) throw this.#closed;
+    let length = 0;
+    if (Array.isArray(cell)) for (const p of cell) length += p.length;
+    else length = (cell as Buffer).length;
     this.#queue.push(cell);
-    this.#queuedBytes += cell.length;
-    if (circId !== 0)
-      this.#queuedByCircuit.set(circId, (this.#queuedByCircuit.get(circId) ?? 0) + cell.length);
+    this.#lengths.push(length);
+    this.#queuedBytes += length;
+    if (circId !== 0) this.#queuedByCircuit.set(circId, (this.#queuedByCircuit.get(circId) ?? 0) + length);
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => void this.#flush());
@@ -179,24 +191,41 @@ export class Link {
       while (this.#queue.length > 0 && !this.#closed) {
         let size = 0;
         let n = 0;
-        while (n < this.#queue.length && size + (this.#queue[n] as Buffer).length <= MAX_LINK_PAYLOAD) {
-          size += (this.#queue[n] as Buffer).length;
+        while (n < this.#queue.length && size + (this.#lengths[n] as number) <= MAX_LINK_PAYLOAD) {
+          size += this.#lengths[n] as number;
           n++;
         }
-        // the usual case, everything queued fits one frame: take the array itself rather than copy it out
-        let batch: Buffer[];
+        // the usual case, everything queued fits one frame: take the arrays themselves rather than copy them out
+        let cells: CellBytes[];
+        let lengths: number[];
         if (n === this.#queue.length) {
-          batch = this.#queue;
+          cells = this.#queue;
+          lengths = this.#lengths;
           this.#queue = [];
-        } else batch = this.#queue.splice(0, n);
-        for (const c of batch) {
-          const id = c.readUInt32BE(0);
+          this.#lengths = [];
+        } else {
+          cells = this.#queue.splice(0, n);
+          lengths = this.#lengths.splice(0, n);
+        }
+        const batch: Uint8Array[] = [];
+        for (let i = 0; i < cells.length; i++) {
+          const c = cells[i] as CellBytes;
+          let first: Buffer;
+          if (Array.isArray(c)) {
+            for (const p of c) batch.push(p);
+            first = c[0] as Buffer;
+          } else {
+            batch.push(c as Buffer);
+            first = c as Buffer;
+          }
+          const id = first.readUInt32BE(0);
           if (id !== 0) {
             // an entry lives until its circuit is unregistered: deleting it whenever the count reached 0 made
             // the map shrink and grow again (a reallocation) for nearly every cell of a lone exchange; a cell
             // sent after that (a DESTROY) finds no entry and counts for nothing
             const queued = this.#queuedByCircuit.get(id);
-            if (queued !== undefined) this.#queuedByCircuit.set(id, Math.max(0, queued - c.length));
+            if (queued !== undefined)
+              this.#queuedByCircuit.set(id, Math.max(0, queued - (lengths[i] as number)));
           }
         }
         this.#queuedBytes -= size;
@@ -317,6 +346,7 @@ export class Link {
     log('link to %s ends (%s): %s', this.peerOnion, err.reason, err.message);
     clearInterval(this.#timer);
     this.#queue = [];
+    this.#lengths = [];
     this.#queuedBytes = 0;
     this.#queuedByCircuit.clear();
     // The session (and its channel) is torn down; a pending read or write rejects and is ignored.

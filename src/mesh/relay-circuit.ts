@@ -4,16 +4,16 @@
  * @module
  */
 import { CELL_HEADER_LEN } from './_wire.js';
-import { cellFrame, classFor, encodeMessage } from './cells.js';
+import { cellHead, classFor, messageParts } from './cells.js';
 import { MeshError } from './errors.js';
 import type { ExitLeg, ExitSet } from './exit.js';
 import type { HopLayers } from './layers.js';
-import type { Link } from './link.js';
+import type { CellBytes, Link } from './link.js';
 import { legWindows } from './streams.js';
 
 /** What a circuit needs of its relay: a cell queued towards one neighbour (the relay bounds the queue). */
 export interface CellSender {
-  sendCell(circ: RelayCircuit, side: Side, cell: Buffer): void;
+  sendCell(circ: RelayCircuit, side: Side, cell: CellBytes): void;
 }
 
 /** One neighbour of a circuit: the link and the circuit's id on it. */
@@ -50,8 +50,12 @@ export class RelayCircuit implements ExitLeg {
   send(cmd: number, stream: number, data: Uint8Array, prefix?: Uint8Array): void {
     if (this.closed) throw new MeshError('closed', 'circuit closed');
     const [relayCmd, len] = classFor(data.length + (prefix?.length ?? 0));
-    const cell = cellFrame(this.prev.id, relayCmd);
-    this.layers.backward.sealInto(encodeMessage(len, cmd, stream, data, prefix), cell, CELL_HEADER_LEN);
+    // sealed as parts (header, data, padding): the data is encrypted where it lies, never copied into a cell
+    const cell = this.layers.backward.sealParts(
+      messageParts(len, cmd, stream, data, prefix),
+      cellHead(this.prev.id, relayCmd),
+      CELL_HEADER_LEN,
+    );
     this.relay.sendCell(this, this.prev, cell);
   }
 }

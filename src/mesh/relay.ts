@@ -29,13 +29,20 @@ import {
   reasonOf,
   TAG_LEN,
 } from './_wire.js';
-import { type Cell, cellFrame, encodeCell, parseExtend, parseMessage, type RelayMessage } from './cells.js';
+import { type Cell, cellHead, encodeCell, parseExtend, parseMessage, type RelayMessage } from './cells.js';
 import { MeshError } from './errors.js';
 import { ExitSets, type OnionConnector } from './exit.js';
 import { DEFAULT_EXIT_POLICY, type ExitPolicy, splitHostPort, type Target } from './exit-policy.js';
 import { answerCreate, sameKey } from './handshake.js';
-import { forwardCell, isRecognized, relayOpenForward } from './layers.js';
-import { acceptLink, dialLink, type Link, type OnionChannelDialer, tuneSocket } from './link.js';
+import { forwardParts, isRecognized, relayOpenForward } from './layers.js';
+import {
+  acceptLink,
+  type CellBytes,
+  dialLink,
+  type Link,
+  type OnionChannelDialer,
+  tuneSocket,
+} from './link.js';
 import { RelayCircuit, type Side } from './relay-circuit.js';
 
 const log = createLogger('mmogit:mesh:relay');
@@ -221,15 +228,12 @@ export class Relay {
         this.#close(circ, 'protocol', null);
         return;
       }
-      const out = forwardCell(plain, CELL_HEADER_LEN);
-      out.writeUInt32BE(next.id >>> 0, 0);
-      out[4] = cell.cmd;
-      if (this.#options.hooks?.mutate) {
-        out.set(
-          this.#options.hooks.mutate('forward', Buffer.from(out.subarray(CELL_HEADER_LEN))),
-          CELL_HEADER_LEN,
-        );
-      }
+      const head = Buffer.allocUnsafe(CELL_HEADER_LEN);
+      head.writeUInt32BE(next.id >>> 0, 0);
+      head[4] = cell.cmd;
+      let out: CellBytes = forwardParts(head, plain);
+      const mutate = this.#options.hooks?.mutate;
+      if (mutate) out = Buffer.concat([head, mutate('forward', Buffer.concat(out.slice(1)))]);
       this.sendCell(circ, next, out);
       return;
     }
@@ -340,19 +344,25 @@ export class Relay {
       this.#close(circ, 'protocol', null);
       return;
     }
-    const out = cellFrame(circ.prev.id, cell.cmd);
-    circ.layers.backward.sealInto(cell.body.subarray(0, cell.body.length - TAG_LEN), out, CELL_HEADER_LEN);
-    if (this.#options.hooks?.mutate) {
-      out.set(
-        this.#options.hooks.mutate('backward', Buffer.from(out.subarray(CELL_HEADER_LEN))),
-        CELL_HEADER_LEN,
-      );
+    // the cell goes out as parts (header and tag, then the ciphertext GCM returned): no 16 KiB copy per cell
+    let out: CellBytes = circ.layers.backward.sealParts(
+      [cell.body.subarray(0, cell.body.length - TAG_LEN)],
+      cellHead(circ.prev.id, cell.cmd),
+      CELL_HEADER_LEN,
+    );
+    const mutate = this.#options.hooks?.mutate;
+    if (mutate) {
+      const joined = Buffer.concat(out);
+      out = Buffer.concat([
+        joined.subarray(0, CELL_HEADER_LEN),
+        mutate('backward', joined.subarray(CELL_HEADER_LEN)),
+      ]);
     }
     this.sendCell(circ, circ.prev, out);
   }
 
   /** Queues an encoded cell towards one neighbour of `circ`, within the circuit's queue bound. */
-  sendCell(circ: RelayCircuit, side: Side, cell: Buffer): void {
+  sendCell(circ: RelayCircuit, side: Side, cell: CellBytes): void {
     if (side.link.queuedFor(side.id) > MAX_CIRCUIT_QUEUE) {
       // an end that ignores its windows (or a neighbour that stopped reading): bounded, never buffered on
       this.#truncate(circ, 'resource-limit');

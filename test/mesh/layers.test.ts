@@ -2,13 +2,20 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
-import { FILLER_LEN, messageCapacity, RELAY_CLASSES, TAG_LEN } from '../../src/mesh/_wire.js';
-import { classFor, encodeMessage, parseMessage } from '../../src/mesh/cells.js';
+import {
+  CELL_HEADER_LEN,
+  FILLER_LEN,
+  messageCapacity,
+  RELAY_CLASSES,
+  TAG_LEN,
+} from '../../src/mesh/_wire.js';
+import { cellHead, classFor, encodeMessage, messageParts, parseMessage } from '../../src/mesh/cells.js';
 import { answerCreate, startCreate } from '../../src/mesh/handshake.js';
 import {
   clientOpenBack,
   clientSealOut,
   forwardBody,
+  forwardParts,
   type HopLayers,
   isRecognized,
   LayerKey,
@@ -92,7 +99,7 @@ describe('mesh layers', () => {
               const opened = clientOpenBack(client, body);
               expect(opened.from).toBe(j);
               if (opened.from === null) return;
-              const msg = parseMessage(opened.plain);
+              const msg = parseMessage(opened.plain, opened.length);
               expect(Buffer.compare(msg.data, Buffer.from(bytes))).toBe(0);
             }
           }
@@ -100,6 +107,48 @@ describe('mesh layers', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('cells sealed as parts are the bytes of cells sealed whole (the wire does not change)', () => {
+    const key = randomBytes(32);
+    const [a, b] = [new LayerKey(Buffer.from(key)), new LayerKey(Buffer.from(key))];
+    for (const [cmd, bodyLen] of RELAY_CLASSES) {
+      for (const size of [0, 1, messageCapacity(bodyLen) - 8]) {
+        const data = randomBytes(size);
+        const prefix = randomBytes(8);
+        const whole = encodeMessage(bodyLen, 3, 7, data, prefix);
+        const parts = messageParts(bodyLen, 3, 7, data, prefix);
+        expect(Buffer.concat(parts).equals(whole)).toBe(true);
+        const sealed = Buffer.concat(b.sealParts(parts, cellHead(0x8000_0001, cmd), CELL_HEADER_LEN));
+        expect(sealed.subarray(0, CELL_HEADER_LEN).equals(Buffer.from([0x80, 0, 0, 1, cmd]))).toBe(true);
+        expect(sealed.subarray(CELL_HEADER_LEN).equals(a.seal(whole))).toBe(true);
+        // a relay's forwarded cell: header ‖ plaintext ‖ 16 zeros, as forwardBody makes it
+        const head = Buffer.from([0, 0, 0, 9, cmd]);
+        expect(
+          Buffer.concat(forwardParts(head, whole)).equals(Buffer.concat([head, forwardBody(whole)])),
+        ).toBe(true);
+      }
+    }
+    expect(a.counter).toBe(b.counter);
+  });
+
+  it('a full cell comes back from the exit of 1 to 5 hops, and a tampered one fails, with parts opened in place', () => {
+    for (let n = 1; n <= 5; n++) {
+      const { client, relays } = hopPair(n);
+      const bytes = randomBytes(messageCapacity(16384));
+      const opened = clientOpenBack(client, goBack(relays, n, encodeMessage(16384, 3, 1, bytes)));
+      expect(opened.from).toBe(n);
+      if (opened.from === null) return;
+      expect(opened.length).toBe(16384 - TAG_LEN);
+      // the first part holds all of the message: header and data end before the filler region
+      expect(opened.plain.length).toBeGreaterThanOrEqual(16384 - TAG_LEN - FILLER_LEN);
+      expect(parseMessage(opened.plain, opened.length).data.equals(bytes)).toBe(true);
+      // without the whole length the message looks longer than its cell allows, and is refused
+      if (n > 1) expect(() => parseMessage(opened.plain.subarray(0, 100), opened.length)).toThrow(/exceeds/);
+      const bad = goBack(relays, n, encodeMessage(16384, 3, 1, bytes));
+      bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1;
+      expect(clientOpenBack(client, bad).from).toBeNull();
+    }
   });
 
   it('one flipped bit anywhere in a body is caught by the next layer, in both directions', () => {

@@ -143,6 +143,44 @@ describe('mesh link: dead-link rule', () => {
     expect(detectMs).toBeLessThan(LINK_DEAD_INTERVALS * DEFAULT_BEACON_INTERVAL_MS + 1_000);
   }, 15_000);
 
+  it('a cell given as parts arrives as one cell, in order with whole ones, and is counted once', async () => {
+    const got: Uint8Array[] = [];
+    const key = AgentKey.random();
+    const arrived = new Promise<void>((resolve) => {
+      const server: Server = createServer((socket) => {
+        tuneSocket(socket);
+        socket.on('error', () => {});
+        void acceptLink(channelFromDuplex(socket), key, {
+          onUnknownCell: (_l, cell) => {
+            got.push(Buffer.concat([Buffer.from([cell.cmd]), cell.body]));
+            if (got.length === 2) resolve();
+          },
+        }).then((l) => cleanups.push(() => l.close()));
+      });
+      server.listen(0, '127.0.0.1');
+      cleanups.push(() => void server.close());
+      void once(server, 'listening').then(async () => {
+        const port = (server.address() as AddressInfo).port;
+        const dial = await dialLink(
+          { publicKey: key.publicKey, onion: key.onion, tcp: { host: '127.0.0.1', port } },
+          { self: AgentKey.random(), timeoutMs: 10_000 },
+        );
+        cleanups.push(() => dial.close());
+        const body = Buffer.alloc(BODY_LEN[CMD_RELAY_16K] as number, 5);
+        const whole = encodeCell(0x8000_0002, CMD_RELAY_16K, body);
+        // the same cell cut in three parts, the first holding only the header
+        dial.send([whole.subarray(0, 5), whole.subarray(5, 1000), whole.subarray(1000)], 0x8000_0002);
+        expect(dial.queuedFor(0x8000_0002)).toBe(whole.length);
+        dial.send(encodeCell(0x8000_0003, CMD_RELAY_16K, Buffer.alloc(body.length, 6)), 0x8000_0003);
+      });
+    });
+    await arrived;
+    expect(got.map((c) => [c[0], c[1], c.length])).toEqual([
+      [CMD_RELAY_16K, 5, 1 + (BODY_LEN[CMD_RELAY_16K] as number)],
+      [CMD_RELAY_16K, 6, 1 + (BODY_LEN[CMD_RELAY_16K] as number)],
+    ]);
+  });
+
   it('a write that cannot drain (the neighbour stopped reading) ends the link with a timeout', async () => {
     // A proxy that keeps carrying the neighbour's keepalives to us but stops reading what we send: our
     // socket's buffers fill and the write waits for 'drain' that never comes. Before the send deadline was
