@@ -24,6 +24,7 @@ import {
   Relay,
   type RelayInfo,
 } from '../src/mesh/index.js';
+import { DATA_CHUNK } from '../src/mesh/streams.js';
 import {
   counterNonce,
   mlkemDecapsulate,
@@ -69,7 +70,6 @@ function meshOver(relays: RelayInfo[], hops: number, standby = false): Mesh {
   return new Mesh({ relays, hops, standby });
 }
 
-/** Throughput through 1/2/3 hops vs socat chains of the same length (median of 3 runs of 64 MiB each). */
 /**
  * AES-256-GCM over 16 KiB cells in this process for ~300 ms (MiB/s): the crypto ceiling at this moment's load,
  * so a throughput row can say how much of it is crypto.
@@ -88,6 +88,10 @@ function gcmCellRate(): number {
   return (n * cell.length) / MIB / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * Throughput through 1/2/3 hops vs socat chains of the same length (median of 3 runs of 64 MiB each), with the
+ * CPU each mesh process spent per data cell.
+ */
 export async function benchMeshThroughput(): Promise<BenchResult[]> {
   const bytes = 64 * MIB;
   const gcm = gcmCellRate();
@@ -106,9 +110,26 @@ export async function benchMeshThroughput(): Promise<BenchResult[]> {
         await readN(warm, bytes);
         const meshRates: number[] = [];
         const socatRates: number[] = [];
+        // CPU of the client and of each relay during each mesh run (all threads): is the run CPU-bound (about
+        // 2 cores busy), and what does a cell cost each process
+        const cpuPerCell: { client: number; relays: number[]; cores: number }[] = [];
+        const relays = farm.relays.slice(0, hops);
         for (let i = 0; i < 3; i++) {
+          const relay0 = await Promise.all(relays.map((r) => processCpuMs(r.pid)));
+          const cpu0 = process.cpuUsage();
           const s = await mesh.connect(`127.0.0.1:${src.port}`);
-          meshRates.push(bytes / MIB / ((await readN(s, bytes)) / 1000));
+          const ms = await readN(s, bytes);
+          const cpu = process.cpuUsage(cpu0);
+          const relay1 = await Promise.all(relays.map((r) => processCpuMs(r.pid)));
+          meshRates.push(bytes / MIB / (ms / 1000));
+          const cells = bytes / DATA_CHUNK;
+          const relayMs = relay1.map((x, j) => x - (relay0[j] as number));
+          const clientMs = (cpu.user + cpu.system) / 1000;
+          cpuPerCell.push({
+            client: (clientMs * 1000) / cells,
+            relays: relayMs.map((x) => (x * 1000) / cells),
+            cores: (clientMs + relayMs.reduce((a, b) => a + b, 0)) / ms,
+          });
           const c = await connectTcp(chain.port);
           socatRates.push(bytes / MIB / ((await readN(c, bytes)) / 1000));
           c.destroy();
@@ -123,7 +144,7 @@ export async function benchMeshThroughput(): Promise<BenchResult[]> {
           ratio: round(m / a, 3),
           ...(hops === 3 ? { target: 0.5, targetOn: 'ratio' as const, targetOp: '>=' as const } : {}),
           command: COMMAND,
-          notes: `${bytes / MIB} MiB per run, median of 3; relays, socat and the source are separate processes on 2 shared cores; each mesh byte is AES-256-GCM-processed ${4 * hops} times on its way (per hop: link open, layer seal, link seal; at the client: link open and ${hops} layer open${hops > 1 ? 's' : ''}), socat only copies; one core sealed 16 KiB cells at ${round(gcm, 0)} MiB/s at this run's load`,
+          notes: `${bytes / MIB} MiB per run, median of 3; relays, socat and the source are separate processes on 2 shared cores; each mesh byte is AES-256-GCM-processed ${4 * hops} times on its way (per hop: link open, layer seal, link seal; at the client: link open and ${hops} layer open${hops > 1 ? 's' : ''}), socat only copies; one core sealed 16 KiB cells at ${round(gcm, 0)} MiB/s at this run's load (a fresh cipher per cell, as the mesh does); CPU per 16 KiB data cell, medians of the 3 runs (all threads): client ${round(median(cpuPerCell.map((x) => x.client)), 0)} µs, relays ${relays.map((_, j) => round(median(cpuPerCell.map((x) => x.relays[j] as number)), 0)).join(' / ')} µs (guard first), client + relays kept ${round(median(cpuPerCell.map((x) => x.cores)), 2)} cores busy`,
         });
       } finally {
         await mesh.close();
