@@ -17,6 +17,7 @@ import { MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { CONFIG_FILES } from '../identity/store.js';
 import type { MemoryStore } from '../memory/store.js';
+import { SyncQuota, type SyncQuotaLimits } from '../memory/sync/index.js';
 import { type AgentMetrics, reasonLabel } from '../metrics/agent-metrics.js';
 import { attachTor, startTor, type TorHandle } from '../tor/daemon.js';
 import {
@@ -393,11 +394,12 @@ export async function startSyncStep(
   ctx: RuntimeContext,
   node: AgentNode,
   store: MemoryStore,
-  allowClassical: boolean,
+  options: { allowClassical: boolean; metrics: AgentMetrics; quota?: Partial<SyncQuotaLimits> },
   cleanups: Cleanups,
-  metrics: AgentMetrics,
 ): Promise<void> {
-  await registerSync(node, ctx.key, store, { allowClassical, metrics });
+  const { allowClassical, metrics } = options;
+  const quota = options.quota === undefined ? undefined : new SyncQuota(options.quota);
+  await registerSync(node, ctx.key, store, { allowClassical, metrics, quota });
   cleanups.push(() => node.unhandle(SYNC_PROTOCOL).catch(() => {}));
 }
 

@@ -76,6 +76,12 @@ export interface AgentStartOptions {
   metrics?: AgentMetrics;
   /** The onion self-probe's settings (src/agent/supervisor.ts); `false` turns it off. */
   selfProbe?: SelfProbeOptions | false;
+  /**
+   * What peers may ask of this agent's memory sync: one sync at a time per peer, a burst of 10 and then 120
+   * an hour per peer, pack-byte and entry budgets (src/memory/sync/quota.ts `DEFAULT_SYNC_QUOTA`). Only the
+   * fields given change.
+   */
+  syncQuota?: Partial<import('../memory/sync/index.js').SyncQuotaLimits>;
   /** Restarts of the agent's own tor allowed per window before it gives up (default 3 per 5 min). */
   torRestartLimit?: { max: number; windowMs: number };
   onProgress?: (p: AgentProgress) => void;

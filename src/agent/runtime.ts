@@ -173,7 +173,7 @@ export async function startRuntime(
       cleanups,
       metrics,
     );
-    await startSyncStep(ctx, node, store, allowClassical, cleanups, metrics);
+    await startSyncStep(ctx, node, store, { allowClassical, metrics, quota: options.syncQuota }, cleanups);
     metrics.observe({
       outbox: () => {
         const pending = [...messenger.pending(), ...files.pending()];

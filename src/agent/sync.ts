@@ -2,7 +2,7 @@ import { createLogger } from '../_log.js';
 import { MmogitError, withTimeout } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import type { MemoryStore } from '../memory/store.js';
-import { type SyncProgress, type SyncResult, syncOverChannel } from '../memory/sync/index.js';
+import { type SyncProgress, type SyncQuota, type SyncResult, syncOverChannel } from '../memory/sync/index.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import { acceptSession, initiateSession } from '../pqc/handshake.js';
 import { channelFromSession } from '../pqc/session-channel.js';
@@ -35,7 +35,7 @@ export async function registerSync(
   node: AgentNode,
   key: AgentKey,
   store: MemoryStore,
-  options: { allowClassical?: boolean; metrics?: AgentMetrics } = {},
+  options: { allowClassical?: boolean; metrics?: AgentMetrics; quota?: SyncQuota } = {},
 ): Promise<void> {
   const metrics = options.metrics;
   await node.handle(SYNC_PROTOCOL, async (stream, remote) => {
@@ -59,6 +59,8 @@ export async function registerSync(
         role: 'responder',
         peer: session.peer,
         signal,
+        // what peers may ask of us (default: the store's own quota with the default limits)
+        ...(options.quota ? { quota: options.quota } : {}),
       });
       log('answered sync from %s: sent %d, received %d', remote.onion, r.sent, r.received);
       metrics?.syncRuns.inc({ role: 'responder', result: 'ok' });
