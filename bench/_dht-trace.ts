@@ -69,14 +69,19 @@ export class HopCounter {
   }
 }
 
+/** Sees every event of one traced call (op: the DHT method's name). */
+export type EventTap = (op: string, e: QueryEvent) => void;
+
 async function* traced(
   source: AsyncIterable<QueryEvent>,
   counter: HopCounter,
   sink: (t: QueryTrace) => void,
+  tap: EventTap | undefined,
 ): AsyncGenerator<QueryEvent> {
   try {
     for await (const e of source) {
       counter.see(e);
+      tap?.(counter.trace.op, e);
       yield e;
     }
   } finally {
@@ -87,9 +92,14 @@ async function* traced(
 /**
  * A view of `node` for `new Discovery(view, key)`: its `services.dht` is a proxy whose query methods feed
  * `sink` one {@link QueryTrace} per call when the call's iteration ends. Every other member is the node's own
- * (methods bound to the node, whose private fields a proxy receiver would not have).
+ * (methods bound to the node, whose private fields a proxy receiver would not have). `tap`, when given, also
+ * sees each event as it comes (the diagnosis of bench/_dht-diagnose.ts).
  */
-export function tracedNode(node: DiscoveryNode, sink: (t: QueryTrace) => void): DiscoveryNode {
+export function tracedNode(
+  node: DiscoveryNode,
+  sink: (t: QueryTrace) => void,
+  tap?: EventTap,
+): DiscoveryNode {
   const dht = node.services.dht;
   const dhtView = new Proxy(dht, {
     get(target, prop) {
@@ -102,6 +112,7 @@ export function tracedNode(node: DiscoveryNode, sink: (t: QueryTrace) => void): 
             fn.apply(target, args) as AsyncIterable<QueryEvent>,
             new HopCounter(prop, node.peerId),
             sink,
+            tap,
           );
       return fn.bind(target);
     },

@@ -7,10 +7,12 @@
  * @module
  */
 import '../src/_polyfill.js';
+import { serviceProviderKey } from '../src/discovery/dht.js';
 import { Discovery } from '../src/discovery/index.js';
 import { startSimNetwork } from '../test/support/sim-network.js';
 import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
 import { SimNetwork } from '../test/support/sim-transport.js';
+import { DhtDiagnosis, QueryLog } from './_dht-diagnose.js';
 import { type QueryTrace, tracedNode } from './_dht-trace.js';
 import { type BenchResult, median, round } from './_shared.js';
 import { simMain } from './_sim-cli.js';
@@ -41,14 +43,37 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
   globalThis.gc?.();
   const after = process.memoryUsage();
   const traces: QueryTrace[] = [];
+  // the diagnosis (bench/_dht-diagnose.ts) follows the one query of interest: the node's provide or search
+  const diag = new DhtDiagnosis(
+    agents.map((a) => a.node),
+    serviceProviderKey('memory_sync'),
+  );
+  let watch: { node: number; op: string; log: QueryLog; finals: string[] } | undefined;
+  const diagnosis: { advertise: unknown[]; discover: unknown[]; tables?: unknown } = {
+    advertise: [],
+    discover: [],
+  };
+  const note = (kind: string, x: unknown): void => {
+    process.stderr.write(`[scale-sim] ${kind} ${JSON.stringify(x)}\n`);
+  };
   const ds = agents.map(
-    (a) =>
+    (a, idx) =>
       new Discovery(
-        tracedNode(a.node, (t) => traces.push(t)),
+        tracedNode(
+          a.node,
+          (t) => traces.push(t),
+          (op, e) => {
+            if (watch?.node !== idx || watch.op !== op) return;
+            watch.log.see(e);
+            if (e.name === 'FINAL_PEER') watch.finals.push(e.peer.id.toString());
+          },
+        ),
         a.key,
       ),
   );
   try {
+    diagnosis.tables = diag.tables();
+    note('tables', diagnosis.tables);
     const providers = Array.from({ length: PROVIDERS }, (_, i) =>
       Math.floor(((i + 1) * n) / (PROVIDERS + 1)),
     );
@@ -56,9 +81,14 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
     const advHops: number[] = [];
     for (const i of providers) {
       traces.length = 0;
+      watch = { node: i, op: 'provide', log: new QueryLog(), finals: [] };
       const t = performance.now();
       await ds[i]!.advertise(['memory_sync'], { timeoutMs: 120_000, signal });
       adv.push(performance.now() - t);
+      watch.log.end();
+      const a = await diag.advertised(i, watch.log, watch.finals);
+      diagnosis.advertise.push(a);
+      note('advertise', a);
       advHops.push(Math.max(0, ...traces.map((x) => x.finalPeerHops ?? x.maxHops)));
     }
     const disc: number[] = [];
@@ -70,10 +100,30 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
     ).filter((i) => !providers.includes(i));
     for (const i of from) {
       traces.length = 0;
+      const start = diag.startingPeers(i);
+      watch = { node: i, op: 'findProviders', log: new QueryLog(), finals: [] };
       const t = performance.now();
+      let hit = false;
       for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal })) {
         disc.push(performance.now() - t);
         found++;
+        hit = true;
+      }
+      watch.log.end();
+      const d = await diag.searched(i, hit, watch.log, start);
+      diagnosis.discover.push(d);
+      note('discover', d);
+      if (!hit) {
+        // the same search again from the same node (not counted in the figures): does a miss repeat?
+        const again = diag.startingPeers(i);
+        watch = { node: i, op: 'findProviders', log: new QueryLog(), finals: [] };
+        let hit2 = false;
+        for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal }))
+          hit2 = true;
+        watch.log.end();
+        const r = await diag.searched(i, hit2, watch.log, again);
+        diagnosis.discover.push({ retry: true, ...(r as object) });
+        note('discover-retry', r);
       }
       const fp = traces.find((x) => x.op === 'findProviders');
       if (fp?.firstResultHops !== undefined) discHops.push(fp.firstResultHops);
@@ -92,8 +142,11 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
       rssPerNodeMiB: round((after.rss - before.rss) / n / MiB, 2),
       heapPerNodeMiB: round((after.heapUsed - before.heapUsed) / n / MiB, 2),
       sim: net.stats,
+      diagnosis,
     };
   } finally {
+    watch = undefined;
+    diag.stop();
     for (const d of ds) d.stop();
     await stop();
   }
