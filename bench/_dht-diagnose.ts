@@ -188,10 +188,26 @@ export class DhtDiagnosis {
     return out;
   }
 
-  /** Routing-table sizes over all nodes (min, median, max). */
-  tables(): { min: number; median: number; max: number } {
-    const s = this.#nodes.map((n) => internals(n).routingTable?.size ?? 0).sort((a, b) => a - b);
-    return { min: s[0] ?? 0, median: s[Math.floor(s.length / 2)] ?? 0, max: s[s.length - 1] ?? 0 };
+  /** Routing-table sizes over all nodes (min, median, max), and the nodes whose table has under 5 peers. */
+  tables(): {
+    min: number;
+    median: number;
+    max: number;
+    small: { node: number; rtSize: number; connections: number }[];
+  } {
+    const sizes = this.#nodes.map((n) => internals(n).routingTable?.size ?? 0);
+    const s = [...sizes].sort((a, b) => a - b);
+    const small = sizes.flatMap((rtSize, node) =>
+      rtSize < 5
+        ? [{ node, rtSize, connections: (this.#nodes[node] as DiscoveryNode).getConnections().length }]
+        : [],
+    );
+    return {
+      min: s[0] ?? 0,
+      median: s[Math.floor(s.length / 2)] ?? 0,
+      max: s[s.length - 1] ?? 0,
+      small: small.slice(0, 20),
+    };
   }
 
   stop(): void {

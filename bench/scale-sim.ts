@@ -20,7 +20,8 @@ import type { BenchModule } from './_types.js';
 
 const MiB = 1024 * 1024;
 const PROVIDERS = 5;
-const DISCOVERERS = 15;
+/** Searches (`MMOGIT_SIM_DISCOVERERS` raises it: a rare miss needs more than 15 to be seen). */
+const DISCOVERERS = Number(process.env.MMOGIT_SIM_DISCOVERERS ?? 15);
 
 function p90(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,6 +57,8 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
   const note = (kind: string, x: unknown): void => {
     process.stderr.write(`[scale-sim] ${kind} ${JSON.stringify(x)}\n`);
   };
+  /** the watched node's Discovery log lines (why a provider fell through, how a search ended) */
+  let lines: string[] = [];
   const ds = agents.map(
     (a, idx) =>
       new Discovery(
@@ -69,6 +72,11 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
           },
         ),
         a.key,
+        {
+          logger: (line) => {
+            if (watch?.node === idx && lines.length < 20) lines.push(line.slice(0, 160));
+          },
+        },
       ),
   );
   try {
@@ -100,6 +108,7 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
     ).filter((i) => !providers.includes(i));
     for (const i of from) {
       traces.length = 0;
+      lines = [];
       const start = diag.startingPeers(i);
       watch = { node: i, op: 'findProviders', log: new QueryLog(), finals: [] };
       const t = performance.now();
@@ -110,7 +119,8 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
         hit = true;
       }
       watch.log.end();
-      const d = await diag.searched(i, hit, watch.log, start);
+      const d = { ...((await diag.searched(i, hit, watch.log, start)) as object), lines };
+      lines = [];
       diagnosis.discover.push(d);
       note('discover', d);
       if (!hit) {
@@ -121,7 +131,8 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
         for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal }))
           hit2 = true;
         watch.log.end();
-        const r = await diag.searched(i, hit2, watch.log, again);
+        const r = { ...((await diag.searched(i, hit2, watch.log, again)) as object), lines };
+        lines = [];
         diagnosis.discover.push({ retry: true, ...(r as object) });
         note('discover-retry', r);
       }
