@@ -50,6 +50,8 @@ interface Pending {
 
 let workers: Worker[] | null = null;
 const waiting = new Map<number, Pending>();
+/** Batch id → the worker it was sent to (a worker with a batch out is ref'd). */
+const busy = new Map<number, Worker>();
 let nextId = 1;
 
 function pool(): Worker[] {
@@ -57,17 +59,24 @@ function pool(): Worker[] {
   const n = Math.max(0, Math.min(availableParallelism() - 1, 7));
   workers = Array.from({ length: n }, () => {
     const w = new Worker(WORKER_SOURCE, { eval: true });
-    w.unref();
     w.on('message', ({ id, out }: { id: number; out: Uint8Array }) => {
       const p = waiting.get(id);
       waiting.delete(id);
+      if (busy.delete(id) && ![...busy.values()].includes(w)) w.unref();
       p?.resolve(out);
     });
     w.on('error', (e) => {
       for (const p of waiting.values()) p.reject(e);
       waiting.clear();
+      busy.clear();
       workers = null;
     });
+    // An idle pool must not keep the process alive, a busy one must (else a process whose only pending work
+    // is a batch in a worker exits before the answer). Adding a 'message' listener refs the worker again, so
+    // this comes after the listeners: a pool unref'd before them kept every process that once verified
+    // ≥ PARALLEL_MIN signatures alive after its work was done (a CLI `recall` of 512+ entries printed its
+    // answer and never exited). send() refs a worker for each batch; the answer unrefs it when it is idle.
+    w.unref();
     return w;
   });
   return workers;
@@ -106,6 +115,8 @@ function send(worker: Worker, items: VerifyItem[]): Promise<Uint8Array> {
   const id = nextId++;
   return new Promise((resolve, reject) => {
     waiting.set(id, { resolve, reject });
+    busy.set(id, worker);
+    worker.ref();
     worker.postMessage({ id, buf: buf.buffer, offsets }, [buf.buffer]);
   });
 }
