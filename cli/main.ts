@@ -96,4 +96,12 @@ async function main(argv: string[]): Promise<void> {
   if (pending) await pending;
 }
 
+// A reader that stops early (`mmogit recall --json | head`) closes our stdout: that is the reader's choice, not
+// an error of ours, so we stop quietly with the exit code so far (as a POSIX tool stops on SIGPIPE) instead
+// of an unhandled 'error' event and its stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? 0);
+});
+
 await main(process.argv.slice(2));
