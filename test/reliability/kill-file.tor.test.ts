@@ -129,6 +129,7 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
       await mkdir(join(root, 'data'), { recursive: true });
       const ids: string[] = [];
       const resumed: number[] = [];
+      let finishedFirst = 0;
       for (let i = 0; i < RUNS; i++) {
         const text = `own file-run ${i}`;
         const r = await cli(['remember', '-t', 'observation', text, '--tags', 'own', '--json']);
@@ -149,7 +150,17 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
           () => done,
           `the daemon to hold ${killAt} bytes of run ${i}`,
         );
-        expect(done, `run ${i}: the transfer ended before the kill`).toBe(false);
+        if (done) {
+          // The transfer outran the poll that places the kill (a 4 MiB file can finish between two looks at
+          // the partial): no kill to test in this run, but the file must still be delivered whole, once.
+          const out = await sending;
+          expect(out).toMatchObject({ status: 'delivered', size: SIZE, sha256: f.sha256 });
+          ids.push(out.id);
+          finishedFirst++;
+          process.stderr.write(`[kill] file run ${i + 1}/${RUNS}: the transfer finished before the kill\n`);
+          await rm(f.path);
+          continue;
+        }
         await kill9(pid);
         expect(await fsckStrict(home), `fsck after file kill ${i}`).toBe('');
         const t0 = Date.now();
@@ -187,12 +198,14 @@ describe.runIf(RUNS > 0)('kill -9 of the daemon mid-file', () => {
       const lost = ids.filter((id) => !counts.has(id));
       const twice = [...counts].filter(([, c]) => c > 1);
       console.log(
-        `[reliability] kill -9 mid-file: ${RUNS} runs of ${SIZE / 1024 / 1024} MiB, resumed from ` +
+        `[reliability] kill -9 mid-file: ${RUNS} runs of ${SIZE / 1024 / 1024} MiB (${RUNS - finishedFirst} ` +
+          `killed mid-transfer, ${finishedFirst} finished first), resumed from ` +
           `${Math.min(...resumed)}–${Math.max(...resumed)} bytes; losses ${lost.length}, duplicates ${twice.length}, ` +
           'sha256 equal, fsck clean, memories and outbox intact',
       );
       expect(lost).toEqual([]);
       expect(twice).toEqual([]);
+      expect(resumed.length, 'no run was killed mid-transfer').toBeGreaterThan(0);
     },
     120_000 + RUNS * 200_000,
   );
