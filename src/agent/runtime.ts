@@ -125,15 +125,6 @@ export async function startRuntime(
       a2a = started;
       cleanups.push(() => started.close());
     }
-    const onion = await publishOnionStep(
-      ctx,
-      tor,
-      node,
-      options.onProgress,
-      cleanups,
-      signal,
-      a2a ? [a2a.port] : [],
-    );
     const logLine =
       options.onLog ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
     const hooks = await startHooksStep(ctx, options.hooks ?? config.hooks ?? {}, logLine, record, cleanups);
@@ -159,6 +150,19 @@ export async function startRuntime(
       cleanups,
       metrics,
     );
+    await startSyncStep(ctx, node, store, { allowClassical, metrics, quota: options.syncQuota }, cleanups);
+    // The onion is published only once every protocol it serves is registered: a peer that dials the
+    // descriptor's first moments (a sender retrying right after our restart) must find messaging, files and
+    // sync answering, not "protocol not supported", which it rightly takes as a permanent refusal.
+    const onion = await publishOnionStep(
+      ctx,
+      tor,
+      node,
+      options.onProgress,
+      cleanups,
+      signal,
+      a2a ? [a2a.port] : [],
+    );
     const bootstrapAddrs = [
       ...(options.bootstrap ?? []),
       ...(config.bootstrap ?? []),
@@ -173,7 +177,6 @@ export async function startRuntime(
       cleanups,
       metrics,
     );
-    await startSyncStep(ctx, node, store, { allowClassical, metrics, quota: options.syncQuota }, cleanups);
     metrics.observe({
       outbox: () => {
         const pending = [...messenger.pending(), ...files.pending()];
