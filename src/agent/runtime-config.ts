@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { MmogitError } from '../errors.js';
 import { CONFIG_FILES } from '../identity/store.js';
 import { TRANSPORT_POLICIES, type TransportPolicy } from '../transport/hybrid.js';
+import type { RateLimitOptions } from './rate-limit.js';
 import type { AgentConfig } from './runtime-types.js';
 
 function isPolicy(x: unknown): x is TransportPolicy {
@@ -51,7 +52,27 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   if (partialAge !== undefined && !(Number.isSafeInteger(partialAge) && (partialAge as number) > 0)) {
     throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: "filePartialMaxAgeMs" must be a positive integer`);
   }
+  const rate: unknown = c.inboundRate;
+  if (rate !== undefined && !isRate(rate)) {
+    throw new MmogitError(
+      'ERR_NETWORK_CONFIG',
+      `${path}: "inboundRate" must be {"capacity": integer >= 1, "refillPerSecond": number > 0}`,
+    );
+  }
   return c;
+}
+
+/** A token bucket's settings as src/agent/rate-limit.ts's `TokenBucket` accepts them (a finite, positive sustained rate). */
+function isRate(x: unknown): x is RateLimitOptions {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const { capacity, refillPerSecond } = x as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(capacity) &&
+    (capacity as number) >= 1 &&
+    typeof refillPerSecond === 'number' &&
+    Number.isFinite(refillPerSecond) &&
+    refillPerSecond > 0
+  );
 }
 
 /** A policy given as an option, checked; `undefined` when none was given. */

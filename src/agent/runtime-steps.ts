@@ -35,6 +35,7 @@ import { type FileService, startFileService } from './files-service.js';
 import { type HookSettings, MessageHooks } from './hooks.js';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, Messenger } from './messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from './messaging-adapters.js';
+import type { RateLimitOptions } from './rate-limit.js';
 import type { AgentConfig, AgentProgress, AgentStartOptions } from './runtime-types.js';
 import { registerSync, SYNC_PROTOCOL } from './sync.js';
 
@@ -212,6 +213,7 @@ export async function startMessagingStep(
     allowClassical: boolean;
     versions?: readonly (1 | 2)[] | undefined;
     hooks?: MessageHooks | undefined;
+    inboundRate?: RateLimitOptions | undefined;
   },
   record: RecordEvent,
   cleanups: Cleanups,
@@ -228,6 +230,7 @@ export async function startMessagingStep(
     outboxDir: join(ctx.configDir, CONFIG_FILES.outbox),
     allowClassical: settings.allowClassical,
     ...(settings.versions ? { versions: settings.versions } : {}),
+    ...(settings.inboundRate ? { limits: { rate: settings.inboundRate } } : {}),
   });
   messenger.on('message', (m) => {
     metrics.messagesReceived.inc();

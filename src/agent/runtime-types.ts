@@ -82,6 +82,11 @@ export interface AgentStartOptions {
    * fields given change.
    */
   syncQuota?: Partial<import('../memory/sync/index.js').SyncQuotaLimits>;
+  /**
+   * Each peer's inbound message and ping rate: a token bucket (default: config.json's `inboundRate`, else
+   * a burst of 50, then 10 a second; src/agent/rate-limit.ts `DEFAULT_RATE_LIMIT`).
+   */
+  inboundRate?: import('./rate-limit.js').RateLimitOptions;
   /** Restarts of the agent's own tor allowed per window before it gives up (default 3 per 5 min). */
   torRestartLimit?: { max: number; windowMs: number };
   onProgress?: (p: AgentProgress) => void;
@@ -104,6 +109,11 @@ export interface AgentConfig {
   maxFileBytes?: number;
   /** A received partial file untouched this long is removed (ms; default 7 days, files-store.ts). */
   filePartialMaxAgeMs?: number;
+  /**
+   * Each peer's inbound message rate, `{"capacity": 50, "refillPerSecond": 10}` by default: a peer that
+   * sends faster is refused with `rate-limited` and its outbox retries later, nothing is lost.
+   */
+  inboundRate?: import('./rate-limit.js').RateLimitOptions;
 }
 
 export interface RuntimeStatus {

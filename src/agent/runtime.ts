@@ -132,7 +132,12 @@ export async function startRuntime(
       ctx,
       node,
       store,
-      { allowClassical, versions: options.messagingVersions, hooks },
+      {
+        allowClassical,
+        versions: options.messagingVersions,
+        hooks,
+        inboundRate: options.inboundRate ?? config.inboundRate,
+      },
       record,
       cleanups,
       metrics,

@@ -4,12 +4,12 @@
 // an agent that is offline) is intact, and after the restart every message its peer sent (acked or queued) is in
 // its inbox exactly once; a sync cut by the kill completes on the next attempt. The peer is an in-process agent
 // with its own tor. Runs per scenario: MMOGIT_KILL_RUNS (default 3; `npm run reliability -- kill` runs 100).
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { DEFAULT_RATE_LIMIT as RATE } from '../../src/agent/rate-limit.js';
+import type { RateLimitOptions } from '../../src/agent/rate-limit.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { DEFAULT_ONION_VIRTUAL_PORT } from '../../src/tor/onion-service.js';
 import { runCli } from '../helpers/cli.js';
@@ -19,6 +19,13 @@ import { addRendLog, diagnoseOnion, torsOf } from './kill-diagnose.js';
 import { fsckStrict, kill9, killRuns, seededRandom, sleep, spawnCli, startDaemon } from './kill-harness.js';
 
 const RUNS = killRuns(3);
+/**
+ * The daemon's inbound rate per peer (config.json `inboundRate`): the default's burst of 50, refilled at 50 a
+ * second instead of 10. The senders still outrun it, so kills still catch messages refused as rate-limited and
+ * queued, but a backlog drains five times faster: at the default a kill cost 40–70 s, mostly the drain's floor
+ * ("The receive drain, measured" in docs/reliability.md), too slow for 100 runs.
+ */
+const RATE: RateLimitOptions = { capacity: 50, refillPerSecond: 50 };
 const ENTRIES_PER_RUN = 40;
 
 let root: string;
@@ -43,6 +50,7 @@ beforeAll(async () => {
   const init = await runCli(['init', '--json', '--config-dir', home]);
   expect(init.exitCode, init.stderr).toBe(0);
   onion = init.json<{ onion: string }>().onion;
+  await writeFile(join(home, 'config.json'), JSON.stringify({ inboundRate: RATE }));
   peer = (await Agent.init({ configDir: join(root, 'peer') })).agent;
   // The long run syncs with the peer about 8 times a minute for over half an hour, past the default per-peer
   // rate (a burst of 10, then 120 an hour), which the peer would rightly refuse ("syncs too often"); this
@@ -254,7 +262,8 @@ describe('kill -9 of the daemon', () => {
     300_000 + RUNS * 90_000,
   );
 
-  // Run only when asked (MMOGIT_KILL_RUNS, `npm run reliability -- kill`): each kill costs 40–70 s. A full CI
+  // Run only when asked (MMOGIT_KILL_RUNS, `npm run reliability -- kill`): each kill cost 40–70 s at the default
+  // inbound rate (RATE above makes it less). A full CI
   // run once failed the old fixed 180 s drain bound; what the drain is made of was measured since
   // (docs/reliability.md, "The receive drain, measured"): mostly the receiver's rate limit on the backlog the
   // senders queue, plus a reconnect of 1.5–10.6 s. The bound now follows the backlog.
@@ -293,9 +302,9 @@ describe('kill -9 of the daemon', () => {
         await restartAndCheck(`receive kill ${i}`);
         // the peer's outbox drains into the restarted daemon (retried now rather than at its backoff)
         const t0 = Date.now();
-        // What bounds the drain: the receiver admits at most 10 messages a second per peer after a burst of 50
-        // (DEFAULT_RATE_LIMIT, src/agent/rate-limit.ts), and the four senders queue hundreds before the kill,
-        // so a backlog B needs at least (B − 50) / 10 s however fast the route comes back. The bound is twice
+        // What bounds the drain: the receiver admits at most RATE.refillPerSecond messages a second per peer
+        // after a burst of RATE.capacity, and the four senders queue hundreds before the kill, so a backlog B
+        // needs at least (B − capacity) / refill s however fast the route comes back. The bound is twice
         // that floor plus 60 s for the reconnect; the first delivery shows the reconnect alone.
         const backlog = peer.outbox().length;
         const floorMs = Math.max(0, backlog - RATE.capacity) * (1000 / RATE.refillPerSecond);
