@@ -78,7 +78,9 @@ describe('processGone', () => {
   // machines), and its temp files must already count as stale. `sh` starts a child, prints its pid and becomes
   // `sleep 5`, which never waits for children, so the child stays a zombie for those 5 s.
   it.skipIf(process.platform !== 'linux')('counts a zombie (dead, not reaped) as gone', async () => {
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
       const pid = Number(
         await new Promise<string>((resolve, reject) => {
@@ -93,7 +95,8 @@ describe('processGone', () => {
       };
       const t0 = Date.now();
       while (state() !== 'Z') {
-        if (Date.now() - t0 > 4_000) throw new Error(`child ${pid} not a zombie after 4 s (state ${state()})`);
+        if (Date.now() - t0 > 4_000)
+          throw new Error(`child ${pid} not a zombie after 4 s (state ${state()})`);
         await new Promise((r) => setTimeout(r, 10));
       }
       // kill(pid, 0) still succeeds on a zombie: the /proc state is what tells it apart
