@@ -76,9 +76,12 @@ describe('processGone', () => {
 
   // A daemon SIGKILLed and restarted at once: its zombie waits for the init process (1.5-1.7 s on the CI
   // machines), and its temp files must already count as stale. `sh` starts a child, prints its pid and becomes
-  // `sleep 5`, which never waits for children, so the child stays a zombie for those 5 s.
+  // `sleep 5`, which never waits for children, so the child stays a zombie for those 5 s. The child exits only
+  // once its parent is `sleep` (`$$` in a subshell is the parent shell's pid): a child that exited at once
+  // could be reaped by the shell itself before the exec, as it was once on CI.
   it.skipIf(process.platform !== 'linux')('counts a zombie (dead, not reaped) as gone', async () => {
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], {
+    const script = '(while [ "$(cat /proc/$$/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 5';
+    const parent = spawn('sh', ['-c', script], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     try {
