@@ -98,19 +98,30 @@ function unsupported(e: unknown, onion: string, protocol: string): MmogitError |
  *
  * With `journalPath` (recommended for agents: `<configDir>/messages.journal`), writes go through a
  * {@link JournaledMessageStore}: durable after one small fsync, copied into git in the background. That takes
- * the git commit (~15 ms here) off every message's round trip while keeping exactly-once across crashes.
+ * the git commit (~15 ms here) off every message's round trip while keeping exactly-once across crashes. With
+ * `indexPath` as well (agents: `<configDir>/messages.index`), every copied message is indexed, and a starting
+ * messenger reads the index instead of every message entry (an entry's id is the hash of its bytes, and the
+ * same record always signs to the same bytes, so appending a record the store holds changes nothing: what the
+ * index's recovery needs).
  *
  * @example
  * const store = messageStoreFromMemory(await MemoryStore.open(join(configDir, 'memory'), key), {
  *   journalPath: join(configDir, 'messages.journal'),
+ *   indexPath: join(configDir, 'messages.index'),
  * });
  */
 export function messageStoreFromMemory(
   memory: MemoryStore,
-  options: { journalPath?: string; onError?: (e: unknown) => void } = {},
+  options: { journalPath?: string; indexPath?: string; onError?: (e: unknown) => void } = {},
 ): MessageStore {
   const git = gitMessageStore(memory);
-  return options.journalPath ? new JournaledMessageStore(git, options.journalPath, options.onError) : git;
+  if (!options.journalPath) return git;
+  return new JournaledMessageStore(
+    git,
+    options.journalPath,
+    options.onError,
+    options.indexPath === undefined ? {} : { indexPath: options.indexPath },
+  );
 }
 
 /** A stored message as the memory entry's body (a canonical JSON object; no member is undefined). */

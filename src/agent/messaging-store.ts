@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { AppendLog, type OpenFile } from './append-log.js';
 import { parseAck, type SignedAck } from './messaging-envelope.js';
 import { type AnySignedMessage, parseAnyEnvelope } from './messaging-envelope-v2.js';
+import { type KnownMessage, MessageIndex, messageKey } from './messaging-index.js';
 
 /** One message as stored: the signed envelope, which way it went, and (for sent ones) the peer's ack. */
 export interface StoredMessage extends AnySignedMessage {
@@ -26,6 +27,12 @@ export interface MessageStore {
   /** Resolves once the record is durable (it survives a crash right after). */
   append(record: StoredMessage): Promise<void>;
   list(): Promise<StoredMessage[]>;
+  /**
+   * What the messenger must know of every record {@link list} would return (its identity, thread and time),
+   * without reading the records: a store that can answer from an index implements it, and the messenger's start
+   * then costs O(index), not O(messages). Absent: derived from `list()`.
+   */
+  known?(): Promise<KnownMessage[]>;
   /** Waits for background work (e.g. a journal's copies into the backing store). Called by `Messenger.stop()`. */
   flush?(): Promise<void>;
   /**
@@ -35,9 +42,22 @@ export interface MessageStore {
   close?(): Promise<void>;
 }
 
+export type { KnownMessage } from './messaging-index.js';
+
 /** Identity of a record: direction, sender and message id. */
 export function storedMessageKey(r: StoredMessage): string {
-  return `${r.direction}/${r.message.from}/${r.message.id}`;
+  return messageKey(r.direction, r.message.from, r.message.id);
+}
+
+/** A stored record as {@link KnownMessage}. */
+export function knownOf(r: StoredMessage): KnownMessage {
+  const m = r.message;
+  return { direction: r.direction, from: m.from, id: m.id, thread: m.v === 2 ? m.thread : m.id, at: r.at };
+}
+
+/** What `store` knows: its {@link MessageStore.known} where it has one, else derived from its list. */
+export async function knownMessages(store: MessageStore): Promise<KnownMessage[]> {
+  return store.known ? store.known() : (await store.list()).map(knownOf);
 }
 
 /** Parses a stored record's shape (signatures are checked by the reader). Null when malformed. */
@@ -124,11 +144,19 @@ export const DEFAULT_COPY_IDLE_MS = 50;
 /** A batch this large is copied at once. */
 export const DEFAULT_COPY_MAX_BATCH = 256;
 
-/** When {@link JournaledMessageStore} copies journaled records into its backing store. */
+/** When {@link JournaledMessageStore} copies journaled records into its backing store, and where it indexes them. */
 export interface JournalCopyPolicy {
   idleMs?: number;
   maxDelayMs?: number;
   maxBatch?: number;
+  /**
+   * A {@link MessageIndex} file (agents: `<configDir>/messages.index`): every record copied into the backing store
+   * is indexed there, and {@link JournaledMessageStore.known} and the recovery read it instead of listing the
+   * backing store. Only for a backing store whose `append` is idempotent (appending a record it holds changes
+   * nothing), as the git store's content-addressed entries are: recovery appends again every journaled record
+   * the index lacks, which the backing store may hold already (a crash between its append and the index's).
+   */
+  indexPath?: string;
 }
 
 /**
@@ -138,15 +166,20 @@ export interface JournalCopyPolicy {
  * been quiet for `idleMs`, at the latest `maxDelayMs` after the first uncopied record, or once `maxBatch` are
  * waiting. One batch becomes one git commit, and the git work (mostly CPU on the event loop) stays out of the
  * way of messages arriving back to back. Records the backing store does not have yet (a crash, a failed copy)
- * are copied over by {@link recover}, which the first `list()` or `append()` runs; the journal is emptied
- * whenever every record in it has reached the backing store.
+ * are copied over by {@link recover}, which the first `list()`, `known()` or `append()` runs; the journal is
+ * emptied whenever every record in it has reached the backing store (and, with an index, the index).
+ *
+ * With `policy.indexPath`, each copied batch is also appended to a {@link MessageIndex} before the journal may be
+ * emptied, so the index and the journal together name every record in the backing store; the messenger's start
+ * reads them, not the backing store (a missing or unreadable index is rebuilt from the backing store once).
  *
  * @example
  * const store = new JournaledMessageStore(messageStoreFromMemory(memory), join(configDir, 'messages.journal'));
  */
 export class JournaledMessageStore implements MessageStore {
   private readonly journal: JsonlMessageStore;
-  private readonly policy: Required<JournalCopyPolicy>;
+  private readonly index: MessageIndex | undefined;
+  private readonly policy: Required<Omit<JournalCopyPolicy, 'indexPath'>>;
   /** Journaled records not yet confirmed in the backing store, by key. */
   private readonly unbacked = new Map<string, StoredMessage>();
   /** Journaled records not handed to the backing store yet, oldest first. */
@@ -166,6 +199,7 @@ export class JournaledMessageStore implements MessageStore {
     policy: JournalCopyPolicy = {},
   ) {
     this.journal = new JsonlMessageStore(journalPath);
+    this.index = policy.indexPath === undefined ? undefined : new MessageIndex(policy.indexPath);
     this.policy = {
       idleMs: policy.idleMs ?? DEFAULT_COPY_IDLE_MS,
       maxDelayMs: policy.maxDelayMs ?? DEFAULT_COPY_MAX_DELAY_MS,
@@ -217,11 +251,21 @@ export class JournaledMessageStore implements MessageStore {
     this.copying = (async () => {
       const results = await Promise.allSettled(batch.map((r) => this.backing.append(r)));
       let failed: unknown;
-      results.forEach((res, i) => {
-        // A failed record stays in the journal; the next recover() copies it again.
-        if (res.status === 'fulfilled') this.unbacked.delete(storedMessageKey(batch[i] as StoredMessage));
-        else failed ??= res.reason;
+      // A failed record stays in the journal; the next recover() copies it again.
+      const backed = batch.filter((_, i) => results[i]?.status === 'fulfilled');
+      results.forEach((res) => {
+        if (res.status === 'rejected') failed ??= res.reason;
       });
+      let indexed = true;
+      if (this.index) {
+        // Indexed before they leave `unbacked`, so the journal is emptied only once the index names them; if the
+        // index write fails they stay journaled and the next start indexes them.
+        await this.index.append(backed.map(knownOf)).catch((e) => {
+          indexed = false;
+          failed ??= e;
+        });
+      }
+      if (indexed) for (const r of backed) this.unbacked.delete(storedMessageKey(r));
       if (failed !== undefined) this.onError(failed);
       if (this.unbacked.size === 0 && this.waiting.length === 0 && this.journalWrites === 0) {
         // Every journaled record is in the backing store: empty the journal. The truncation is queued behind no
@@ -239,7 +283,9 @@ export class JournaledMessageStore implements MessageStore {
   recover(): Promise<void> {
     this.recovered ??= (async () => {
       const journaled = await this.journal.list();
-      if (journaled.length > 0) {
+      if (this.index) {
+        await this.recoverIndexed(this.index, journaled);
+      } else if (journaled.length > 0) {
         const have = new Set((await this.backing.list()).map(storedMessageKey));
         for (const r of journaled) {
           if (!have.has(storedMessageKey(r))) {
@@ -252,6 +298,48 @@ export class JournaledMessageStore implements MessageStore {
       this.recoveredDone = true;
     })();
     return this.recovered;
+  }
+
+  /**
+   * Recovery with an index: rebuilds the index from the backing store if it is missing or not an index, then
+   * appends every journaled record the index lacks to the backing store (idempotent there) and to the index.
+   */
+  private async recoverIndexed(index: MessageIndex, journaled: StoredMessage[]): Promise<void> {
+    let loaded = await index.load();
+    if (!loaded) {
+      const records = (await this.backing.list()).map(knownOf);
+      await index.rewrite(records);
+      loaded = { records, skipped: 0 };
+    }
+    const have = new Set(loaded.records.map((k) => messageKey(k.direction, k.from, k.id)));
+    const missing = new Map<string, StoredMessage>();
+    for (const r of journaled) {
+      const k = storedMessageKey(r);
+      if (!have.has(k) && !missing.has(k)) missing.set(k, r);
+    }
+    const toCopy = [...missing.values()];
+    // Appended together, so the git store writes them as one commit.
+    await Promise.all(toCopy.map((r) => this.backing.append(r)));
+    await index.append(toCopy.map(knownOf));
+    if (journaled.length > 0) await this.journal.clear();
+  }
+
+  /**
+   * Every record's identity, thread and time: from the index and the journal when there is an index (no record
+   * of the backing store is read), else from {@link list}.
+   */
+  async known(): Promise<KnownMessage[]> {
+    await this.recover();
+    if (!this.index) return (await this.list()).map(knownOf);
+    // Taken before the index is read: a record indexed meanwhile leaves `unbacked` but is then in the file.
+    const pending = [...this.unbacked.values()];
+    const loaded = await this.index.load();
+    const records = loaded?.records ?? [];
+    const have = new Set(records.map((k) => messageKey(k.direction, k.from, k.id)));
+    for (const r of pending) {
+      if (!have.has(storedMessageKey(r))) records.push(knownOf(r));
+    }
+    return records;
   }
 
   async list(): Promise<StoredMessage[]> {
@@ -270,6 +358,7 @@ export class JournaledMessageStore implements MessageStore {
   async close(): Promise<void> {
     await this.flush();
     await this.journal.close();
+    await this.index?.close();
     await this.backing.close?.();
   }
 }

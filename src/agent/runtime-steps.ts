@@ -225,6 +225,7 @@ export async function startMessagingStep(
     key: ctx.key,
     store: messageStoreFromMemory(store, {
       journalPath: join(ctx.configDir, 'messages.journal'),
+      indexPath: join(ctx.configDir, 'messages.index'),
       onError: (e) => record('store-error', e instanceof Error ? e.message : String(e)),
     }),
     outboxDir: join(ctx.configDir, CONFIG_FILES.outbox),
