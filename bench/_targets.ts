@@ -136,6 +136,18 @@ export const TARGETS: (TargetRule & { exclude?: RegExp })[] = [
     limit: 0.5,
   },
   {
+    id: 'messaging.start',
+    area: 'messaging',
+    label:
+      'a restarted messenger reads its seen set from the index vs the full listing of 20,000 stored messages',
+    match: /messenger start/i,
+    // Issue 15: a restart's time grew with every message ever stored (docs/reliability.md). The index must take
+    // the listing's O(messages) reads off the restart: at most a tenth of it at 20,000 messages.
+    on: 'ratio',
+    op: '<=',
+    limit: 0.1,
+  },
+  {
     id: 'files.throughput',
     area: 'files',
     label: 'a 100 MiB file agent → agent vs a bare socket stream of the same bytes through the same tors',

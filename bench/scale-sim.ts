@@ -59,6 +59,11 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
   };
   /** the watched node's Discovery log lines (why a provider fell through, how a search ended) */
   let lines: string[] = [];
+  /**
+   * Where the whole-run bound cut the run, if it did: the summary then covers what finished before it (a search
+   * cut midway is not counted), instead of the run throwing away everything it measured.
+   */
+  let cut: { phase: 'advertise' | 'discover'; after: number } | undefined;
   const ds = agents.map(
     (a, idx) =>
       new Discovery(
@@ -88,10 +93,20 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
     const adv: number[] = [];
     const advHops: number[] = [];
     for (const i of providers) {
+      if (signal.aborted) {
+        cut = { phase: 'advertise', after: adv.length };
+        break;
+      }
       traces.length = 0;
       watch = { node: i, op: 'provide', log: new QueryLog(), finals: [] };
       const t = performance.now();
-      await ds[i]!.advertise(['memory_sync'], { timeoutMs: 120_000, signal });
+      try {
+        await ds[i]!.advertise(['memory_sync'], { timeoutMs: 120_000, signal });
+      } catch (e) {
+        if (!signal.aborted) throw e;
+        cut = { phase: 'advertise', after: adv.length };
+        break;
+      }
       adv.push(performance.now() - t);
       watch.log.end();
       const a = await diag.advertised(i, watch.log, watch.finals);
@@ -106,30 +121,51 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
       { length: DISCOVERERS },
       (_, i) => 2 + Math.floor((i * (n - 3)) / DISCOVERERS),
     ).filter((i) => !providers.includes(i));
-    for (const i of from) {
+    let searched = 0;
+    for (const i of cut ? [] : from) {
+      if (signal.aborted) {
+        cut = { phase: 'discover', after: searched };
+        break;
+      }
       traces.length = 0;
       lines = [];
       const start = diag.startingPeers(i);
       watch = { node: i, op: 'findProviders', log: new QueryLog(), finals: [] };
       const t = performance.now();
-      let hit = false;
-      for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal })) {
-        disc.push(performance.now() - t);
+      let hit: number | undefined;
+      try {
+        for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal })) {
+          hit = performance.now() - t;
+        }
+      } catch (e) {
+        if (!signal.aborted) throw e;
+      }
+      // A search the bound ended is neither a hit nor a miss.
+      if (signal.aborted && hit === undefined) {
+        cut = { phase: 'discover', after: searched };
+        break;
+      }
+      searched++;
+      if (hit !== undefined) {
+        disc.push(hit);
         found++;
-        hit = true;
       }
       watch.log.end();
-      const d = { ...((await diag.searched(i, hit, watch.log, start)) as object), lines };
+      const d = { ...((await diag.searched(i, hit !== undefined, watch.log, start)) as object), lines };
       lines = [];
       diagnosis.discover.push(d);
       note('discover', d);
-      if (!hit) {
+      if (hit === undefined && !signal.aborted) {
         // the same search again from the same node (not counted in the figures): does a miss repeat?
         const again = diag.startingPeers(i);
         watch = { node: i, op: 'findProviders', log: new QueryLog(), finals: [] };
         let hit2 = false;
-        for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal }))
-          hit2 = true;
+        try {
+          for await (const _v of ds[i]!.discover('memory_sync', { timeoutMs: 120_000, limit: 1, signal }))
+            hit2 = true;
+        } catch (e) {
+          if (!signal.aborted) throw e;
+        }
         watch.log.end();
         const r = { ...((await diag.searched(i, hit2, watch.log, again)) as object), lines };
         lines = [];
@@ -149,7 +185,9 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
       advertiseHops: { median: median(advHops), p90: p90(advHops) },
       discoverMs: { median: round(median(disc), 0), p90: round(p90(disc), 0) },
       discoverHops: { median: median(discHops), p90: p90(discHops) },
-      discoverFound: `${found}/${from.length}`,
+      discoverFound: `${found}/${searched}`,
+      searchesPlanned: from.length,
+      ...(cut ? { cutByBound: { ...cut, boundMs: timeoutMs } } : {}),
       rssPerNodeMiB: round((after.rss - before.rss) / n / MiB, 2),
       heapPerNodeMiB: round((after.heapUsed - before.heapUsed) / n / MiB, 2),
       sim: net.stats,
@@ -166,6 +204,9 @@ export async function runScaleSim(n: number, profileName: string, seed: number, 
 /** 100 nodes, private profile. */
 export async function benchScaleSim100(): Promise<BenchResult[]> {
   const r = await runScaleSim(100, 'private', freshSeed());
+  if (r.cutByBound) {
+    throw new Error(`the run's bound cut it (${JSON.stringify(r.cutByBound)}); found ${r.discoverFound}`);
+  }
   const command = 'npx tsc -p tsconfig.json && node --expose-gc dist/bench/scale-sim.js 100 private';
   const notes = `seed ${r.seed}; ${JSON.stringify({ join: r.joinMs, advHops: r.advertiseHops, discHops: r.discoverHops, found: r.discoverFound })}`;
   return [

@@ -36,17 +36,21 @@ export const MESSAGE_INDEX_HEADER = { format: 'mmogit-message-index', version: 1
 
 const HEADER_LINE = JSON.stringify(MESSAGE_INDEX_HEADER);
 
-/** One index line (short member names: the index holds a line per message ever stored). */
+/**
+ * One index line. Short member names, and no thread when it is the message's own id (a thread's first message,
+ * every version 1 message): the index holds a line per message ever stored, ~150 bytes each.
+ */
 interface IndexLine {
   d: 'in' | 'out';
   f: string;
   i: string;
-  t: string;
+  t?: string;
   a: number;
 }
 
 function encodeLine(k: KnownMessage): string {
-  const line: IndexLine = { d: k.direction, f: k.from, i: k.id, t: k.thread, a: k.at };
+  const line: IndexLine = { d: k.direction, f: k.from, i: k.id, a: k.at };
+  if (k.thread !== k.id) line.t = k.thread;
   return JSON.stringify(line);
 }
 
@@ -60,9 +64,10 @@ function decodeLine(text: string): KnownMessage | null {
   if (typeof x !== 'object' || x === null) return null;
   const l = x as Partial<IndexLine>;
   if (l.d !== 'in' && l.d !== 'out') return null;
-  if (typeof l.f !== 'string' || typeof l.i !== 'string' || typeof l.t !== 'string') return null;
+  if (typeof l.f !== 'string' || typeof l.i !== 'string') return null;
+  if (l.t !== undefined && typeof l.t !== 'string') return null;
   if (typeof l.a !== 'number' || !Number.isFinite(l.a)) return null;
-  return { direction: l.d, from: l.f, id: l.i, thread: l.t, at: l.a };
+  return { direction: l.d, from: l.f, id: l.i, thread: l.t ?? l.i, at: l.a };
 }
 
 /** What {@link MessageIndex.load} found. */

@@ -189,6 +189,11 @@ export class JournaledMessageStore implements MessageStore {
   private copying: Promise<void> | undefined;
   private recovered: Promise<void> | undefined;
   private recoveredDone = false;
+  /**
+   * What recovery read of the index (and indexed since), kept for the one {@link known} call of a messenger's
+   * start so the index is not read twice; dropped by it.
+   */
+  private startIndex: { records: KnownMessage[]; keys: Set<string> } | undefined;
   /** Journal appends issued but not yet durable (the journal must not be emptied under them). */
   private journalWrites = 0;
 
@@ -265,7 +270,16 @@ export class JournaledMessageStore implements MessageStore {
           failed ??= e;
         });
       }
-      if (indexed) for (const r of backed) this.unbacked.delete(storedMessageKey(r));
+      if (indexed) {
+        for (const r of backed) {
+          const k = storedMessageKey(r);
+          this.unbacked.delete(k);
+          if (this.startIndex && !this.startIndex.keys.has(k)) {
+            this.startIndex.keys.add(k);
+            this.startIndex.records.push(knownOf(r));
+          }
+        }
+      }
       if (failed !== undefined) this.onError(failed);
       if (this.unbacked.size === 0 && this.waiting.length === 0 && this.journalWrites === 0) {
         // Every journaled record is in the backing store: empty the journal. The truncation is queued behind no
@@ -322,6 +336,11 @@ export class JournaledMessageStore implements MessageStore {
     await Promise.all(toCopy.map((r) => this.backing.append(r)));
     await index.append(toCopy.map(knownOf));
     if (journaled.length > 0) await this.journal.clear();
+    for (const r of toCopy) {
+      have.add(storedMessageKey(r));
+      loaded.records.push(knownOf(r));
+    }
+    this.startIndex = { records: loaded.records, keys: have };
   }
 
   /**
@@ -333,11 +352,15 @@ export class JournaledMessageStore implements MessageStore {
     if (!this.index) return (await this.list()).map(knownOf);
     // Taken before the index is read: a record indexed meanwhile leaves `unbacked` but is then in the file.
     const pending = [...this.unbacked.values()];
-    const loaded = await this.index.load();
-    const records = loaded?.records ?? [];
-    const have = new Set(records.map((k) => messageKey(k.direction, k.from, k.id)));
+    let start = this.startIndex;
+    this.startIndex = undefined;
+    if (!start) {
+      const records = (await this.index.load())?.records ?? [];
+      start = { records, keys: new Set(records.map((k) => messageKey(k.direction, k.from, k.id))) };
+    }
+    const { records, keys } = start;
     for (const r of pending) {
-      if (!have.has(storedMessageKey(r))) records.push(knownOf(r));
+      if (!keys.has(storedMessageKey(r))) records.push(knownOf(r));
     }
     return records;
   }
@@ -358,6 +381,7 @@ export class JournaledMessageStore implements MessageStore {
   async close(): Promise<void> {
     await this.flush();
     await this.journal.close();
+    this.startIndex = undefined;
     await this.index?.close();
     await this.backing.close?.();
   }
