@@ -175,3 +175,17 @@ export function withTimeout(signal: AbortSignal | undefined, ms: number, what: s
   timer.unref?.();
   return signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
 }
+
+/**
+ * A short, printable description of a value that came from outside (a peer's frame, a file on disk) for use in an
+ * error message. Never throws: `String(x)` and template literals call a hostile object's own `toString` or
+ * `Symbol.toPrimitive`, which may be missing, not a function, or throw; this reads no member of an object.
+ * Strings are quoted and cut to `max` characters.
+ */
+export function describeValue(x: unknown, max = 40): string {
+  if (typeof x === 'string') return JSON.stringify(x.length > max ? `${x.slice(0, max)}…` : x);
+  if (typeof x === 'number' || typeof x === 'boolean' || typeof x === 'bigint') return String(x);
+  if (x === null || x === undefined) return String(x);
+  if (Array.isArray(x)) return 'an array';
+  return typeof x === 'object' ? 'an object' : typeof x;
+}

@@ -4,7 +4,7 @@
  * and the receiver's rule for a stored file's name. Pure functions only (no I/O).
  * @module
  */
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { parseAck, type SignedAck } from './messaging-envelope.js';
 import {
@@ -198,7 +198,7 @@ export function decodeFileRecord(
         frame: { t: 'err', code: x.code.slice(0, 64), message: x.message.slice(0, 500) },
       };
     default:
-      throw badFrame(`unknown frame type ${JSON.stringify(String(x.t).slice(0, 20))}`);
+      throw badFrame(`unknown frame type ${describeValue(x.t, 20)}`);
   }
 }
 

@@ -374,7 +374,13 @@ export async function ipcCall<T = unknown>(
               ? (err.code as ErrorCode)
               : 'ERR_DAEMON_IPC';
           const details = isPlainObject(err.details) ? err.details : undefined;
-          finish(() => reject(new MmogitError(code, String(err.message ?? 'daemon error'), { details })));
+          finish(() =>
+            reject(
+              new MmogitError(code, typeof err.message === 'string' ? err.message : 'daemon error', {
+                details,
+              }),
+            ),
+          );
           return false;
         }
         if ('result' in msg) {

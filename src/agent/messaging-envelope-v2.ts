@@ -5,7 +5,7 @@
  * downgrade of a v2 message that a v1 peer can represent. Pure functions only.
  * @module
  */
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 import { type CanonicalValue, canonicalBytes, canonicalJson } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
 import { SIGNING_CONTEXTS } from '../identity/signing.js';
@@ -182,7 +182,10 @@ export function signMessageV2(
   }
   const type = input.type ?? 'message';
   if (typeof type !== 'string' || !MESSAGE_TYPE_RE.test(type)) {
-    throw badInput(`message type "${String(type)}" is not 1–64 letters, digits or . _ : / -`, 'type');
+    throw badInput(
+      `message type ${describeValue(type, 64)} is not 1–64 letters, digits or . _ : / -`,
+      'type',
+    );
   }
   const id = options.id ?? newMessageId();
   for (const [field, value] of [
@@ -235,7 +238,7 @@ export function parseEnvelopeV2(x: unknown): MessageEnvelopeV2 {
     );
   }
   const { v, id, from, to, timestamp, type, body, thread, replyTo, meta } = x;
-  if (v !== MESSAGE_VERSION_2) throw badFrame(`unsupported message version ${String(v)}`);
+  if (v !== MESSAGE_VERSION_2) throw badFrame(`unsupported message version ${describeValue(v)}`);
   if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('message id must be 32 hex characters');
   if (!isCanonicalOnion(from)) throw badFrame('message "from" is not an onion address');
   if (!isCanonicalOnion(to)) throw badFrame('message "to" is not an onion address');

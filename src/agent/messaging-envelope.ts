@@ -4,7 +4,7 @@
  * @module
  */
 import { type KeyObject, verify as nodeVerify, randomBytes } from 'node:crypto';
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 import { canonicalBytes } from '../identity/canonical.js';
 import type { AgentKey } from '../identity/keys.js';
 import { parseOnionAddress } from '../identity/onion.js';
@@ -202,7 +202,7 @@ export function parseEnvelope(x: unknown): MessageEnvelope {
   if (!isRecord(x)) throw badFrame('message is not an object');
   exactKeys(x, ['v', 'id', 'from', 'to', 'text', 'timestamp'], 'message');
   const { v, id, from, to, text, timestamp } = x;
-  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${String(v)}`);
+  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${describeValue(v)}`);
   if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('message id must be 32 hex characters');
   if (!isCanonicalOnion(from)) throw badFrame('message "from" is not an onion address');
   if (!isCanonicalOnion(to)) throw badFrame('message "to" is not an onion address');
@@ -216,7 +216,7 @@ export function parseAck(x: unknown): MessageAck {
   if (!isRecord(x)) throw badFrame('ack is not an object');
   exactKeys(x, ['v', 'id', 'status', 'by', 'timestamp'], 'ack');
   const { v, id, status, by, timestamp } = x;
-  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${String(v)}`);
+  if (v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${describeValue(v)}`);
   if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('ack id must be 32 hex characters');
   if (status !== 'delivered') throw badFrame('ack status must be "delivered"');
   if (!isCanonicalOnion(by)) throw badFrame('ack "by" is not an onion address');
@@ -276,7 +276,7 @@ export function decodeFrame<M>(
       if (typeof x.n !== 'string' || !/^[0-9a-f]{16,64}$/.test(x.n)) throw badFrame(`malformed ${x.t}`);
       return { t: x.t, n: x.n };
     default:
-      throw badFrame(`unknown frame type ${JSON.stringify(String(x.t).slice(0, 20))}`);
+      throw badFrame(`unknown frame type ${describeValue(x.t, 20)}`);
   }
 }
 

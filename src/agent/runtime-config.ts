@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 import { CONFIG_FILES } from '../identity/store.js';
 import { TRANSPORT_POLICIES, type TransportPolicy } from '../transport/hybrid.js';
 import type { RateLimitOptions } from './rate-limit.js';
@@ -34,7 +34,7 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   }
   const c: AgentConfig = parsed;
   if (c.policy !== undefined && !isPolicy(c.policy)) {
-    throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: unknown policy "${String(c.policy)}"`);
+    throw new MmogitError('ERR_NETWORK_CONFIG', `${path}: unknown policy ${describeValue(c.policy)}`);
   }
   const hooks: unknown = c.hooks;
   if (

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import base32 from 'hi-base32';
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 
 /** Tor v3 onion address version byte (rend-spec-v3 §6 "Encoding onion addresses"). */
 export const ONION_V3_VERSION = 0x03;
@@ -57,7 +57,7 @@ function invalid(input: string, why: string): MmogitError {
  * @throws MmogitError `ERR_INVALID_ONION` naming what is wrong.
  */
 export function parseOnionAddress(input: string, expectedPublicKey?: Uint8Array): OnionAddress {
-  if (typeof input !== 'string') throw invalid(String(input), 'not a string');
+  if (typeof input !== 'string') throw invalid(describeValue(input), 'not a string');
   const trimmed = input.trim().toLowerCase();
   const serviceId = trimmed.endsWith('.onion') ? trimmed.slice(0, -'.onion'.length) : trimmed;
   if (serviceId.length !== ONION_V3_LENGTH) {

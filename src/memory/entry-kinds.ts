@@ -1,4 +1,4 @@
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 import { canonicalJson } from '../identity/canonical.js';
 
 /**
@@ -140,7 +140,7 @@ export function memoryBody(input: MemoryInput | { readonly [key: string]: unknow
   }
   const confidence = fields.confidence ?? DEFAULT_CONFIDENCE;
   if (typeof confidence !== 'number' || !Number.isFinite(confidence) || confidence < 0 || confidence > 1) {
-    throw invalid(`confidence must be a number in 0..1, got ${String(fields.confidence)}`, {
+    throw invalid(`confidence must be a number in 0..1, got ${describeValue(fields.confidence)}`, {
       field: 'confidence',
     });
   }

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileDurable } from '../_fs.js';
-import { MmogitError } from '../errors.js';
+import { describeValue, MmogitError } from '../errors.js';
 
 /** Format version of `network.json`. */
 export const NETWORK_FILE_VERSION = 1;
@@ -85,7 +85,7 @@ export async function loadNetwork(dir: string): Promise<TorNetworkInfo> {
     new MmogitError('ERR_NETWORK_CONFIG', `${file}: ${why}`, { details: { file } });
   if (!isRecord(parsed)) throw bad('not a JSON object');
   const o = parsed;
-  if (o.version !== NETWORK_FILE_VERSION) throw bad(`unsupported version ${String(o.version)}`);
+  if (o.version !== NETWORK_FILE_VERSION) throw bad(`unsupported version ${describeValue(o.version)}`);
   if (!isStrings(o.clientTorrc) || o.clientTorrc.some((l) => /[\r\n\0]/.test(l))) {
     throw bad('clientTorrc must be a list of single-line strings');
   }

@@ -168,6 +168,46 @@ describe('message frame decoder under hostile input', () => {
       propertyParams('envelope near-miss', { numRuns: 1_000 }),
     );
   });
+
+  // Kept from CI (seed 425779202, path 103:5:3:3:80): an ack whose `v` was `{"toString":""}` made the decoder's
+  // error message call that member and throw a TypeError instead of ERR_BAD_FRAME. fc.jsonValue() rarely draws
+  // such keys, so every member of every frame gets each of them here.
+  it('regression: members that are objects with their own toString, valueOf or array shape are typed errors', () => {
+    const s = signMessage(a, b.onion, 'hello', { timestamp: 5 });
+    const ack = signAck(b, s.message.id, 6);
+    const v2 = signMessageV2(a, b.onion, { type: 'task', body: 'x' });
+    const hostile: unknown[] = [
+      { toString: '' },
+      { toString: null, valueOf: 1 },
+      { toString: {} },
+      [{ toString: 1 }],
+    ];
+    const frames: Record<string, Record<string, unknown>>[] = [
+      { t: 'msg', m: { ...s.message }, sig: s.sig } as never,
+      { t: 'msg', m: { ...v2.message }, sig: v2.sig } as never,
+      { t: 'ack', a: { ...ack.ack }, sig: ack.sig } as never,
+    ];
+    let cases = 0;
+    for (const frame of frames) {
+      for (const [key, member] of Object.entries(frame)) {
+        for (const h of hostile) {
+          decodesOrTyped({ ...frame, [key]: h });
+          cases++;
+          if (typeof member !== 'object' || member === null) continue;
+          for (const inner of Object.keys(member)) {
+            decodesOrTyped({ ...frame, [key]: { ...member, [inner]: h } });
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBeGreaterThan(60);
+    // The CI case itself: the ack's version names what it got without calling into it.
+    const bad = { t: 'ack', a: { ...ack.ack, v: { toString: '' } }, sig: ack.sig };
+    expect(() => decodeFrame(new TextEncoder().encode(JSON.stringify(bad)), 1024)).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_FRAME', message: expect.stringContaining('an object') }),
+    );
+  });
 });
 
 describe('rate limit', () => {
