@@ -95,7 +95,7 @@ async function restart(s: Setup, how: 'index' | 'list'): Promise<{ ms: number; c
       await store.close?.();
       return { ms, count };
     }
-    count = (await messageStoreFromMemory(memory).list()).map(knownOf).length;
+    count = (await messageStoreFromMemory(memory).list()).map((r) => knownOf(r)).length;
     return { ms: performance.now() - t0, count };
   } finally {
     await memory.close();

@@ -5,12 +5,13 @@
  */
 import { hasCode, MmogitError } from '../errors.js';
 import type { CanonicalValue } from '../identity/canonical.js';
-import type { MemoryStore } from '../memory/store.js';
+import type { MemoryStore, VerifiedEntry } from '../memory/store.js';
 import { peerIdFromOnion } from '../transport/addr.js';
 import type { AgentNode } from '../transport/node.js';
 import { channelFromStream } from '../transport/stream-channel.js';
 import {
   JournaledMessageStore,
+  knownOf,
   type MessageStore,
   parseStoredMessage,
   type StoredMessage,
@@ -136,23 +137,50 @@ function canonicalRecord(r: StoredMessage): { [key: string]: CanonicalValue } {
 }
 
 function gitMessageStore(memory: MemoryStore): MessageStore {
+  /** The stored message of a recalled entry, if it is one this agent wrote itself. */
+  const recordOf = (v: VerifiedEntry): StoredMessage | null => {
+    const e = v.entry;
+    // Only what this agent wrote itself counts (a synced branch could carry others' entries).
+    if (!v.verified || !e || e.kind !== MESSAGE_ENTRY_KIND || e.author !== memory.key.publicKeyHex)
+      return null;
+    return parseStoredMessage(e.body);
+  };
+  /** Every stored message with its entry id, in storage order (recall is newest first). */
+  const all = async (): Promise<{ record: StoredMessage; id: string }[]> => {
+    const entries = await memory.recall({ kind: MESSAGE_ENTRY_KIND, includeUnverified: false });
+    const out: { record: StoredMessage; id: string }[] = [];
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const v = entries[i] as VerifiedEntry;
+      const record = recordOf(v);
+      if (record) out.push({ record, id: v.id });
+    }
+    return out;
+  };
   return {
     async append(record: StoredMessage) {
-      await memory.append(MESSAGE_ENTRY_KIND, canonicalRecord(record), {
+      // The entry's id is its address: the index keeps it, and `read` finds the entry by it alone.
+      const { id } = await memory.appendWithId(MESSAGE_ENTRY_KIND, canonicalRecord(record), {
         visibility: 'private',
         createdAt: new Date(record.at),
       });
+      return id;
     },
     async list() {
-      const entries = await memory.recall({ kind: MESSAGE_ENTRY_KIND, includeUnverified: false });
+      return (await all()).map((x) => x.record);
+    },
+    async listKnown() {
+      return (await all()).map((x) => knownOf(x.record, x.id));
+    },
+    async read(known) {
+      const ids: string[] = [];
+      for (const k of known) {
+        if (k.entry === undefined) return null;
+        ids.push(k.entry);
+      }
       const out: StoredMessage[] = [];
-      // recall is newest first; the messenger wants storage order
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const e = entries[i]?.entry;
-        // Only what this agent wrote itself counts (a synced branch could carry others' entries).
-        if (!e || e.author !== memory.key.publicKeyHex) continue;
-        const rec = parseStoredMessage(e.body);
-        if (rec) out.push(rec);
+      for (const v of await memory.recallByIds(ids)) {
+        const record = recordOf(v);
+        if (record) out.push(record);
       }
       return out;
     },

@@ -24,6 +24,11 @@ export interface KnownMessage {
   thread: string;
   /** When it was received (in) or acknowledged (out), ms. */
   at: number;
+  /**
+   * Where the backing store keeps it, when the store said (the git store: the memory entry's id), so one record
+   * can be read without listing all (`MessageStore.read`). Absent in lines written before it existed.
+   */
+  entry?: string;
 }
 
 /** Identity of a stored record: direction, sender and message id. */
@@ -38,7 +43,7 @@ const HEADER_LINE = JSON.stringify(MESSAGE_INDEX_HEADER);
 
 /**
  * One index line. Short member names, and no thread when it is the message's own id (a thread's first message,
- * every version 1 message): the index holds a line per message ever stored, ~150 bytes each.
+ * every version 1 message): the index holds a line per message ever stored, ~220 bytes each with the entry id.
  */
 interface IndexLine {
   d: 'in' | 'out';
@@ -46,11 +51,16 @@ interface IndexLine {
   i: string;
   t?: string;
   a: number;
+  e?: string;
 }
+
+/** A store address as the git store writes it (an entry id); anything else in a line is ignored. */
+const ENTRY_RE = /^[0-9a-f]{64}$/;
 
 function encodeLine(k: KnownMessage): string {
   const line: IndexLine = { d: k.direction, f: k.from, i: k.id, a: k.at };
   if (k.thread !== k.id) line.t = k.thread;
+  if (k.entry !== undefined) line.e = k.entry;
   return JSON.stringify(line);
 }
 
@@ -67,7 +77,9 @@ function decodeLine(text: string): KnownMessage | null {
   if (typeof l.f !== 'string' || typeof l.i !== 'string') return null;
   if (l.t !== undefined && typeof l.t !== 'string') return null;
   if (typeof l.a !== 'number' || !Number.isFinite(l.a)) return null;
-  return { direction: l.d, from: l.f, id: l.i, thread: l.t ?? l.i, at: l.a };
+  // A malformed address is dropped, not the line: the record is still known, and is read by a full listing.
+  const entry = typeof l.e === 'string' && ENTRY_RE.test(l.e) ? l.e : undefined;
+  return { direction: l.d, from: l.f, id: l.i, thread: l.t ?? l.i, at: l.a, ...(entry ? { entry } : {}) };
 }
 
 /** What {@link MessageIndex.load} found. */

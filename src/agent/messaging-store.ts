@@ -24,8 +24,12 @@ export interface StoredMessage extends AnySignedMessage {
  * restarts): received ids are de-duplicated from it, so a restart never delivers a message twice.
  */
 export interface MessageStore {
-  /** Resolves once the record is durable (it survives a crash right after). */
-  append(record: StoredMessage): Promise<void>;
+  /**
+   * Resolves once the record is durable (it survives a crash right after). A store that can read one record by
+   * an address resolves with it, a string ({@link KnownMessage.entry}, which {@link read} takes); any other value
+   * means none.
+   */
+  append(record: StoredMessage): Promise<unknown>;
   list(): Promise<StoredMessage[]>;
   /**
    * What the messenger must know of every record {@link list} would return (its identity, thread and time),
@@ -33,6 +37,18 @@ export interface MessageStore {
    * then costs O(index), not O(messages). Absent: derived from `list()`.
    */
   known?(): Promise<KnownMessage[]>;
+  /**
+   * The records `known` names, read alone instead of listing all: in the order given, those no longer found left
+   * out. Null when the store cannot read some of them that way (an address it never gave); the caller then
+   * lists. A store with both {@link known} and `read` promises both cost O(what they name or return), so a caller
+   * may pick records from `known()` and read just those (the messenger's inbox does). Absent: the caller lists.
+   */
+  read?(known: readonly KnownMessage[]): Promise<StoredMessage[] | null>;
+  /**
+   * Every record as {@link KnownMessage} with its address, read from the records themselves (O(records)): what
+   * rebuilds an index in front of this store.
+   */
+  listKnown?(): Promise<KnownMessage[]>;
   /** Waits for background work (e.g. a journal's copies into the backing store). Called by `Messenger.stop()`. */
   flush?(): Promise<void>;
   /**
@@ -49,15 +65,28 @@ export function storedMessageKey(r: StoredMessage): string {
   return messageKey(r.direction, r.message.from, r.message.id);
 }
 
-/** A stored record as {@link KnownMessage}. */
-export function knownOf(r: StoredMessage): KnownMessage {
+/** A stored record as {@link KnownMessage}, with its address in the backing store when there is one. */
+export function knownOf(r: StoredMessage, entry?: unknown): KnownMessage {
   const m = r.message;
-  return { direction: r.direction, from: m.from, id: m.id, thread: m.v === 2 ? m.thread : m.id, at: r.at };
+  const k: KnownMessage = {
+    direction: r.direction,
+    from: m.from,
+    id: m.id,
+    thread: m.v === 2 ? m.thread : m.id,
+    at: r.at,
+  };
+  if (typeof entry === 'string') k.entry = entry;
+  return k;
+}
+
+/** Identity of a {@link KnownMessage}, as {@link storedMessageKey} of its record. */
+export function knownKey(k: KnownMessage): string {
+  return messageKey(k.direction, k.from, k.id);
 }
 
 /** What `store` knows: its {@link MessageStore.known} where it has one, else derived from its list. */
 export async function knownMessages(store: MessageStore): Promise<KnownMessage[]> {
-  return store.known ? store.known() : (await store.list()).map(knownOf);
+  return store.known ? store.known() : (await store.list()).map((r) => knownOf(r));
 }
 
 /** Parses a stored record's shape (signatures are checked by the reader). Null when malformed. */
@@ -196,6 +225,11 @@ export class JournaledMessageStore implements MessageStore {
   private startIndex: { records: KnownMessage[]; keys: Set<string> } | undefined;
   /** Journal appends issued but not yet durable (the journal must not be emptied under them). */
   private journalWrites = 0;
+  /**
+   * {@link MessageStore.read}, only with an index: without one {@link known} lists the backing store, and a
+   * caller picking from it and reading would pay for both.
+   */
+  readonly read?: (known: readonly KnownMessage[]) => Promise<StoredMessage[]>;
 
   constructor(
     readonly backing: MessageStore,
@@ -205,6 +239,7 @@ export class JournaledMessageStore implements MessageStore {
   ) {
     this.journal = new JsonlMessageStore(journalPath);
     this.index = policy.indexPath === undefined ? undefined : new MessageIndex(policy.indexPath);
+    if (this.index) this.read = (known) => this.readIndexed(known);
     this.policy = {
       idleMs: policy.idleMs ?? DEFAULT_COPY_IDLE_MS,
       maxDelayMs: policy.maxDelayMs ?? DEFAULT_COPY_MAX_DELAY_MS,
@@ -257,7 +292,11 @@ export class JournaledMessageStore implements MessageStore {
       const results = await Promise.allSettled(batch.map((r) => this.backing.append(r)));
       let failed: unknown;
       // A failed record stays in the journal; the next recover() copies it again.
-      const backed = batch.filter((_, i) => results[i]?.status === 'fulfilled');
+      const backed: KnownMessage[] = [];
+      batch.forEach((r, i) => {
+        const res = results[i];
+        if (res?.status === 'fulfilled') backed.push(knownOf(r, res.value));
+      });
       results.forEach((res) => {
         if (res.status === 'rejected') failed ??= res.reason;
       });
@@ -265,18 +304,18 @@ export class JournaledMessageStore implements MessageStore {
       if (this.index) {
         // Indexed before they leave `unbacked`, so the journal is emptied only once the index names them; if the
         // index write fails they stay journaled and the next start indexes them.
-        await this.index.append(backed.map(knownOf)).catch((e) => {
+        await this.index.append(backed).catch((e) => {
           indexed = false;
           failed ??= e;
         });
       }
       if (indexed) {
-        for (const r of backed) {
-          const k = storedMessageKey(r);
+        for (const known of backed) {
+          const k = knownKey(known);
           this.unbacked.delete(k);
           if (this.startIndex && !this.startIndex.keys.has(k)) {
             this.startIndex.keys.add(k);
-            this.startIndex.records.push(knownOf(r));
+            this.startIndex.records.push(known);
           }
         }
       }
@@ -321,11 +360,14 @@ export class JournaledMessageStore implements MessageStore {
   private async recoverIndexed(index: MessageIndex, journaled: StoredMessage[]): Promise<void> {
     let loaded = await index.load();
     if (!loaded) {
-      const records = (await this.backing.list()).map(knownOf);
+      // The backing store's own `known` carries each record's address; a plain listing does not.
+      const records = this.backing.listKnown
+        ? await this.backing.listKnown()
+        : (await this.backing.list()).map((r) => knownOf(r));
       await index.rewrite(records);
       loaded = { records, skipped: 0 };
     }
-    const have = new Set(loaded.records.map((k) => messageKey(k.direction, k.from, k.id)));
+    const have = new Set(loaded.records.map(knownKey));
     const missing = new Map<string, StoredMessage>();
     for (const r of journaled) {
       const k = storedMessageKey(r);
@@ -333,12 +375,13 @@ export class JournaledMessageStore implements MessageStore {
     }
     const toCopy = [...missing.values()];
     // Appended together, so the git store writes them as one commit.
-    await Promise.all(toCopy.map((r) => this.backing.append(r)));
-    await index.append(toCopy.map(knownOf));
+    const addresses = await Promise.all(toCopy.map((r) => this.backing.append(r)));
+    const copied = toCopy.map((r, i) => knownOf(r, addresses[i]));
+    await index.append(copied);
     if (journaled.length > 0) await this.journal.clear();
-    for (const r of toCopy) {
-      have.add(storedMessageKey(r));
-      loaded.records.push(knownOf(r));
+    for (const k of copied) {
+      have.add(knownKey(k));
+      loaded.records.push(k);
     }
     this.startIndex = { records: loaded.records, keys: have };
   }
@@ -349,20 +392,51 @@ export class JournaledMessageStore implements MessageStore {
    */
   async known(): Promise<KnownMessage[]> {
     await this.recover();
-    if (!this.index) return (await this.list()).map(knownOf);
+    if (!this.index) return (await this.list()).map((r) => knownOf(r));
     // Taken before the index is read: a record indexed meanwhile leaves `unbacked` but is then in the file.
     const pending = [...this.unbacked.values()];
     let start = this.startIndex;
     this.startIndex = undefined;
     if (!start) {
       const records = (await this.index.load())?.records ?? [];
-      start = { records, keys: new Set(records.map((k) => messageKey(k.direction, k.from, k.id))) };
+      start = { records, keys: new Set(records.map(knownKey)) };
     }
     const { records, keys } = start;
     for (const r of pending) {
       if (!keys.has(storedMessageKey(r))) records.push(knownOf(r));
     }
     return records;
+  }
+
+  /**
+   * The records `known` names: journaled ones from memory, the rest by their addresses in the backing store
+   * ({@link MessageStore.read}); when one has no address (indexed before addresses were, or copied between the
+   * caller's {@link known} and this call), from one full listing instead. In the order given.
+   */
+  private async readIndexed(known: readonly KnownMessage[]): Promise<StoredMessage[]> {
+    await this.recover();
+    const found = new Map<string, StoredMessage>();
+    const rest: KnownMessage[] = [];
+    for (const k of known) {
+      const r = this.unbacked.get(knownKey(k));
+      if (r) found.set(knownKey(k), r);
+      else rest.push(k);
+    }
+    if (rest.length > 0) {
+      const read =
+        rest.every((k) => k.entry !== undefined) && this.backing.read ? await this.backing.read(rest) : null;
+      const wanted = new Set(rest.map(knownKey));
+      for (const r of read ?? (await this.list())) {
+        const k = storedMessageKey(r);
+        if (wanted.has(k) && !found.has(k)) found.set(k, r);
+      }
+    }
+    const out: StoredMessage[] = [];
+    for (const k of known) {
+      const r = found.get(knownKey(k));
+      if (r) out.push(r);
+    }
+    return out;
   }
 
   async list(): Promise<StoredMessage[]> {

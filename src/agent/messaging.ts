@@ -29,6 +29,7 @@ import {
 } from './messaging-envelope-v2.js';
 import { followMessages } from './messaging-follow.js';
 import type { InboundLimits } from './messaging-inbound.js';
+import { inboxFromIndex } from './messaging-inbox.js';
 import { LinkTable } from './messaging-link.js';
 import { PeerLock } from './messaging-lock.js';
 import { onionHostname } from './messaging-onion.js';
@@ -298,19 +299,34 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   async inbox(filter: InboxFilter = {}): Promise<ReceivedMessage[]> {
     const from = filter.from ? parseOnionAddress(filter.from).hostname : undefined;
     const since = filter.since !== undefined ? decodeCursor(filter.since) : undefined;
-    const out = new Map<string, ReceivedMessage>();
-    for (const rec of await this.deps.store.list()) {
+    const store = this.deps.store;
+    if (store.known && store.read) {
+      const picked = await inboxFromIndex(
+        { known: store.known.bind(store), read: store.read.bind(store) },
+        {
+          ...filter,
+          from,
+          since,
+          me: this.key.onion,
+        },
+      );
+      if (picked) return picked;
+    }
+    const out: ReceivedMessage[] = [];
+    // A message's first stored record is its one place in the receive order (a later copy, which the receiver's
+    // de-duplication should never write, would otherwise show it again after a cursor past the first).
+    const seen = new Set<string>();
+    for (const rec of await store.list()) {
       if (rec.direction !== 'in' || rec.message.to !== this.key.onion) continue;
       const m = rec.message;
-      if (since && !isAfter({ at: rec.at, id: m.id }, since)) continue;
       const k = seenKey(m.from, m.id);
-      if (out.has(k)) continue;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      if (since && !isAfter({ at: rec.at, id: m.id }, since)) continue;
       const view = toReceived(m, verifyAnyMessage(rec), { at: rec.at, cursor: encodeCursor(rec.at, m.id) });
-      if (matchesFilter(view, { ...filter, from })) out.set(k, view);
+      if (matchesFilter(view, { ...filter, from })) out.push(view);
     }
-    const list = [...out.values()].sort(
-      (a, b) => (a.receivedAt ?? 0) - (b.receivedAt ?? 0) || (a.id < b.id ? -1 : 1),
-    );
+    const list = out.sort((a, b) => (a.receivedAt ?? 0) - (b.receivedAt ?? 0) || (a.id < b.id ? -1 : 1));
     return filter.limit !== undefined ? list.slice(-filter.limit) : list;
   }
 

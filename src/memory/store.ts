@@ -7,7 +7,14 @@ import { initBareRepository } from './_init-repo.js';
 import { type CasStep, casRef } from './cas.js';
 import { commitEntries, readCommit } from './commits.js';
 import { DecodeCache } from './decode-cache.js';
-import { checkVisibility, decodeEntry, type EncodedEntry, type Entry, signEntry } from './entry.js';
+import {
+  checkVisibility,
+  decodeEntry,
+  type EncodedEntry,
+  type Entry,
+  entryPath,
+  signEntry,
+} from './entry.js';
 import {
   MAX_SHARE_RECIPIENTS,
   type MemoryInput,
@@ -26,6 +33,7 @@ import {
   type StoreCheck,
   type VerifiedEntry,
 } from './recall.js';
+import { recallByIds } from './recall-ids.js';
 import { PRIVATE_REF, PUBLIC_REF, readRef } from './refs.js';
 import { type Recipient, recipientOf, sealEntry, shareRecord } from './sealed.js';
 import { SealedReader } from './sealed-reader.js';
@@ -230,6 +238,15 @@ export class MemoryStore {
     body: { [key: string]: CanonicalValue },
     options: AppendOptions = {},
   ): Promise<Entry> {
+    return (await this.appendWithId(kind, body, options)).entry;
+  }
+
+  /** {@link append}, also returning the entry's id (its content address, for {@link recallByIds}). */
+  async appendWithId(
+    kind: string,
+    body: { [key: string]: CanonicalValue },
+    options: AppendOptions = {},
+  ): Promise<{ id: string; entry: Entry }> {
     if (kind === 'memory') {
       throw new MmogitError('ERR_INVALID_MEMORY', 'use remember() for kind memory', { details: { kind } });
     }
@@ -244,7 +261,7 @@ export class MemoryStore {
       visibility: recipients ? 'private' : checkVisibility(options.visibility),
     });
     await this.writes.enqueue([encoded, ...(recipients ? this.sealFor(encoded, recipients) : [])]);
-    return encoded.entry;
+    return { id: encoded.id, entry: encoded.entry };
   }
 
   /**
@@ -308,6 +325,25 @@ export class MemoryStore {
    */
   recall(filter: RecallFilter = {}): Promise<VerifiedEntry[]> {
     return recallEntries(this.recallSource(), filter);
+  }
+
+  /**
+   * The entries `ids` of either branch, in the order asked, each signature checked on this call; ids that name
+   * no entry are left out. Reads only those entries (a recall reads every entry file), so a caller that kept the
+   * ids it wrote reads a few of many in O(few). Envelopes are not opened and `sharedWith` is not set.
+   */
+  recallByIds(ids: readonly string[]): Promise<VerifiedEntry[]> {
+    return recallByIds(
+      {
+        ...this.recallSource(),
+        root: (ref) => {
+          const head = readRef(this.dir, ref);
+          return head ? this.readCommit(head).tree : null;
+        },
+        blobIn: (root, id) => this.trees.lookup(root, entryPath(id)),
+      },
+      ids,
+    );
   }
 
   /**

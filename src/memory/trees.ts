@@ -117,6 +117,20 @@ export class Trees {
     return out;
   }
 
+  /** The blob at `path` below the root tree `root`, or null when no file is there. Reads only the trees on it. */
+  lookup(root: string, path: readonly string[]): string | null {
+    let tree = root;
+    for (let i = 0; i < path.length; i++) {
+      const e = this.read(tree).find((t) => t.name === path[i]);
+      if (!e) return null;
+      const last = i === path.length - 1;
+      if (last) return e.mode === MODE_TREE ? null : e.oid;
+      if (e.mode !== MODE_TREE) return null;
+      tree = e.oid;
+    }
+    return null;
+  }
+
   private store(entries: TreeEntry[], out: StoredObject[]): string {
     const obj = makeObject('tree', encodeTree(entries));
     out.push(obj);
