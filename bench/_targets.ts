@@ -148,6 +148,17 @@ export const TARGETS: (TargetRule & { exclude?: RegExp })[] = [
     limit: 0.1,
   },
   {
+    id: 'messaging.inbox-page',
+    area: 'messaging',
+    label: 'an inbox page of 20 through the index vs the full listing of 20,000 stored messages',
+    match: /^inbox --limit/i,
+    // Ours, not an issue's: `inbox` listed and verified every stored message whatever its limit (18.5 s at 42,281,
+    // docs/reliability.md). A page must not cost the listing: at most a tenth of it at 20,000 messages.
+    on: 'ratio',
+    op: '<=',
+    limit: 0.1,
+  },
+  {
     id: 'files.throughput',
     area: 'files',
     label: 'a 100 MiB file agent → agent vs a bare socket stream of the same bytes through the same tors',

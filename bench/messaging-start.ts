@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { messageStoreFromMemory } from '../src/agent/messaging-adapters.js';
 import { signMessage } from '../src/agent/messaging-envelope.js';
+import { inboxFromIndex } from '../src/agent/messaging-inbox.js';
 import { knownOf, type MessageStore, type StoredMessage } from '../src/agent/messaging-store.js';
 import { AgentKey } from '../src/identity/keys.js';
 import { MemoryStore } from '../src/memory/store.js';
@@ -129,6 +130,62 @@ export async function benchStartIndexed(s: Setup, signal?: AbortSignal): Promise
   };
 }
 
+/** `inbox --limit` of the inbox benchmark: a page of the newest, what an agent's loop asks for. */
+const INBOX_LIMIT = 20;
+
+/** One `inbox({ limit })` on a freshly opened memory store: through the index, or the full listing it replaced. */
+async function inboxOnce(s: Setup, how: 'index' | 'list'): Promise<{ ms: number; count: number }> {
+  const p = paths(s.root);
+  const memory = await MemoryStore.open(p.memory, s.key);
+  try {
+    const t0 = performance.now();
+    if (how === 'list') {
+      // The old inbox's first step (it then also verified every listed message): a lower bound of its cost.
+      const all = await messageStoreFromMemory(memory).list();
+      return { ms: performance.now() - t0, count: Math.min(INBOX_LIMIT, all.length) };
+    }
+    const store = messageStoreFromMemory(memory, { journalPath: p.journal, indexPath: p.index });
+    const reads = store as Required<Pick<MessageStore, 'known' | 'read'>>;
+    const page = await inboxFromIndex(
+      { known: () => reads.known(), read: (k) => reads.read(k) },
+      { limit: INBOX_LIMIT, me: s.key.onion },
+    );
+    const ms = performance.now() - t0;
+    await store.close?.();
+    if (!page?.every((m) => m.verified)) throw new Error('the indexed inbox returned an unverified page');
+    return { ms, count: page.length };
+  } finally {
+    await memory.close();
+  }
+}
+
+/** `inbox({ limit: 20 })` through the index vs the full listing the inbox began with before, ROUNDS times each. */
+export async function benchInboxIndexed(s: Setup, signal?: AbortSignal): Promise<BenchResult> {
+  const ours: number[] = [];
+  const bare: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    signal?.throwIfAborted();
+    const a = await inboxOnce(s, 'list');
+    const b = await inboxOnce(s, 'index');
+    if (a.count !== INBOX_LIMIT || b.count !== INBOX_LIMIT) {
+      throw new Error(`inbox pages of ${a.count} (listing) and ${b.count} (index), not ${INBOX_LIMIT}`);
+    }
+    bare.push(a.ms);
+    ours.push(b.ms);
+  }
+  const value = median(ours);
+  const anchor = median(bare);
+  return {
+    name: `inbox --limit ${INBOX_LIMIT} with ${s.messages.toLocaleString('en')} stored messages (index vs full listing)`,
+    value: round(value, 1),
+    unit: 'ms',
+    anchor: round(anchor, 1),
+    ratio: round(value / anchor, 4),
+    command: COMMAND,
+    notes: `median of ${ROUNDS}, fresh memory store each; index ${ours.map((x) => round(x, 0)).join(', ')} ms, listing ${bare.map((x) => round(x, 0)).join(', ')} ms; the anchor is only the listing the old inbox began with (it then verified every message too)`,
+  };
+}
+
 export const bench: BenchModule<Setup> = {
   name: 'messaging-start',
   needsTor: false,
@@ -136,6 +193,7 @@ export const bench: BenchModule<Setup> = {
   setup: () => build(DEFAULT_MESSAGES),
   run: {
     benchStartIndexed: ({ setup, signal }) => benchStartIndexed(setup, signal),
+    benchInboxIndexed: ({ setup, signal }) => benchInboxIndexed(setup, signal),
   },
 };
 
@@ -150,6 +208,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const s = await build(n, signal);
   try {
     console.log(JSON.stringify(await benchStartIndexed(s, signal)));
+    console.log(JSON.stringify(await benchInboxIndexed(s, signal)));
   } finally {
     await s.close();
   }
