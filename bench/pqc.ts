@@ -5,12 +5,21 @@
  * Run alone: `npx tsc -p tsconfig.json && node dist/bench/pqc.js`.
  * @module
  */
-import { diffieHellman, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { AgentKey } from '../src/identity/keys.js';
+import { SIGNING_CONTEXTS } from '../src/identity/signing.js';
+import {
+  MLKEM_BACKEND,
+  mlkemDecapsulate,
+  mlkemEncapsulate,
+  mlkemKeygen,
+  verifyEd25519,
+  x25519Ephemeral,
+  x25519Shared,
+} from '../src/pqc/_primitives.js';
 import { acceptSession, initiateSession } from '../src/pqc/index.js';
 import { channelFromDuplex } from '../src/transport/byte-channel.js';
 import { type BenchResult, median } from './_shared.js';
@@ -59,17 +68,25 @@ export const HANDSHAKE_GOAL_MS = 5;
 /**
  * CPU time (user + system, `process.cpuUsage`) of one complete hybrid handshake, initiator and responder both
  * in this process over loopback TCP; median of `runs` after `warmup`. Anchor: the CPU of just the primitives a
- * handshake needs, in the same run. Goal: ratio ≤ {@link HANDSHAKE_TARGET_RATIO} (it was ≤ 5 ms for both sides
+ * handshake needs, measured in the same loop (one primitives sample after each handshake, so load and CPU
+ * frequency drift hit both alike). Goal: ratio ≤ {@link HANDSHAKE_TARGET_RATIO} (it was ≤ 5 ms for both sides
  * when the primitives took 2.5 ms here; the absolute figure stays in the notes).
+ *
+ * The warm-up is long on purpose: the primitives are native code, warm from the first call, while the
+ * protocol's JavaScript (framing, transcript, session set-up) runs 2–3× slower until V8 has optimised it
+ * (measured: Node 24, 3.4 ms a handshake after 5 warm-ups, 1.2–1.9 ms after 200). An agent pays the cold
+ * price once per process, so the steady state is the figure; the first handshake is kept in the notes.
  */
 export async function benchPqHandshakeCpu(
   options: { runs?: number; warmup?: number } = {},
 ): Promise<BenchResult> {
-  const runs = options.runs ?? 50;
-  const warmup = options.warmup ?? 5;
+  const runs = options.runs ?? 200;
+  const warmup = options.warmup ?? 50;
   const alice = AgentKey.random();
   const bob = AgentKey.random();
   const samples: number[] = [];
+  const floors: number[] = [];
+  let cold = 0;
   for (let n = 0; n < warmup + runs; n++) {
     const pair = await loopbackPair();
     const client = channelFromDuplex(pair.a);
@@ -81,11 +98,17 @@ export async function benchPqHandshakeCpu(
     ]);
     const used = process.cpuUsage(before);
     if (i.suite !== 'hybrid-x25519-mlkem768') throw new Error('benchmark did not run the hybrid suite');
-    if (n >= warmup) samples.push((used.user + used.system) / 1000);
+    const ms = (used.user + used.system) / 1000;
+    if (n === 0) cold = ms;
     await pair.close();
+    const floor = handshakePrimitivesCpu();
+    if (n >= warmup) {
+      samples.push(ms);
+      floors.push(floor);
+    }
   }
   const value = median(samples);
-  const floor = handshakePrimitivesCpu(runs, warmup);
+  const floor = median(floors);
   return {
     name: 'pq-handshake-cpu',
     value: Number(value.toFixed(3)),
@@ -97,36 +120,44 @@ export async function benchPqHandshakeCpu(
     targetOp: '<=',
     command: COMMAND,
     notes:
-      `median of ${runs}; both sides in one process; X25519/Ed25519/AES-GCM from node:crypto, ML-KEM-768 from noble; ` +
-      'anchor = the same run’s CPU for just the primitives a handshake needs (2 X25519 key pairs + 2 DH, ML-KEM-768 ' +
-      'keygen/encaps/decaps, 2 Ed25519 signs + 2 verifies), so the ratio is the protocol’s overhead; ' +
-      `absolute goal ≤ ${HANDSHAKE_GOAL_MS} ms: ${value <= HANDSHAKE_GOAL_MS ? 'met' : 'not met'} in this run`,
+      `median of ${runs} after ${warmup} warm-up handshakes (the first, cold: ${cold.toFixed(2)} ms); both sides ` +
+      'in one process; X25519/Ed25519/AES-GCM from node:crypto, ML-KEM-768 from ' +
+      `${MLKEM_BACKEND === 'node' ? 'node:crypto (OpenSSL)' : 'noble'} in both value and anchor; ` +
+      'anchor = the median CPU of just the primitives a handshake needs, one sample after each handshake, called ' +
+      'as src/pqc calls them (2 X25519 ephemerals + 2 DH, ML-KEM-768 keygen/encaps/decaps, 2 Ed25519 signs + 2 ' +
+      'verifies from raw keys), so the ratio is the protocol’s overhead (framing, transcript, HKDF, AES-GCM, the ' +
+      `socket round trips); absolute goal ≤ ${HANDSHAKE_GOAL_MS} ms: ${value <= HANDSHAKE_GOAL_MS ? 'met' : 'not met'} in this run`,
   };
 }
 
-/** CPU (ms, median) of the bare cryptographic operations of one hybrid handshake, both sides, no protocol. */
-function handshakePrimitivesCpu(runs: number, warmup: number): number {
-  const a = generateKeyPairSync('ed25519');
-  const b = generateKeyPairSync('ed25519');
-  const transcript = randomBytes(32);
-  const samples: number[] = [];
-  for (let n = 0; n < warmup + runs; n++) {
-    const before = process.cpuUsage();
-    const x1 = generateKeyPairSync('x25519');
-    const x2 = generateKeyPairSync('x25519');
-    diffieHellman({ privateKey: x1.privateKey, publicKey: x2.publicKey });
-    diffieHellman({ privateKey: x2.privateKey, publicKey: x1.publicKey });
-    const kem = ml_kem768.keygen();
-    const { cipherText } = ml_kem768.encapsulate(kem.publicKey);
-    ml_kem768.decapsulate(cipherText, kem.secretKey);
-    const sa = sign(null, transcript, a.privateKey);
-    const sb = sign(null, transcript, b.privateKey);
-    verify(null, transcript, a.publicKey, sa);
-    verify(null, transcript, b.publicKey, sb);
-    const used = process.cpuUsage(before);
-    if (n >= warmup) samples.push((used.user + used.system) / 1000);
+const primitiveKeys = { a: AgentKey.random(), b: AgentKey.random() };
+
+/**
+ * CPU (ms) of the bare cryptographic operations of one hybrid handshake, both sides, no protocol: the src/pqc
+ * primitives as the handshake calls them (X25519 ephemerals from random bytes, ML-KEM-768 from the backend the
+ * handshake uses, Ed25519 verified from the peer's raw 32-byte key), so a faster backend moves value and anchor
+ * alike and the ratio stays the protocol's own overhead.
+ */
+function handshakePrimitivesCpu(): number {
+  const { a, b } = primitiveKeys;
+  const ctx = SIGNING_CONTEXTS.handshake;
+  const transcript = new Uint8Array(randomBytes(32));
+  const before = process.cpuUsage();
+  const x1 = x25519Ephemeral();
+  const x2 = x25519Ephemeral();
+  x25519Shared(x1.privateKey, x2.publicKey);
+  x25519Shared(x2.privateKey, x1.publicKey);
+  const kem = mlkemKeygen();
+  const enc = mlkemEncapsulate(kem.publicKey);
+  if (!enc) throw new Error('ML-KEM encapsulation failed');
+  mlkemDecapsulate(enc.cipherText, kem.secretKey);
+  const sa = a.sign(ctx, transcript);
+  const sb = b.sign(ctx, transcript);
+  if (!verifyEd25519(ctx, transcript, sa, a.publicKey) || !verifyEd25519(ctx, transcript, sb, b.publicKey)) {
+    throw new Error('Ed25519 verification failed');
   }
-  return median(samples);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
 }
 
 async function bareTransfer(pair: StreamPair, bytes: number): Promise<number> {
