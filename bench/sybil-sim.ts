@@ -12,9 +12,11 @@
 import '../src/_polyfill.js';
 import { Discovery } from '../src/discovery/index.js';
 import { joinSimAgents, startSimAgent, startSimNetwork } from '../test/support/sim-network.js';
-import { SIM_PROFILES } from '../test/support/sim-profile.js';
+import { freshSeed, SIM_PROFILES } from '../test/support/sim-profile.js';
 import { SimNetwork } from '../test/support/sim-transport.js';
+import type { BenchResult } from './_shared.js';
 import { simMain } from './_sim-cli.js';
+import type { BenchModule } from './_types.js';
 
 const SERVICE = 'memory_sync';
 const GENUINE = [3, 4, 5];
@@ -62,10 +64,18 @@ const CHECKPOINTS = [50, 100, 250, 500, 1000];
  * cheap flood (one machine need not keep 1,000 nodes online), and the one a single process here can hold:
  * 1,010 live nodes did not advertise within 120 s on these 2 cores.
  */
-export async function runSybilSim(sybils: number, profileName: string, seed: number, timeoutMs = 2_400_000) {
+export async function runSybilSim(
+  sybils: number,
+  profileName: string,
+  seed: number,
+  timeoutMs = 2_400_000,
+  outer?: AbortSignal,
+) {
   const profile = SIM_PROFILES[profileName];
   if (profile === undefined) throw new RangeError(`unknown profile ${profileName}`);
-  const signal = AbortSignal.timeout(timeoutMs);
+  const signal = outer
+    ? AbortSignal.any([outer, AbortSignal.timeout(timeoutMs)])
+    : AbortSignal.timeout(timeoutMs);
   process.stderr.write(
     `[sybil-sim] ${sybils} sybils in waves of ${ADVERT_BATCH}, ${HONEST} honest nodes, profile ${profile.name}, seed ${seed}\n`,
   );
@@ -143,5 +153,62 @@ export async function runSybilSim(sybils: number, profileName: string, seed: num
     await stop();
   }
 }
+
+/**
+ * The runner's Sybil rows: 100 Sybils (two waves), the size at which a stranger's `discover(limit 3)` first
+ * went to chance in the 1,000-Sybil run, so every `npm run bench` re-checks the mitigation. Goal: with the
+ * genuine agents as contacts, all 3 of them in the 3 returned. The stranger's figure is context (no goal: at
+ * this size it is chance, docs/reliability.md §Sybil flood).
+ */
+export async function benchSybilSim100(signal?: AbortSignal): Promise<BenchResult[]> {
+  const seed = freshSeed();
+  const r = await runSybilSim(100, 'private', seed, 900_000, signal);
+  const last = r.final;
+  if (!last) throw new Error('the simulation reached no checkpoint');
+  const command = `npx tsc -p tsconfig.json && node --expose-gc dist/bench/sybil-sim.js 100 private ${seed}`;
+  const notes =
+    `seed ${seed}; ${r.sybilAdverts}/${r.sybils} Sybil adverts stored (${r.sybilAdvertsFailed} failed), ` +
+    `${r.honestNodes} honest nodes, 3 genuine providers; searches: ` +
+    JSON.stringify(
+      r.checkpoints.map((c) => ({ sybils: c.sybils, before: c.before, afterContacts: c.afterContacts })),
+    );
+  return [
+    {
+      name: `sybil flood, ${r.sybils} Sybils: genuine agents in a stranger's discover(limit 3)`,
+      value: last.before.genuine,
+      unit: 'of 3',
+      command,
+      notes,
+    },
+    {
+      name: `sybil flood, ${r.sybils} Sybils: genuine agents in discover(limit 3) with them as contacts`,
+      value: last.afterContacts.genuine,
+      unit: 'of 3',
+      target: 3,
+      targetOn: 'value',
+      targetOp: '>=',
+      command,
+      notes,
+    },
+    ...(last.afterContacts.allGenuineMs === null
+      ? []
+      : [
+          {
+            name: `sybil flood, ${r.sybils} Sybils: time to all 3 genuine agents with them as contacts`,
+            value: last.afterContacts.allGenuineMs,
+            unit: 'ms',
+            command,
+            notes,
+          },
+        ]),
+  ];
+}
+
+export const bench: BenchModule = {
+  name: 'sybil-sim',
+  needsTor: false,
+  timeoutMs: 960_000,
+  run: { benchSybilSim100: ({ signal }) => benchSybilSim100(signal) },
+};
 
 simMain(import.meta.url, runSybilSim);
