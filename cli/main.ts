@@ -5,7 +5,7 @@
  * file is the one place that prints them and picks the exit code (docs/cli.md).
  */
 import { MmogitError } from '../src/errors.js';
-import { glueNegativeValues } from './_numbers.js';
+import { glueNegativeValues, NUMERIC_FLAGS } from './_numbers.js';
 import type { Loader } from './args/_handle.js';
 import { type GlobalOptions, printResult, reportError } from './output.js';
 
@@ -43,6 +43,26 @@ function fastPath(argv: string[]): { load: Loader; args: Args } | null {
   return null;
 }
 
+/** Flags that cli/_numbers.ts reads: it refuses a repeated one itself, with the flag's own error code. */
+const SELF_CHECKED = new Set<string>([...NUMERIC_FLAGS, 'max-file-bytes']);
+
+/**
+ * yargs turns a flag given twice into an array, whatever its declared type: `--file a --file b` reached the
+ * commands as `['a','b']` and failed as ERR_INTERNAL (a TypeError), `--type a --type b` as "unknown type a,b".
+ * A flag that takes one value, given more than once, is a usage error here, before any command runs.
+ */
+function refuseRepeatedFlags(argv: Record<string, unknown>, y: unknown): void {
+  // yargs hands middleware its instance for the command being run; getOptions() is not in its typings.
+  const options = (y as { getOptions(): Record<'array' | 'string' | 'number', string[]> }).getOptions();
+  const many = new Set(options.array);
+  for (const flag of [...options.string, ...options.number]) {
+    if (many.has(flag) || SELF_CHECKED.has(flag) || !Array.isArray(argv[flag])) continue;
+    throw new MmogitError('ERR_INVALID_ARGUMENT', `--${flag} is given more than once`, {
+      details: { flag },
+    });
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const fast = fastPath(argv);
   if (fast) return run(fast.load, fast.args);
@@ -74,8 +94,8 @@ async function main(argv: string[]): Promise<void> {
       global: true,
     });
 
-  const parser = addCommands(globals, handle)
-    .demandCommand(1, 'name a command (see --help)')
+  const parser = addCommands(globals.middleware(refuseRepeatedFlags as never, true), handle)
+    .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
     .help()

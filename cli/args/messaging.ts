@@ -22,7 +22,13 @@ export function messagingCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
           })
           .option('thread', { type: 'string', describe: 'thread id (default: the replied message’s thread)' })
           .option('reply-to', { type: 'string', describe: 'id of the message this answers' })
-          .option('meta', { type: 'string', array: true, describe: 'metadata key=value (repeatable)' })
+          // One value per --meta: `--meta k=v hello` keeps `hello` as the text instead of a second pair.
+          .option('meta', {
+            type: 'string',
+            array: true,
+            nargs: 1,
+            describe: 'metadata key=value (repeatable)',
+          })
           .option('file', {
             type: 'string',
             describe: 'send this file (streamed, resumable, sha256-checked)',
