@@ -16,8 +16,10 @@ import {
   type TaskStore,
 } from '@a2a-js/sdk/server';
 import { createLogger } from '../_log.js';
+import { MmogitError } from '../errors.js';
 import type { A2aInboundMessage, A2aJournal } from './journal.js';
 import { messageContent, type ProofChecker } from './proof.js';
+import { outsideSdkScope } from './sdk-console.js';
 
 const log = createLogger('mmogit:a2a');
 
@@ -134,7 +136,32 @@ export function createExecutor(options: ExecutorOptions): AgentExecutor {
       }
       const inbound = inboundOf(ctx, from);
       // Durable before anything is published: a caller that sees the task knows the message is kept.
-      await options.journal.append(inbound);
+      try {
+        await options.journal.append(inbound);
+      } catch (e) {
+        // Not kept, so the caller must know: a failed task with our code. Never the error's own message
+        // (the SDK would send it as "Agent execution error: …"): a file system error names the config dir.
+        const code = e instanceof MmogitError ? e.code : 'ERR_INTERNAL';
+        const reason =
+          e instanceof MmogitError ? e.message : 'the message could not be recorded; it was not accepted';
+        log('journal append failed: %s', e instanceof Error ? e.message : String(e));
+        bus.publish(
+          AgentEvent.task({
+            id: taskId,
+            contextId,
+            status: {
+              state: TaskState.TASK_STATE_FAILED,
+              message: agentMessage(taskId, contextId, [textPart(`${reason} [${code}]`)]),
+              timestamp: now(),
+            },
+            artifacts: [],
+            history: [ctx.userMessage],
+            metadata: { 'mmogit/via': 'a2a', 'mmogit/error': code },
+          }),
+        );
+        bus.finished();
+        return;
+      }
       const task: Task = {
         id: taskId,
         contextId,
@@ -199,7 +226,15 @@ export function createExecutor(options: ExecutorOptions): AgentExecutor {
         complete: (answer) => finish(TaskState.TASK_STATE_COMPLETED, answerParts(answer), true),
         fail: (reason) => finish(TaskState.TASK_STATE_FAILED, [textPart(reason)], false),
       };
-      const listened = options.deliver(handle);
+      let listened = false;
+      try {
+        // Outside the SDK's console scope: the program's own console output is its own (sdk-console.ts).
+        listened = outsideSdkScope(() => options.deliver(handle));
+      } catch (e) {
+        // A listener that throws is the program's bug, not the caller's: the task stays working (it is kept),
+        // and the error stays here rather than reaching the caller as "Agent execution error: …".
+        log('a2a-task listener threw: %s', e instanceof Error ? e.message : String(e));
+      }
       if (listened) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([answered, new Promise<void>((r) => (timer = setTimeout(r, wait)))]);

@@ -39,16 +39,18 @@ export class A2aJournal {
   /** Appends `m` and fsyncs; resolves once it is durable. Appends are serialised. */
   append(m: A2aInboundMessage): Promise<void> {
     const line = `${JSON.stringify(m)}\n`;
+    // Bytes, not UTF-16 units: a line of non-ASCII text is up to three times its `length` on disk.
+    const bytes = Buffer.byteLength(line);
     const run = this.tail.then(async () => {
       const fh = await open(this.path, 'a', 0o600);
       try {
         if (this.size < 0) this.size = (await fh.stat()).size;
-        if (this.size + line.length > MAX_JOURNAL_BYTES) {
+        if (this.size + bytes > MAX_JOURNAL_BYTES) {
           throw new MmogitError('ERR_TOO_LARGE', 'the A2A inbound journal is full');
         }
         await fh.write(line);
         await fh.sync();
-        this.size += Buffer.byteLength(line);
+        this.size += bytes;
       } finally {
         await fh.close();
       }

@@ -20,6 +20,7 @@ import { A2A_JSONRPC_PATH } from './card.js';
 import { type A2aTask, createExecutor } from './executor.js';
 import type { A2aJournal } from './journal.js';
 import { ProofChecker } from './proof.js';
+import { inSdkScope, routeSdkConsole } from './sdk-console.js';
 import { BoundedTaskStore, DEFAULT_MAX_TASKS } from './task-store.js';
 
 const log = createLogger('mmogit:a2a');
@@ -41,6 +42,13 @@ export interface A2aLimits {
   requestTimeoutMs?: number;
   /** How long SendMessage waits for the program's answer (default 20 s). */
   answerWaitMs?: number;
+  /**
+   * A whole exchange, from the request's arrival to the last byte of its response, must end within this
+   * (default `requestTimeoutMs + answerWaitMs`); then the connection is cut. Node's own deadlines end when the
+   * request has been read, so without this a client that never reads its answer held the connection (one of
+   * `maxConnections`) and the buffered response for ever.
+   */
+  exchangeTimeoutMs?: number;
 }
 
 export const DEFAULT_A2A_LIMITS = {
@@ -52,7 +60,26 @@ export const DEFAULT_A2A_LIMITS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   answerWaitMs: 20_000,
-} as const satisfies Required<A2aLimits>;
+} as const satisfies Required<Omit<A2aLimits, 'exchangeTimeoutMs'>>;
+
+/**
+ * Deepest JSON nesting a request body may have (the envelope itself takes six levels down to a part's data).
+ * Deeper bodies overflowed the stack in the SDK's recursive converters and came back as a bare `-32603`
+ * "Maximum call stack size exceeded"; now they are a typed refusal before any of it runs.
+ */
+export const MAX_REQUEST_DEPTH = 64;
+
+/** True when `value` (parsed JSON) nests at most `max` arrays/objects deep; iterative, so any depth is safe. */
+export function withinDepth(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return false;
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push([item, depth + 1]);
+  }
+  return true;
+}
 
 export type A2aListen = { path: string } | { host: '127.0.0.1'; port?: number };
 
@@ -102,8 +129,20 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
   const handler = new DefaultRequestHandler(await options.card(), taskStore, executor);
 
   const windows = new WeakMap<Socket, { start: number; count: number }>();
+  const exchangeTimeoutMs = limits.exchangeTimeoutMs ?? limits.requestTimeoutMs + limits.answerWaitMs;
+  routeSdkConsole();
   const app = express();
   app.disable('x-powered-by');
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    // The whole exchange has a deadline, the response included (see `exchangeTimeoutMs`).
+    const deadline = setTimeout(() => {
+      log('exchange deadline passed (%d ms): connection cut', exchangeTimeoutMs);
+      req.socket.destroy();
+    }, exchangeTimeoutMs);
+    deadline.unref();
+    res.once('close', () => clearTimeout(deadline));
+    next();
+  });
   app.use((req: Request, res: Response, next: NextFunction) => {
     // A fixed one-second window per connection (tor opens one connection per client stream).
     const now = Date.now();
@@ -138,6 +177,15 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
       next(err);
     },
     (req: Request, res: Response, next: NextFunction) => {
+      if (!withinDepth(req.body, MAX_REQUEST_DEPTH)) {
+        // JSON-RPC 2.0 §5.1: the body is JSON but not an acceptable Request object.
+        return rpcError(res, 400, -32600, `request JSON nested deeper than ${MAX_REQUEST_DEPTH} levels`, {
+          code: 'ERR_TOO_LARGE',
+        });
+      }
+      next();
+    },
+    (req: Request, res: Response, next: NextFunction) => {
       const method = (req.body as { method?: unknown } | undefined)?.method;
       if (method === 'SendMessage' || method === 'SendStreamingMessage') {
         if (running >= limits.maxConcurrentTasks) {
@@ -148,7 +196,8 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
         running++;
         res.once('close', () => running--);
       }
-      next();
+      // Entered here, after the body was read: stream callbacks do not carry an async context over.
+      inSdkScope(next);
     },
     jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }),
   );

@@ -9,6 +9,12 @@ import type { TaskStore } from '@a2a-js/sdk/server';
 
 export const DEFAULT_MAX_TASKS = 1_000;
 const MAX_PAGE = 100;
+/**
+ * A `ListTasks` page stops growing past this many bytes of JSON (it always holds at least one task), with a
+ * `nextPageToken` for the rest: a page of 100 tasks of 64 KiB messages was over 24 MB, which any caller could
+ * make the server build and hold (A2A v1.0 `ListTasksRequest.pageSize` is a maximum, not a promise).
+ */
+export const MAX_PAGE_BYTES = 1024 * 1024;
 
 export class BoundedTaskStore implements TaskStore {
   private readonly tasks = new Map<string, Task>();
@@ -43,10 +49,20 @@ export class BoundedTaskStore implements TaskStore {
       );
     const offset = Math.max(0, Number.parseInt(params.pageToken || '0', 10) || 0);
     const size = Math.min(Math.max(1, params.pageSize ?? 50), MAX_PAGE);
-    const page = all.slice(offset, offset + size).map((t) => structuredClone(t));
+    const page: Task[] = [];
+    let bytes = 0;
+    for (const t of all.slice(offset, offset + size)) {
+      // A2A v1.0 `ListTasksRequest.includeArtifacts`: "Defaults to false to reduce payload size".
+      const task = params.includeArtifacts === true ? t : { ...t, artifacts: [] };
+      const cost = JSON.stringify(task).length;
+      if (page.length > 0 && bytes + cost > MAX_PAGE_BYTES) break;
+      bytes += cost;
+      page.push(structuredClone(task));
+    }
+    const next = offset + page.length;
     return {
       tasks: page,
-      nextPageToken: offset + size < all.length ? String(offset + size) : '',
+      nextPageToken: next < all.length ? String(next) : '',
       pageSize: size,
       totalSize: all.length,
     };
