@@ -115,7 +115,9 @@ export function createMcpServer(options: McpServerOptions): Server {
     const def = byName.get(request.params.name);
     if (!def) {
       // An unknown tool is a protocol error (MCP spec, tools: "Error Handling"), with our code in `data`.
-      throw new McpError(ErrorCode.InvalidParams, `unknown tool "${request.params.name}"`, {
+      // The name is cut: a host may send megabytes of it, and the answer need not echo them.
+      const name = request.params.name;
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool ${JSON.stringify(name.slice(0, 64))}`, {
         code: 'ERR_INVALID_ARGUMENT',
         tools: TOOLS.map((t) => t.name),
       });

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ALIAS_RE } from '../agent/contacts.js';
+import { isJsonValue, MAX_BODY_DEPTH } from '../agent/messaging-envelope-v2.js';
 import { MmogitError } from '../errors.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import { MEMORY_TYPES } from '../memory/entry.js';
@@ -149,7 +150,16 @@ export const TOOLS: readonly ToolDef[] = [
         type: messageType.optional(),
         thread: messageId.optional().describe('thread id to group the message with others'),
         reply_to: messageId.optional().describe('id of the message this one answers'),
-        body: z.unknown().optional().describe('structured JSON payload (any JSON value)'),
+        // Checked here (iteratively) as the daemon checks it: a body nested thousands deep overflowed the stack
+        // while the request to the daemon was encoded, an ERR_INTERNAL instead of a usage error.
+        body: z
+          .unknown()
+          .refine(
+            (v) => v === undefined || isJsonValue(v),
+            `must be JSON nested at most ${MAX_BODY_DEPTH} deep`,
+          )
+          .optional()
+          .describe('structured JSON payload (any JSON value)'),
         meta: z.record(z.string(), z.string()).optional().describe('small string key/value metadata'),
       })
       .refine((a) => a.text !== undefined || a.body !== undefined, {

@@ -1,0 +1,265 @@
+// `mmogit mcp` against a hostile host, in process: the official MCP SDK `Client` over the SDK's in-memory
+// transport, and raw lines through the stdio path (our line filter in front of the SDK's
+// `StdioServerTransport`), against a recording stand-in for the daemon. Wrong JSON types for every argument,
+// huge limits, nesting, path-like strings, unknown tools and malformed JSON-RPC: each a typed error, no daemon
+// call for what the schema refuses, no stack trace, and an answer to every request that has an id.
+import { PassThrough } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentLink } from '../../src/mcp/daemon-link.js';
+import { createMcpServer } from '../../src/mcp/server.js';
+import { filterJsonRpcLines, type LineErrorReply } from '../../src/mcp/stdio.js';
+
+const ONION = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
+const calls: string[] = [];
+const link: AgentLink = {
+  configDir: '/nonexistent/mmogit-hostile',
+  async identity() {
+    return { onion: ONION, pubkey: 'ab'.repeat(32) };
+  },
+  async call<T>(method: string): Promise<T> {
+    calls.push(method);
+    return (method === 'inbox' ? [] : {}) as T;
+  },
+  async withMemory<T>(fn: (store: never) => Promise<T>): Promise<T> {
+    calls.push('memory');
+    return fn({ recall: async () => [], remember: async () => ({}) } as never);
+  },
+};
+
+let client: Client;
+
+beforeAll(async () => {
+  const server = createMcpServer({ link, version: '0.0.0-test' });
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  await server.connect(b);
+  client = new Client({ name: 'hostile-host', version: '1.0.0' });
+  await client.connect(a);
+});
+
+afterAll(async () => {
+  await client?.close();
+});
+
+interface ToolError {
+  error: { code: string; message: string; details?: { problems?: { field: string }[] } };
+}
+
+const errorOf = (r: unknown) => (r as { structuredContent: ToolError }).structuredContent.error;
+const NO_STACK = /\n\s+at |\.ts:\d+|node:internal/;
+
+/** JSON values of every type but the one a JSON Schema property asks for. */
+function wrongValues(schema: { type?: string | string[] }): unknown[] {
+  const all: Record<string, unknown[]> = {
+    string: ['text', ''],
+    number: [1.5, -1, 1e308],
+    integer: [1.5, -1, 1e308],
+    boolean: [true],
+    array: [['x'], []],
+    object: [{ a: 1 }],
+    null: [null],
+  };
+  const types = Array.isArray(schema.type) ? schema.type : schema.type ? [schema.type] : [];
+  const ok = new Set(types.flatMap((t) => (t === 'integer' ? ['integer'] : [t])));
+  return Object.entries(all)
+    .filter(([t]) => !ok.has(t) && !(ok.has('number') && t === 'integer'))
+    .flatMap(([, v]) => v);
+}
+
+describe('mmogit mcp against a hostile host', () => {
+  it('refuses a value of the wrong JSON type for every argument of every tool, before the daemon', async () => {
+    const { tools } = await client.listTools();
+    let cases = 0;
+    for (const t of tools) {
+      const props = (t.inputSchema.properties ?? {}) as Record<string, { type?: string }>;
+      for (const [field, schema] of Object.entries(props)) {
+        if (schema.type === undefined) continue; // `body`: any JSON value
+        for (const value of wrongValues(schema)) {
+          calls.length = 0;
+          const r = await client.callTool({ name: t.name, arguments: { [field]: value } });
+          const text = JSON.stringify(r);
+          expect(r.isError, `${t.name}.${field} = ${JSON.stringify(value)}`).toBe(true);
+          expect(errorOf(r).code, text).toBe('ERR_INVALID_ARGUMENT');
+          expect(calls, `${t.name}.${field}`).toEqual([]);
+          expect(text).not.toMatch(NO_STACK);
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBeGreaterThan(100);
+  });
+
+  it('bounds every limit and timeout: huge, negative, fractional and zero values are usage errors', async () => {
+    const bad: [string, Record<string, unknown>][] = [
+      ['read_inbox', { limit: 1e9 }],
+      ['read_inbox', { limit: 0 }],
+      ['read_inbox', { wait_seconds: 1e308 }],
+      ['recall', { limit: Number.MAX_SAFE_INTEGER }],
+      ['recall', { hours: -1 }],
+      ['discover_agents', { service: 'messaging', limit: 1e6 }],
+      ['discover_agents', { service: 'messaging', timeout_seconds: 0 }],
+      ['advertise', { services: ['x'], ttl_seconds: 1e12 }],
+      ['sync_memory', { timeout_seconds: 86_400 }],
+      ['sync_memory', { peers: Array.from({ length: 1_000 }, () => ONION) }],
+      ['advertise', { services: Array.from({ length: 17 }, (_, i) => `s${i}`) }],
+      ['remember', { type: 'observation', content: 'x', tags: Array.from({ length: 65 }, () => 't') }],
+      ['send_message', { peer: ONION, text: 'x'.repeat(65_537) }],
+    ];
+    for (const [name, args] of bad) {
+      calls.length = 0;
+      const r = await client.callTool({ name, arguments: args });
+      expect(r.isError, `${name} ${JSON.stringify(args).slice(0, 60)}`).toBe(true);
+      expect(errorOf(r).code).toBe('ERR_INVALID_ARGUMENT');
+      expect(calls).toEqual([]);
+    }
+  });
+
+  it('refuses a send_message body nested past the daemon’s limit as a usage error (was ERR_INTERNAL)', async () => {
+    // 100,000 levels: encoding it for the daemon overflowed the stack.
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    for (const body of [deep, JSON.parse(`${'{"a":'.repeat(33)}1${'}'.repeat(33)}`)]) {
+      calls.length = 0;
+      const r = await client.callTool({ name: 'send_message', arguments: { peer: ONION, body } });
+      expect(r.isError).toBe(true);
+      expect(errorOf(r)).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      expect(errorOf(r).details?.problems?.[0]?.field).toBe('body');
+      expect(calls).toEqual([]);
+    }
+    const nested = JSON.parse(`${'['.repeat(30)}1${']'.repeat(30)}`);
+    const ok = await client.callTool({ name: 'send_message', arguments: { peer: ONION, body: nested } });
+    expect(ok.isError).toBeFalsy();
+    expect(calls).toEqual(['send']);
+  });
+
+  it('path-like and control-character strings never reach the daemon or the store as names', async () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['send_message', { peer: '../../../etc/passwd', text: 'x' }, 'ERR_INVALID_ONION'],
+      ['ping_peer', { peer: '/home/user/.mmogit/identity.key' }, 'ERR_INVALID_ONION'],
+      ['read_inbox', { from: '..\\..\\x' }, 'ERR_INVALID_ONION'],
+      ['send_message', { peer: '\u001b]0;pwned\u0007bob', text: 'x' }, 'ERR_INVALID_ONION'],
+      ['contacts', { action: 'add', alias: '../evil', onion: ONION }, 'ERR_INVALID_ARGUMENT'],
+      [
+        'contacts',
+        { action: 'add', alias: 'bob', onion: '../../../../../../etc/passwd' },
+        'ERR_INVALID_ONION',
+      ],
+      ['recall', { author: '../../../../etc/passwd' }, 'ERR_INVALID_ONION'],
+      ['sync_memory', { peers: ['/etc/passwd/../../../../x'] }, 'ERR_INVALID_ONION'],
+      ['send_message', { peer: ONION, text: 'x', thread: 'x'.repeat(129) }, 'ERR_INVALID_ARGUMENT'],
+      ['send_message', { peer: ONION, text: 'x', type: '../x' }, 'ERR_INVALID_ARGUMENT'],
+      ['discover_agents', { service: '../../x' }, 'ERR_INVALID_ARGUMENT'],
+    ];
+    for (const [name, args, code] of cases) {
+      calls.length = 0;
+      const r = await client.callTool({ name, arguments: args });
+      expect(r.isError, `${name} ${JSON.stringify(args)}`).toBe(true);
+      expect(errorOf(r).code, JSON.stringify(r)).toBe(code);
+      expect(calls.filter((c) => c !== 'memory')).toEqual([]);
+      expect(JSON.stringify(r)).not.toMatch(NO_STACK);
+    }
+  });
+
+  it('an unknown tool is -32602 whatever its name, without echoing megabytes of it', async () => {
+    for (const name of ['x'.repeat(1_000_000), '__proto__', 'constructor', 'toString', '']) {
+      const e = await client.callTool({ name, arguments: {} }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e, name.slice(0, 20)).toBeInstanceOf(McpError);
+      expect((e as McpError).code).toBe(-32602);
+      expect((e as McpError).message.length).toBeLessThan(200);
+      expect((e as McpError).data).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+  });
+});
+
+describe('the stdio path: raw lines from a hostile host', () => {
+  /** Our filter and the SDK's stdio transport on in-memory streams, as `serveMcpStdio` wires them. */
+  async function stdioSession() {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let out = '';
+    output.on('data', (d) => {
+      out += d;
+    });
+    let overflowed = 0;
+    const lines = filterJsonRpcLines(
+      input,
+      (m: LineErrorReply) => output.write(`${JSON.stringify(m)}\n`),
+      64 * 1024,
+      () => {
+        overflowed++;
+      },
+    );
+    const server = createMcpServer({ link, version: '0.0.0-test' });
+    await server.connect(new StdioServerTransport(lines, output, { maxBufferSize: 64 * 1024 + 1 }));
+    const frames = async (count: number) => {
+      const until = Date.now() + 5_000;
+      while (out.split('\n').filter(Boolean).length < count && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { id?: unknown; error?: { code: number }; result?: unknown });
+    };
+    return { input, frames, overflowed: () => overflowed, close: () => server.close() };
+  }
+
+  it('answers every malformed line that can be answered (JSON-RPC 2.0 §5.1) and keeps serving', async () => {
+    const s = await stdioSession();
+    const send = (line: string) => s.input.write(`${line}\n`);
+    send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    );
+    send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    send('this is not json'); // -32700, no id
+    send('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"'); // cut: -32700
+    // A progressToken must be a string or an integer: the SDK dropped this request without an answer.
+    send(
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","_meta":{"progressToken":{}}}}',
+    );
+    send('{"jsonrpc":"1.0","id":3,"method":"ping"}'); // -32600, id 3
+    send('{"jsonrpc":"2.0","id":null,"method":"ping"}'); // -32600, no usable id
+    send('[{"jsonrpc":"2.0","id":4,"method":"ping"}]'); // a batch: -32600
+    send('42'); // -32600
+    send('{"jsonrpc":"2.0","id":5,"result":{}}'); // a response to nothing: dropped
+    send('{"jsonrpc":"2.0","method":"notifications/bogus","params":7}'); // a bad notification: dropped
+    send('');
+    send('{"jsonrpc":"2.0","id":6,"method":"ping"}\r'); // CRLF line ending
+    const frames = await s.frames(9);
+    await s.close();
+    const byId = (id: unknown) => frames.filter((f) => f.id === id);
+    expect(byId(0)[0]?.result).toBeDefined();
+    expect(frames.filter((f) => f.id === undefined && f.error?.code === -32700)).toHaveLength(2);
+    expect(byId(2)).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: -32600 }) })]);
+    expect(byId(3)).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: -32600 }) })]);
+    expect(frames.filter((f) => f.id === undefined && f.error?.code === -32600)).toHaveLength(3);
+    expect(byId(5)).toEqual([]);
+    expect(byId(6)).toEqual([expect.objectContaining({ result: {} })]);
+    expect(frames).toHaveLength(9);
+  });
+
+  it('ends the session at a line over the bound, reading nothing after it', async () => {
+    const s = await stdioSession();
+    s.input.write(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"${'x'.repeat(100_000)}`);
+    s.input.write('"}}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.overflowed()).toBe(1);
+    expect(await s.frames(0)).toEqual([]);
+    await s.close();
+  });
+});
