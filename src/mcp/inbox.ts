@@ -58,17 +58,55 @@ function page(messages: InboxMessage[], filter: InboxFilter): InboxPage {
 const matchesTime = (filter: InboxFilter) => (m: InboxMessage) =>
   filter.sinceTime === undefined || m.timestamp >= filter.sinceTime;
 
+/** How long one read may follow the daemon's stream to collect its page (then it returns what it has). */
+export const READ_FOLLOW_MS = 30_000;
+
 /**
  * One read: the oldest `limit` matching messages received after the cursor, in receive order (so a cursor
  * walks forward through a backlog page by page).
+ *
+ * The daemon's `inbox` keeps the newest `limit`, so the page cannot be asked for directly; asking for all of
+ * it made one reply line of every message after the cursor, and past the IPC client's 64 MiB line bound
+ * (about 1,400 messages of a peer's largest body) every read from that cursor failed `ERR_TOO_LARGE` for
+ * good: a peer could flood the inbox and stop `read_inbox` from ever moving on. Instead the newest match tells
+ * where the backlog ends, and the daemon's `follow` stream (one line per message, in receive order) is read
+ * up to the page's end and then closed.
  */
 export async function readInbox(
   link: AgentLink,
   filter: InboxFilter,
   signal?: AbortSignal,
 ): Promise<InboxPage> {
-  const all = await link.call<InboxMessage[]>('inbox', daemonFilter(filter), signal ? { signal } : {});
-  return page(all.filter(matchesTime(filter)).slice(0, filter.limit), filter);
+  const [end] = await link.call<InboxMessage[]>(
+    'inbox',
+    { ...daemonFilter(filter), limit: 1 },
+    signal ? { signal } : {},
+  );
+  if (!end) return page([], filter);
+  const got: InboxMessage[] = [];
+  let last: string | undefined;
+  const stop = new AbortController();
+  const done = () => stop.abort(new MmogitError('ERR_ABORTED', 'the page is complete'));
+  try {
+    await link.call('follow', daemonFilter(filter), {
+      signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+      timeoutMs: READ_FOLLOW_MS,
+      onProgress: (event) => {
+        const m = (event as { message?: InboxMessage }).message;
+        if (!m || stop.signal.aborted) return;
+        last = m.cursor ?? last;
+        if (matchesTime(filter)(m)) got.push(m);
+        if (got.length >= filter.limit || (end.cursor !== undefined && m.cursor === end.cursor)) done();
+      },
+    });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    const code = (e as { code?: string }).code;
+    // Our own stop is the normal end; at the deadline, what arrived is still a correct (shorter) page.
+    if (!(stop.signal.aborted || (code === 'ERR_TIMEOUT' && last !== undefined))) throw e;
+  }
+  // The last message seen, matching or not (`since` is filtered here): the next read starts after it.
+  return { messages: got, next_cursor: last ?? filter.cursor ?? null };
 }
 
 /**

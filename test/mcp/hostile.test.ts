@@ -9,6 +9,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MmogitError } from '../../src/errors.js';
 import type { AgentLink } from '../../src/mcp/daemon-link.js';
 import { createMcpServer } from '../../src/mcp/server.js';
 import { filterJsonRpcLines, type LineErrorReply } from '../../src/mcp/stdio.js';
@@ -261,5 +262,109 @@ describe('the stdio path: raw lines from a hostile host', () => {
     expect(s.overflowed()).toBe(1);
     expect(await s.frames(0)).toEqual([]);
     await s.close();
+  });
+});
+
+describe('read_inbox against an inbox a peer flooded', () => {
+  // A stand-in daemon with the real one's contract: `inbox` keeps the newest `limit` after `since`, in receive
+  // order, as one reply line; `follow` streams every message after `since` as a progress line each, then waits.
+  // A reply line over REPLY_CAP fails as the IPC client's 64 MiB line bound does (scaled down here).
+  const REPLY_CAP = 1024 * 1024;
+  const messages = Array.from({ length: 300 }, (_, i) => ({
+    id: `m${i}`,
+    from: ONION,
+    text: `${i} ${'x'.repeat(8_000)}`,
+    timestamp: 1_000 * i,
+    verified: true,
+    cursor: `c${String(i).padStart(6, '0')}`,
+  }));
+  const newerThan = (since: unknown) =>
+    messages.filter((m) => since === undefined || m.cursor > String(since));
+  const ipc: string[] = [];
+  const floodedLink: AgentLink = {
+    ...link,
+    async call<T>(
+      method: string,
+      params: Record<string, unknown>,
+      options: {
+        signal?: AbortSignal;
+        timeoutMs?: number;
+        onProgress?: (e: Record<string, unknown>) => void;
+      } = {},
+    ): Promise<T> {
+      ipc.push(method);
+      if (method === 'inbox') {
+        const all = newerThan(params.since);
+        const out = typeof params.limit === 'number' ? all.slice(-params.limit) : all;
+        if (JSON.stringify({ result: out }).length > REPLY_CAP) {
+          throw new MmogitError('ERR_TOO_LARGE', 'daemon reply too large');
+        }
+        return out as T;
+      }
+      if (method === 'follow') {
+        const { signal } = options;
+        for (const m of newerThan(params.since)) {
+          if (signal?.aborted) throw signal.reason;
+          options.onProgress?.({ message: m });
+          await Promise.resolve();
+        }
+        if (signal?.aborted) throw signal.reason;
+        return new Promise<T>((_, reject) => {
+          const t = setTimeout(
+            () => reject(new MmogitError('ERR_TIMEOUT', 'daemon follow timed out')),
+            options.timeoutMs ?? 30_000,
+          );
+          signal?.addEventListener('abort', () => {
+            clearTimeout(t);
+            reject(signal.reason);
+          });
+        });
+      }
+      return {} as T;
+    },
+  };
+  let flooded: Client;
+
+  beforeAll(async () => {
+    const server = createMcpServer({ link: floodedLink, version: '0.0.0-test' });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await server.connect(b);
+    flooded = new Client({ name: 'hostile-host', version: '1.0.0' });
+    await flooded.connect(a);
+  });
+
+  afterAll(async () => {
+    await flooded?.close();
+  });
+
+  const read = async (args: Record<string, unknown>) => {
+    const r = await flooded.callTool({ name: 'read_inbox', arguments: args });
+    expect(r.isError, JSON.stringify(r).slice(0, 300)).toBeFalsy();
+    return (r as unknown as { structuredContent: { messages: { id: string }[]; next_cursor: string | null } })
+      .structuredContent;
+  };
+
+  it('walks a backlog larger than one daemon reply, page by page, none lost or doubled (was ERR_TOO_LARGE)', async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await read({ limit: 50, ...(cursor ? { cursor } : {}) });
+      if (page.messages.length === 0) {
+        expect(page.next_cursor).toBe(cursor);
+        break;
+      }
+      expect(page.messages.length).toBe(50);
+      seen.push(...page.messages.map((m) => m.id));
+      cursor = page.next_cursor ?? undefined;
+    }
+    expect(seen).toEqual(messages.map((m) => m.id));
+  });
+
+  it('a since filter skips older messages and still moves the cursor past them', async () => {
+    const page = await read({ limit: 500, since: new Date(290_000).toISOString() });
+    expect(page.messages.map((m) => m.id)).toEqual(messages.slice(290).map((m) => m.id));
+    expect(page.next_cursor).toBe(messages[299]?.cursor);
+    const empty = await read({ cursor: messages[299]?.cursor });
+    expect(empty).toEqual({ messages: [], next_cursor: messages[299]?.cursor });
   });
 });
