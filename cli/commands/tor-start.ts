@@ -1,6 +1,9 @@
 import { type DaemonState, type ServeOptions, serveAgent, spawnDaemon } from '../../src/agent/daemon.js';
 import type { TransportPolicy } from '../../src/agent/runtime.js';
-import { MmogitError } from '../../src/errors.js';
+import { AbortedError, MmogitError } from '../../src/errors.js';
+import { loadIdentity } from '../../src/identity/store.js';
+import { loadNetwork } from '../../src/tor/testnet-network.js';
+import { parseTarget } from '../../src/transport/addr.js';
 import { parseTimeoutMs } from '../_numbers.js';
 import { terminalSafe } from '../_terminal-safe.js';
 import { type CommandResult, endProgress, type GlobalOptions, note } from '../output.js';
@@ -82,12 +85,55 @@ export async function checkMetricsFlag(value: string): Promise<void> {
   }
 }
 
+/** A `--bootstrap` value: an `/onion3/…/p2p/…` multiaddr whose peer id is the onion's, else ERR_INVALID_MULTIADDR. */
+function checkBootstrap(addr: string): void {
+  const target = addr.startsWith('/') ? parseTarget(addr) : undefined; // throws for one that does not parse
+  if (target?.kind !== 'onion' || !/\/p2p\//.test(addr)) {
+    throw new MmogitError(
+      'ERR_INVALID_MULTIADDR',
+      `--bootstrap "${addr}" is not an /onion3/…/p2p/… multiaddr`,
+      {
+        details: { flag: 'bootstrap', value: addr },
+      },
+    );
+  }
+}
+
+/**
+ * Everything `tor start` can check before it spawns: the flags, the identity and the network dir. The daemon
+ * would find the same faults only after it started (a missing config dir was even ERR_INTERNAL, from opening
+ * `daemon.log`; a missing identity ERR_TOR_START_FAILED, exit 4, instead of its own code, exit 3).
+ */
+async function checkStart(args: TorStartArgs, configDir: string): Promise<void> {
+  if (args.metrics !== undefined) await checkMetricsFlag(args.metrics);
+  if (args.torPassword !== undefined && args.torControl === undefined) {
+    throw new MmogitError(
+      'ERR_INVALID_ARGUMENT',
+      '--tor-password is the password of --tor-control: give both',
+      {
+        details: { flag: 'tor-password' },
+      },
+    );
+  }
+  if (args.useBridges && args.torControl !== undefined) {
+    throw new MmogitError(
+      'ERR_INVALID_ARGUMENT',
+      '--use-bridges configures the tor mmogit starts; with --tor-control, configure bridges in your tor',
+      { details: { flag: 'use-bridges' } },
+    );
+  }
+  for (const b of args.bootstrap ?? []) checkBootstrap(b);
+  await loadIdentity(configDir);
+  const network = args.network ?? process.env.MMOGIT_TOR_NETWORK;
+  if (network) await loadNetwork(network);
+}
+
 /** `mmogit tor start`: starts the agent daemon and returns once its onion is published. */
 export default async function torStart(args: TorStartArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
   // Refused before anything starts: a bad value never leaves a daemon behind an error exit.
   const timeoutMs = parseTimeoutMs(args.timeout, 180);
-  if (args.metrics !== undefined) await checkMetricsFlag(args.metrics);
+  await checkStart(args, configDir);
   // the mesh policies reach peers' onions through mesh exits' tors: they never reveal this machine's IP to a peer
   if (args.policy === 'tor-then-direct' || args.policy === 'direct-only') {
     note(
@@ -115,12 +161,24 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
     await served.stopped;
     return { data: out.data, printed: true };
   }
+  // Ctrl-C (or SIGTERM) while waiting: the daemon runs in its own process group and never sees the signal, so
+  // the wait is aborted and spawnDaemon stops the daemon it spawned (tor included) before the error.
+  const interrupted = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) =>
+    interrupted.abort(
+      new AbortedError(`tor start interrupted (${signal}): the daemon it spawned was stopped`, {
+        details: { signal },
+      }),
+    );
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const state = await spawnDaemon({
       configDir,
       args: daemonArgs(args),
       ...(args.torPassword ? { stdin: args.torPassword } : {}),
       timeoutMs,
+      signal: interrupted.signal,
       onProgress: (p) => showProgress(p),
     });
     endProgress();
@@ -133,5 +191,8 @@ export default async function torStart(args: TorStartArgs): Promise<CommandResul
       });
     }
     throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -87,7 +87,10 @@ export class ContactBook {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (e) {
-      if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return [];
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return [];
+      // The config dir is a file (or runs through one): that is the config dir's fault, not the contacts file's.
+      if (code === 'ENOTDIR') throw configDirNotADirectory(this.configDir);
       throw new MmogitError('ERR_NETWORK_CONFIG', `cannot read ${this.path}`, { cause: e });
     }
     let doc: unknown;
@@ -111,7 +114,18 @@ export class ContactBook {
 
   private async save(contacts: Contact[]): Promise<void> {
     const body = `${JSON.stringify({ format: FORMAT, v: VERSION, contacts }, null, 2)}\n`;
-    await writeFileDurable(this.path, body, { mode: 0o600 });
+    await writeFileDurable(this.path, body, { mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
+      // The book lives in an agent's config dir and never creates one (`mmogit init` does, mode 0700).
+      if (e.code === 'ENOENT') {
+        throw new MmogitError(
+          'ERR_CONFIG_DIR_MISSING',
+          `config dir ${this.configDir} does not exist (run \`mmogit init\`)`,
+          { details: { configDir: this.configDir } },
+        );
+      }
+      if (e.code === 'ENOTDIR') throw configDirNotADirectory(this.configDir);
+      throw e;
+    });
   }
 
   /**
@@ -166,6 +180,12 @@ export class ContactBook {
     for (const c of await this.list()) out.set(c.onion, [...(out.get(c.onion) ?? []), c.alias]);
     return out;
   }
+}
+
+function configDirNotADirectory(configDir: string): MmogitError {
+  return new MmogitError('ERR_CONFIG_INVALID', `config dir ${configDir} is not a directory`, {
+    details: { path: configDir },
+  });
 }
 
 function unknownContact(name: string): MmogitError {

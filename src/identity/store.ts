@@ -26,6 +26,13 @@ export function notADirectory(path: string, what: string): MmogitError {
   });
 }
 
+/** ERR_CONFIG_INVALID for a config dir whose path runs through a file (`<file>/sub`). */
+export function partOfPathIsAFile(configDir: string): MmogitError {
+  return new MmogitError('ERR_CONFIG_INVALID', `config dir ${configDir}: a part of its path is a file`, {
+    details: { path: configDir },
+  });
+}
+
 /**
  * The config dir: `--config-dir` if given, else `$MMOGIT_HOME`, else `~/.mmogit`.
  */
@@ -44,9 +51,7 @@ export async function ensureConfigDir(configDir: string): Promise<void> {
   await mkdir(configDir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'EEXIST') throw notADirectory(configDir, 'config dir');
     if (e.code !== 'ENOTDIR') throw e;
-    throw new MmogitError('ERR_CONFIG_INVALID', `config dir ${configDir}: a part of its path is a file`, {
-      details: { path: configDir },
-    });
+    throw partOfPathIsAFile(configDir);
   });
   await chmod(configDir, 0o700);
 }
@@ -95,7 +100,11 @@ export async function saveIdentity(
  * access, like ssh does, and checks the stored public key against the seed.
  */
 export async function loadIdentity(configDir: string): Promise<AgentKey> {
-  const dirStat = await stat(configDir).catch(() => null);
+  const dirStat = await stat(configDir).catch((e: NodeJS.ErrnoException) => {
+    // ENOTDIR: a part of the path is a file, which no `mmogit init` can fix (it refuses the same path).
+    if (e.code === 'ENOTDIR') throw partOfPathIsAFile(configDir);
+    return null;
+  });
   if (dirStat && !dirStat.isDirectory()) throw notADirectory(configDir, 'config dir');
   if (!dirStat) {
     throw new MmogitError(

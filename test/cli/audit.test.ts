@@ -2,15 +2,19 @@
 // (one JSON document with `--json`, no stack trace) and is refused before the daemon is asked. A fake daemon
 // (a real IPC server on the config dir's daemon.sock, answering canned results) records what reaches it, so
 // "refused before the daemon" is checked, not assumed; no tor runs here.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
 import { socketPath } from '../../src/agent/daemon.js';
-import { type IpcServer, startIpcServer } from '../../src/agent/ipc.js';
+import { type IpcServer, ipcCall, startIpcServer } from '../../src/agent/ipc.js';
 import { AgentKey } from '../../src/identity/keys.js';
-import { type CliRun, runCli } from '../helpers/cli.js';
+import { peerIdFromOnion } from '../../src/transport/addr.js';
+import { type CliRun, MMOGIT_BIN, runCli } from '../helpers/cli.js';
 
 let root: string;
 let home: string;
@@ -104,4 +108,157 @@ describe('usage errors name the fix once', () => {
     expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
     expect(r.stderr.match(/--help/g)).toHaveLength(1);
   });
+});
+
+describe('config dir faults are exit 3 with their own code, from every command', () => {
+  it.each([
+    ['tor address', ['tor', 'address']],
+    ['post', ['post', 'hi']],
+    ['tor start', ['tor', 'start']],
+  ])('%s under a path that runs through a file: ERR_CONFIG_INVALID', async (_what, args) => {
+    const r = await runCli([...args, '--json', '--config-dir', join(root, 'a-file', 'sub')]);
+    expectRefusal(r, 'ERR_CONFIG_INVALID', EXIT_CODES.config);
+  });
+
+  it('contacts add with no config dir: ERR_CONFIG_DIR_MISSING, and creates none', async () => {
+    const dir = join(root, 'no-such-dir');
+    const r = await runCli(['contacts', 'add', 'bob', peer, '--json', '--config-dir', dir]);
+    expectRefusal(r, 'ERR_CONFIG_DIR_MISSING', EXIT_CODES.config);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it.each([
+    ['add', ['contacts', 'add', 'bob', peer]],
+    ['list', ['contacts', 'list']],
+  ])('contacts %s with a config dir that is a file: ERR_CONFIG_INVALID', async (_what, args) => {
+    const r = await runCli([...args, '--json', '--config-dir', join(root, 'a-file')]);
+    expectRefusal(r, 'ERR_CONFIG_INVALID', EXIT_CODES.config);
+  });
+});
+
+describe('tor start refuses what it can check before it spawns a daemon', () => {
+  it('a missing config dir: ERR_CONFIG_DIR_MISSING (was ERR_INTERNAL, from opening daemon.log)', async () => {
+    const dir = join(root, 'no-start-dir');
+    expectRefusal(
+      await runCli(['tor', 'start', '--json', '--config-dir', dir]),
+      'ERR_CONFIG_DIR_MISSING',
+      EXIT_CODES.config,
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('no identity: ERR_IDENTITY_MISSING, exit 3 (was ERR_TOR_START_FAILED, exit 4), and no daemon ran', async () => {
+    const dir = await mkdtemp(join(root, 'empty-'));
+    expectRefusal(
+      await runCli(['tor', 'start', '--json', '--config-dir', dir]),
+      'ERR_IDENTITY_MISSING',
+      EXIT_CODES.config,
+    );
+    expect(existsSync(join(dir, 'daemon.log'))).toBe(false);
+  });
+
+  it.each([
+    [
+      'an /ip4 --bootstrap',
+      ['--bootstrap', '/ip4/127.0.0.1/tcp/4001'],
+      'ERR_INVALID_MULTIADDR',
+      EXIT_CODES.usage,
+    ],
+    [
+      'a --bootstrap that is no multiaddr',
+      ['--bootstrap', 'garbage'],
+      'ERR_INVALID_MULTIADDR',
+      EXIT_CODES.usage,
+    ],
+    [
+      'an /onion3 --bootstrap without /p2p',
+      ['--bootstrap', `/onion3/${peer.slice(0, 56)}:4001`],
+      'ERR_INVALID_MULTIADDR',
+      EXIT_CODES.usage,
+    ],
+    [
+      '--tor-password without --tor-control',
+      ['--tor-password', 'x'],
+      'ERR_INVALID_ARGUMENT',
+      EXIT_CODES.usage,
+    ],
+    [
+      '--use-bridges with --tor-control',
+      ['--use-bridges', '--tor-control', '/nonexistent/control.sock'],
+      'ERR_INVALID_ARGUMENT',
+      EXIT_CODES.usage,
+    ],
+    [
+      'a --network dir with no network.json',
+      ['--network', '<root>/a-dir'],
+      'ERR_NETWORK_CONFIG',
+      EXIT_CODES.config,
+    ],
+  ])('%s', async (_what, flags, code, exit) => {
+    const dir = await mkdtemp(join(root, 'start-'));
+    expect((await runCli(['init', '--config-dir', dir])).exitCode).toBe(0);
+    const args = flags.map((f) => f.replace('<root>', root)); // root exists only once the tests run
+    expectRefusal(await runCli(['tor', 'start', ...args, '--json', '--config-dir', dir]), code, exit);
+    expect(existsSync(join(dir, 'daemon.log'))).toBe(false); // nothing was spawned
+  });
+});
+
+describe('tor start interrupted while the daemon starts', () => {
+  // A "tor control port" that accepts and never answers: the daemon attaches to it and waits, so the start
+  // stays pending as long as the test needs, with no tor.
+  let control: Server;
+  let controlPath: string;
+  beforeAll(async () => {
+    controlPath = join(root, 'silent-control.sock');
+    control = createServer((c) => c.on('data', () => {}));
+    await new Promise<void>((r) => control.listen(controlPath, r));
+  });
+  afterAll(async () => {
+    await new Promise((r) => control.close(r));
+  });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s stops the daemon it spawned, exit 130 (ERR_ABORTED)',
+    async (signal) => {
+      const dir = await mkdtemp(join(root, 'interrupted-'));
+      expect((await runCli(['init', '--config-dir', dir])).exitCode).toBe(0);
+      // A well-formed --bootstrap passes the checks above (the start gets as far as the daemon).
+      const sid = AgentKey.random().onion.slice(0, 56);
+      const bootstrap = `/onion3/${sid}:4001/p2p/${peerIdFromOnion(sid).toString()}`;
+      const child = spawn(
+        process.execPath,
+        [
+          MMOGIT_BIN,
+          'tor',
+          'start',
+          '--tor-control',
+          controlPath,
+          '--bootstrap',
+          bootstrap,
+          '--config-dir',
+          dir,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      // Wait until the spawned daemon serves its socket (its start is then pending on the silent control port).
+      let daemonPid: number | undefined;
+      for (let i = 0; i < 600 && daemonPid === undefined; i++) {
+        daemonPid = await ipcCall<{ pid: number }>(socketPath(dir), 'ping', {}, { timeoutMs: 2_000 }).then(
+          (p) => p.pid,
+          () => new Promise<undefined>((r) => setTimeout(() => r(undefined), 100)),
+        );
+      }
+      expect(daemonPid, stderr).toBeTypeOf('number');
+      child.kill(signal);
+      expect(await exited).toBe(EXIT_CODES.aborted);
+      expect(stderr).toContain('ERR_ABORTED');
+      expect(() => process.kill(daemonPid as number, 0)).toThrow(); // the daemon is gone
+    },
+    120_000,
+  );
 });
