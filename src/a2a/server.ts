@@ -187,6 +187,22 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
     },
     (req: Request, res: Response, next: NextFunction) => {
       const method = (req.body as { method?: unknown } | undefined)?.method;
+      if (method === 'ListTasks') {
+        // Callers are unauthenticated (an onion service learns nothing about who calls), so a list would hand
+        // every caller the ids, messages and answers of everyone else's tasks, and with the ids the power to
+        // cancel them or write into them. A task stays readable by whoever holds its id (GetTask).
+        const id = (req.body as { id?: unknown }).id;
+        res.status(200).json({
+          jsonrpc: '2.0',
+          id: typeof id === 'string' || typeof id === 'number' ? id : null,
+          error: {
+            code: -32004, // A2A UnsupportedOperationError
+            message: 'ListTasks is not offered: callers are not authenticated; use GetTask with a task id',
+            data: { code: 'ERR_PEER_UNSUPPORTED' },
+          },
+        });
+        return;
+      }
       if (method === 'SendMessage' || method === 'SendStreamingMessage') {
         if (running >= limits.maxConcurrentTasks) {
           return rpcError(res, 503, -32000, 'too many tasks in progress; try again later', {
