@@ -43,6 +43,9 @@ export async function sendFile(args: SendFileArgs, to: string, file: string): Pr
       details: { field: clash },
     });
   }
+  // resolve('') is the working directory: an empty --file would be refused as "<cwd> is a directory".
+  if (file.trim() === '')
+    throw new MmogitError('ERR_INVALID_ARGUMENT', '--file needs a path', { details: { field: 'file' } });
   const path = resolve(file);
   const maxFileBytes =
     args.maxFileBytes === undefined

@@ -1,4 +1,4 @@
-import { fetchA2aCard } from '../../src/a2a/client.js';
+import { a2aTargetUrl, fetchA2aCard } from '../../src/a2a/client.js';
 import { parseTimeoutMs } from '../_numbers.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
@@ -9,6 +9,7 @@ export default async function a2aCard(
   args: GlobalOptions & { target: string; verify?: boolean; timeout?: string },
 ): Promise<CommandResult> {
   const timeoutMs = parseTimeoutMs(args.timeout, 90);
+  a2aTargetUrl(args.target); // a target that is neither an onion nor an http(s) URL fails here, before the daemon
   const { card, verified, url } = await fetchA2aCard(args.target, {
     socksPort: await daemonSocksPort(args),
     timeoutMs,

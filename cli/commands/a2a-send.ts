@@ -1,3 +1,4 @@
+import { a2aTargetUrl } from '../../src/a2a/client.js';
 import { a2aSend } from '../../src/a2a/send.js';
 import { MmogitError } from '../../src/errors.js';
 import { loadIdentity } from '../../src/identity/store.js';
@@ -37,6 +38,11 @@ async function readStdin(): Promise<string> {
  */
 export default async function a2aSendCommand(args: A2aSendArgs): Promise<CommandResult> {
   const timeoutMs = parseTimeoutMs(args.timeout, 120);
+  a2aTargetUrl(args.target); // a target that is neither an onion nor an http(s) URL fails here, before the daemon
+  if (args.stdin && args.text !== undefined) {
+    // Reading stdin would drop the text silently.
+    throw new MmogitError('ERR_INVALID_ARGUMENT', 'give the text as an argument or on --stdin, not both');
+  }
   const text = args.stdin ? await readStdin() : (args.text ?? '');
   let data: unknown;
   if (args.data !== undefined) {

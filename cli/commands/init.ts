@@ -1,4 +1,5 @@
 import { Agent } from '../../src/agent/agent.js';
+import { MmogitError } from '../../src/errors.js';
 import {
   MNEMONIC_WORDS,
   mnemonicEntropyBits,
@@ -21,6 +22,12 @@ interface InitArgs extends GlobalOptions {
  */
 export default async function init(args: InitArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
+  if (args.fromSeedFile !== undefined && args.fromSeedFile.trim() === '') {
+    // Read as a path, '' was reported as `: cannot be read (ENOENT)`.
+    throw new MmogitError('ERR_INVALID_ARGUMENT', '--from-seed-file needs the path of a .seed file', {
+      details: { flag: 'from-seed-file' },
+    });
+  }
   const restored =
     args.fromSeedFile !== undefined
       ? await readRustSeedFile(args.fromSeedFile)

@@ -25,8 +25,18 @@ function when(ms: number): string {
 export default async function outbox(args: OutboxArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
   const sub = args.action ?? 'list';
+  if (sub === 'list' && args.id !== undefined) {
+    // `outbox list <id>` listed everything: the id was ignored.
+    throw new MmogitError('ERR_INVALID_ARGUMENT', 'outbox list takes no id (retry <id>, drop <id>)');
+  }
   if (sub === 'retry' || sub === 'drop') {
-    const id = args.id ?? '';
+    if (args.id === undefined) {
+      throw new MmogitError(
+        'ERR_INVALID_ARGUMENT',
+        `outbox ${sub} needs the id of a queued message (see mmogit outbox)`,
+      );
+    }
+    const id = args.id;
     if (!/^[0-9a-f]{32}$/.test(id)) {
       throw new MmogitError(
         'ERR_INVALID_ARGUMENT',

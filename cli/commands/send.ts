@@ -1,4 +1,6 @@
 import { callDaemon } from '../../src/agent/daemon.js';
+import { FILE_MESSAGE_TYPE } from '../../src/agent/files-wire.js';
+import { MAX_META_ENTRIES, MESSAGE_TYPE_RE, META_KEY_RE } from '../../src/agent/messaging-envelope-v2.js';
 import { MmogitError } from '../../src/errors.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
@@ -53,6 +55,47 @@ function parseMeta(pairs: readonly string[]): Record<string, string> | undefined
   return meta;
 }
 
+const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
+
+function badFlag(flag: string, why: string): MmogitError {
+  return new MmogitError('ERR_INVALID_ARGUMENT', `--${flag} ${why}`, { details: { flag } });
+}
+
+/**
+ * The message's own fields, checked as the daemon checks them (messaging-envelope-v2.ts), so a bad one is a
+ * usage error whether or not a daemon runs, and never reaches it.
+ */
+function checkMessageFlags(args: SendArgs, meta: Record<string, string> | undefined): void {
+  if (args.type !== undefined) {
+    if (args.type === FILE_MESSAGE_TYPE)
+      throw badFlag('type', `"${FILE_MESSAGE_TYPE}" is sent with --file PATH`);
+    if (!MESSAGE_TYPE_RE.test(args.type)) {
+      throw badFlag(
+        'type',
+        `${JSON.stringify(args.type.slice(0, 80))} is not 1–64 letters, digits or . _ : / -`,
+      );
+    }
+  }
+  for (const [flag, value] of [
+    ['thread', args.thread],
+    ['reply-to', args.replyTo],
+  ] as const) {
+    if (value !== undefined && !MESSAGE_ID_RE.test(value)) {
+      throw badFlag(
+        flag,
+        `must be a message id (32 hex characters), got ${JSON.stringify(value.slice(0, 80))}`,
+      );
+    }
+  }
+  if (meta === undefined) return;
+  if (Object.keys(meta).length > MAX_META_ENTRIES)
+    throw badFlag('meta', `is given more than ${MAX_META_ENTRIES} times`);
+  const key = Object.keys(meta).find((k) => !META_KEY_RE.test(k));
+  if (key !== undefined) {
+    throw badFlag('meta', `key ${JSON.stringify(key.slice(0, 80))} is not 1–64 letters, digits or . _ -`);
+  }
+}
+
 /**
  * `mmogit send <peer> [text] [--stdin] [--json-body] [--type T] [--thread ID] [--reply-to ID] [--meta k=v …]`
  * → `{"id","status":"delivered"|"queued","thread","to"}`. `<peer>` is an onion or a contact's alias.
@@ -61,6 +104,13 @@ function parseMeta(pairs: readonly string[]): Record<string, string> | undefined
 export default async function send(args: SendArgs): Promise<CommandResult> {
   const to = await resolvePeer(args, args.peer);
   if (args.file !== undefined) return (await import('./_send-file.js')).sendFile(args, to, args.file);
+  // The file flags would be ignored without a file: refused, so a forgotten --file is not sent as text.
+  for (const [flag, given] of [
+    ['max-file-bytes', args.maxFileBytes !== undefined],
+    ['background', args.background !== undefined],
+  ] as const) {
+    if (given) throw badFlag(flag, 'goes with --file PATH');
+  }
   if (args.stdin && args.text !== undefined) {
     throw new MmogitError('ERR_INVALID_ARGUMENT', 'give the message as an argument or on --stdin, not both');
   }
@@ -79,6 +129,7 @@ export default async function send(args: SendArgs): Promise<CommandResult> {
     }
   }
   const meta = parseMeta(args.meta ?? []);
+  checkMessageFlags(args, meta);
   const r = await callDaemon<{ id: string; status: 'delivered' | 'queued'; thread?: string }>(
     configDirOf(args),
     'send',

@@ -1,4 +1,5 @@
 import { callDaemon } from '../../src/agent/daemon.js';
+import { SERVICE_RE } from '../../src/discovery/advertisement.js';
 import { MmogitError } from '../../src/errors.js';
 import { BOUNDS, parseCount, parseTimeoutMs } from '../_numbers.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
@@ -20,8 +21,12 @@ interface Found {
 export default async function torDiscover(
   args: GlobalOptions & { service: string; limit?: string; timeout?: string },
 ): Promise<CommandResult> {
-  if (!/^[a-z0-9_.-]{1,64}$/i.test(args.service)) {
-    throw new MmogitError('ERR_INVALID_ARGUMENT', `invalid service name ${JSON.stringify(args.service)}`);
+  // Only names an advertisement can carry (lower case: `Memory_Sync` would never match one).
+  if (!SERVICE_RE.test(args.service)) {
+    throw new MmogitError(
+      'ERR_INVALID_ARGUMENT',
+      `invalid service name ${JSON.stringify(args.service.slice(0, 80))}: 1–64 lower-case letters, digits or _ . - (starting with a letter or digit)`,
+    );
   }
   const timeoutMs = parseTimeoutMs(args.timeout, 30);
   const limit = args.limit === undefined ? 20 : parseCount(args.limit, 'limit', BOUNDS.discoverLimit);

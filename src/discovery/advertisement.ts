@@ -40,9 +40,11 @@ export const PQ_SUITES = ['hybrid-x25519-mlkem768'] as const;
 /** Version of the PQ handshake the suites refer to. */
 export const PQ_HANDSHAKE_VERSION = 1;
 
-const MAX_SERVICES = 16;
+/** At most this many services in one advertisement. */
+export const MAX_SERVICES = 16;
 const MAX_ADDRS = 4;
-const SERVICE_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+/** A service name: 1–64 lower-case letters, digits and `_ . -`, starting with a letter or digit. */
+export const SERVICE_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const ONION3_ADDR_RE = /^\/onion3\/([a-z2-7]{56}):(\d{1,5})$/;
 const HEX64_RE = /^[0-9a-f]{64}$/;
 const HEX128_RE = /^[0-9a-f]{128}$/;

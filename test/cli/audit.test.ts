@@ -83,7 +83,9 @@ describe('with a daemon answering (a fake one that records its calls)', () => {
     };
     server = await startIpcServer(socketPath(home), {
       ping: record('ping', { pid: process.pid }),
+      status: record('status', { running: true, socksPort: 9 }),
       send: record('send', { id: '0'.repeat(32), status: 'queued', thread: '0'.repeat(32) }),
+      outbox: record('outbox', []),
     });
   });
   afterAll(async () => {
@@ -91,6 +93,69 @@ describe('with a daemon answering (a fake one that records its calls)', () => {
   });
   beforeEach(() => {
     calls.length = 0;
+  });
+
+  const id = 'ab'.repeat(16);
+  it.each([
+    [
+      'send --type file (files go with --file)',
+      ['send', peer, 'hi', '--type', 'file'],
+      'ERR_INVALID_ARGUMENT',
+    ],
+    ['send --type with a space', ['send', peer, 'hi', '--type', 'bad type'], 'ERR_INVALID_ARGUMENT'],
+    ['send --thread that is no id', ['send', peer, 'hi', '--thread', 'xyz'], 'ERR_INVALID_ARGUMENT'],
+    ['send --reply-to that is no id', ['send', peer, 'hi', '--reply-to', 'xyz'], 'ERR_INVALID_ARGUMENT'],
+    ['send --meta with a bad key', ['send', peer, 'hi', '--meta', 'bad key=1'], 'ERR_INVALID_ARGUMENT'],
+    [
+      'send with 33 --meta',
+      ['send', peer, 'hi', ...Array.from({ length: 33 }, (_, i) => ['--meta', `k${i}=v`]).flat()],
+      'ERR_INVALID_ARGUMENT',
+    ],
+    ['send TEXT --background (no --file)', ['send', peer, 'hi', '--background'], 'ERR_INVALID_ARGUMENT'],
+    [
+      'send TEXT --max-file-bytes (no --file)',
+      ['send', peer, 'hi', '--max-file-bytes', '5'],
+      'ERR_INVALID_ARGUMENT',
+    ],
+    ['send --file with an empty path', ['send', peer, '--file', ''], 'ERR_INVALID_ARGUMENT'],
+    [
+      'tor advertise --services with a bad name',
+      ['tor', 'advertise', '--services', 'ok,Bad!'],
+      'ERR_INVALID_ARGUMENT',
+    ],
+    ['tor discover with upper case', ['tor', 'discover', 'Memory_Sync'], 'ERR_INVALID_ARGUMENT'],
+    ['a2a card ftp://', ['a2a', 'card', 'ftp://example.com/'], 'ERR_INVALID_ARGUMENT'],
+    ['a2a card of a bad onion', ['a2a', 'card', 'abc.onion'], 'ERR_INVALID_ONION'],
+    ['a2a send to a bare word', ['a2a', 'send', 'nowhere', 'hi'], 'ERR_INVALID_ONION'],
+    ['a2a send TEXT --stdin', ['a2a', 'send', peer, 'hi', '--stdin'], 'ERR_INVALID_ARGUMENT'],
+    ['outbox list ID (list takes none)', ['outbox', 'list', id], 'ERR_INVALID_ARGUMENT'],
+    ['outbox retry with no id', ['outbox', 'retry'], 'ERR_INVALID_ARGUMENT'],
+  ])('%s: refused, and the daemon is not asked', async (_what, args, code) => {
+    const r = await cli([...args, '--json'], { input: 'from stdin' });
+    expectRefusal(r, code, EXIT_CODES.usage);
+    expect(calls).toEqual([]);
+  });
+
+  it('send with a good --type, --thread and --reply-to reaches the daemon with them', async () => {
+    const r = await cli([
+      'send',
+      peer,
+      'hi',
+      '--type',
+      'task-proposal',
+      '--thread',
+      id,
+      '--reply-to',
+      id,
+      '--json',
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(calls).toEqual([
+      {
+        method: 'send',
+        params: expect.objectContaining({ text: 'hi', type: 'task-proposal', thread: id, replyTo: id }),
+      },
+    ]);
   });
 
   it('send --meta k=v TEXT keeps TEXT as the message (one value per --meta)', async () => {
@@ -261,4 +326,14 @@ describe('tor start interrupted while the daemon starts', () => {
     },
     120_000,
   );
+});
+
+describe('init', () => {
+  it('--from-seed-file with an empty path is a usage error naming the flag', async () => {
+    const dir = join(root, 'init-empty-path');
+    const r = await runCli(['init', '--from-seed-file', '', '--json', '--config-dir', dir]);
+    expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+    expect(r.stderr).toContain('--from-seed-file');
+    expect(existsSync(dir)).toBe(false);
+  });
 });
