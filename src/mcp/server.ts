@@ -72,6 +72,37 @@ function invalidArguments(tool: string, error: z.ZodError): MmogitError {
   );
 }
 
+/**
+ * The schema a handler is registered with: the method only. The SDK validates a request against the registered
+ * schema before anything else and answers a mismatch `-32603 Internal error`, with the validator's whole report
+ * as the message; a request whose params are wrong is the caller's error, `-32602 Invalid params` (JSON-RPC 2.0
+ * §5.1), so each handler checks the real schema itself ({@link checked}). (For `tools/call` the SDK's own
+ * wrapper then checks first, already as `-32602`.)
+ */
+function methodOnly<M extends string>(method: M) {
+  return z.object({ method: z.literal(method) }).loose();
+}
+
+/** `request` parsed by the SDK's schema of its method, or `-32602` naming the first bad fields. */
+function checked<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: z.ZodError } },
+  request: unknown,
+): T {
+  const r = schema.safeParse(request);
+  if (r.success) return r.data;
+  const method = String((request as { method?: unknown }).method).slice(0, 64);
+  const problems = r.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`)
+    .join('; ');
+  throw new McpError(ErrorCode.InvalidParams, `invalid params for ${method}: ${problems}`, {
+    code: 'ERR_INVALID_ARGUMENT',
+  });
+}
+
+/** A URI as quoted in an error: cut, since a host may send megabytes of it. */
+const quoteUri = (uri: string) => JSON.stringify(uri.length > 200 ? `${uri.slice(0, 200)}…` : uri);
+
 /** JSON Schema of a tool's input, as `tools/list` shows it (defaults make a field optional for the caller). */
 function inputJsonSchema(def: ToolDef): { type: 'object'; [k: string]: unknown } {
   const { $schema: _drop, ...schema } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
@@ -101,7 +132,11 @@ export function createMcpServer(options: McpServerOptions): Server {
   const byName = new Map(TOOLS.map((t) => [t.name, t]));
   const closing = new AbortController();
 
-  server.setRequestHandler(ListToolsRequestSchema, () => ({
+  server.setRequestHandler(methodOnly('tools/list'), (request) => {
+    checked(ListToolsRequestSchema, request);
+    return listTools();
+  });
+  const listTools = () => ({
     tools: TOOLS.map((t) => ({
       name: t.name,
       title: t.title,
@@ -109,9 +144,10 @@ export function createMcpServer(options: McpServerOptions): Server {
       inputSchema: inputJsonSchema(t),
       annotations: { title: t.title, ...t.hints },
     })),
-  }));
+  });
 
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+  server.setRequestHandler(methodOnly('tools/call'), async (raw, extra) => {
+    const request = checked(CallToolRequestSchema, raw);
     const def = byName.get(request.params.name);
     if (!def) {
       // An unknown tool is a protocol error (MCP spec, tools: "Error Handling"), with our code in `data`.
@@ -139,7 +175,11 @@ export function createMcpServer(options: McpServerOptions): Server {
 
   // ── the inbox resource and its subscription ──────────────────────────────────────────────────────
 
-  server.setRequestHandler(ListResourcesRequestSchema, () => ({
+  server.setRequestHandler(methodOnly('resources/list'), (request) => {
+    checked(ListResourcesRequestSchema, request);
+    return listResources();
+  });
+  const listResources = () => ({
     resources: [
       {
         uri: INBOX_RESOURCE_URI,
@@ -149,11 +189,14 @@ export function createMcpServer(options: McpServerOptions): Server {
         mimeType: 'application/json',
       },
     ],
-  }));
+  });
 
-  server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+  server.setRequestHandler(methodOnly('resources/read'), async (raw, extra) => {
+    const request = checked(ReadResourceRequestSchema, raw);
     if (request.params.uri !== INBOX_RESOURCE_URI) {
-      throw new McpError(-32002, `unknown resource ${request.params.uri}`, { code: 'ERR_NOT_FOUND' });
+      throw new McpError(-32002, `unknown resource ${quoteUri(request.params.uri)}`, {
+        code: 'ERR_NOT_FOUND',
+      });
     }
     let messages: InboxMessage[];
     try {
@@ -202,9 +245,12 @@ export function createMcpServer(options: McpServerOptions): Server {
     watching = null;
   };
 
-  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+  server.setRequestHandler(methodOnly('resources/subscribe'), async (raw) => {
+    const request = checked(SubscribeRequestSchema, raw);
     if (request.params.uri !== INBOX_RESOURCE_URI) {
-      throw new McpError(-32002, `unknown resource ${request.params.uri}`, { code: 'ERR_NOT_FOUND' });
+      throw new McpError(-32002, `unknown resource ${quoteUri(request.params.uri)}`, {
+        code: 'ERR_NOT_FOUND',
+      });
     }
     subscribed.add(request.params.uri);
     // Answer once the watch knows where "now" is, so any message after the subscription notifies.
@@ -212,7 +258,8 @@ export function createMcpServer(options: McpServerOptions): Server {
     return {};
   });
 
-  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+  server.setRequestHandler(methodOnly('resources/unsubscribe'), async (raw) => {
+    const request = checked(UnsubscribeRequestSchema, raw);
     subscribed.delete(request.params.uri);
     if (subscribed.size === 0) stopWatching();
     return {};

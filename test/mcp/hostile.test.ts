@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MmogitError } from '../../src/errors.js';
 import type { AgentLink } from '../../src/mcp/daemon-link.js';
@@ -164,6 +164,35 @@ describe('mmogit mcp against a hostile host', () => {
     }
   });
 
+  it('a request with params of the wrong shape is -32602 Invalid params, not -32603 Internal error', async () => {
+    const requests: { method: string; params?: unknown }[] = [
+      { method: 'tools/call', params: { name: 'whoami', arguments: [1, 2] } },
+      { method: 'tools/call', params: { name: 5 } },
+      { method: 'tools/list', params: { cursor: 5 } },
+      { method: 'resources/list', params: { cursor: {} } },
+      { method: 'resources/read', params: { uri: 42 } },
+      { method: 'resources/read' },
+      { method: 'resources/subscribe', params: { uri: null } },
+      { method: 'resources/unsubscribe', params: { uri: [] } },
+    ];
+    for (const r of requests) {
+      const e = await client.request(r as never, ResultSchema, { timeout: 5_000 }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e, JSON.stringify(r)).toBeInstanceOf(McpError);
+      expect((e as McpError).code, JSON.stringify(r)).toBe(-32602);
+      expect((e as McpError).message).not.toMatch(NO_STACK);
+    }
+    // An unknown resource is -32002, its URI quoted and cut.
+    const e = await client.readResource({ uri: `file:///${'a'.repeat(1_000_000)}` }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect((e as McpError).code).toBe(-32002);
+    expect((e as McpError).message.length).toBeLessThan(300);
+  });
+
   it('an unknown tool is -32602 whatever its name, without echoing megabytes of it', async () => {
     for (const name of ['x'.repeat(1_000_000), '__proto__', 'constructor', 'toString', '']) {
       const e = await client.callTool({ name, arguments: {} }).then(
@@ -237,11 +266,12 @@ describe('the stdio path: raw lines from a hostile host', () => {
     send('{"jsonrpc":"2.0","id":null,"method":"ping"}'); // -32600, no usable id
     send('[{"jsonrpc":"2.0","id":4,"method":"ping"}]'); // a batch: -32600
     send('42'); // -32600
+    send('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":"whoami"}'); // params not an object: -32600
     send('{"jsonrpc":"2.0","id":5,"result":{}}'); // a response to nothing: dropped
     send('{"jsonrpc":"2.0","method":"notifications/bogus","params":7}'); // a bad notification: dropped
     send('');
     send('{"jsonrpc":"2.0","id":6,"method":"ping"}\r'); // CRLF line ending
-    const frames = await s.frames(9);
+    const frames = await s.frames(10);
     await s.close();
     const byId = (id: unknown) => frames.filter((f) => f.id === id);
     expect(byId(0)[0]?.result).toBeDefined();
@@ -251,7 +281,8 @@ describe('the stdio path: raw lines from a hostile host', () => {
     expect(frames.filter((f) => f.id === undefined && f.error?.code === -32600)).toHaveLength(3);
     expect(byId(5)).toEqual([]);
     expect(byId(6)).toEqual([expect.objectContaining({ result: {} })]);
-    expect(frames).toHaveLength(9);
+    expect(byId(7)).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: -32600 }) })]);
+    expect(frames).toHaveLength(10);
   });
 
   it('ends the session at a line over the bound, reading nothing after it', async () => {
