@@ -31,6 +31,12 @@ export const BOUNDS = {
   /** `testnet up --authorities` / `--relays` (src/tor/testnet.ts takes 1..16 and 0..32). */
   authorities: { min: 1, max: 16 },
   relays: { min: 0, max: 32 },
+  /** `mesh socks --port` (0: any free port). */
+  port: { min: 0, max: 65_535 },
+  /** `mesh socks --hops` (src/mesh/_wire.ts MIN_HOPS..MAX_HOPS). */
+  hops: { min: 1, max: 5 },
+  /** `mesh relay|socks --interval` in ms: the beacon timer ticks at most every 10 ms. */
+  intervalMs: { min: 10, max: 60_000 },
 } as const satisfies Record<string, Bounds>;
 
 /** The numeric and duration flags: `--ttl -5h` is glued to `--ttl=-5h` so it is refused, not read as `-5 -h`. */
@@ -45,6 +51,10 @@ export const NUMERIC_FLAGS = [
   'relays',
   'count',
   'lines',
+  'max-file-bytes',
+  'port',
+  'hops',
+  'interval',
 ] as const;
 
 /**

@@ -44,7 +44,7 @@ function fastPath(argv: string[]): { load: Loader; args: Args } | null {
 }
 
 /** Flags that cli/_numbers.ts reads: it refuses a repeated one itself, with the flag's own error code. */
-const SELF_CHECKED = new Set<string>([...NUMERIC_FLAGS, 'max-file-bytes']);
+const SELF_CHECKED = new Set<string>(NUMERIC_FLAGS);
 
 /**
  * yargs turns a flag given twice into an array, whatever its declared type: `--file a --file b` reached the

@@ -30,12 +30,12 @@ export function meshCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
               describe: 'start tor (--no-tor: TCP only, needs --listen)',
             })
             .option('interval', {
-              type: 'number',
-              describe: 'keepalive/beacon interval in ms (default 500)',
+              type: 'string',
+              describe: 'keepalive/beacon interval in ms, 10..60000 (default 500)',
             })
             .option('timeout', {
-              type: 'number',
-              describe: 'seconds to wait for tor and the onion (default 180)',
+              type: 'string',
+              describe: 'seconds to wait for tor and the onion, 1..3600 (default 180)',
             }),
         handle(() => import('../commands/mesh-relay.js')),
       )
@@ -44,8 +44,8 @@ export function meshCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
         'serve SOCKS5 on 127.0.0.1 through mesh circuits until `mesh stop`',
         (y2) =>
           y2
-            .option('port', { type: 'number', describe: 'SOCKS port (default 10809; 0: any)' })
-            .option('hops', { type: 'number', describe: 'relays per circuit, 1–5 (default 3)' })
+            .option('port', { type: 'string', describe: 'SOCKS port, 0..65535 (default 10809; 0: any)' })
+            .option('hops', { type: 'string', describe: 'relays per circuit, 1..5 (default 3)' })
             .option('relay', {
               type: 'string',
               array: true,
@@ -55,8 +55,14 @@ export function meshCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
               type: 'string',
               describe: 'private Tor network dir (env MMOGIT_TOR_NETWORK)',
             })
-            .option('interval', { type: 'number', describe: 'beacon interval in ms (default 500)' })
-            .option('timeout', { type: 'number', describe: 'seconds to wait for tor (default 180)' }),
+            .option('interval', {
+              type: 'string',
+              describe: 'beacon interval in ms, 10..60000 (default 500)',
+            })
+            .option('timeout', {
+              type: 'string',
+              describe: 'seconds to wait for tor, 1..3600 (default 180)',
+            }),
         handle(() => import('../commands/mesh-socks.js')),
       )
       .command(

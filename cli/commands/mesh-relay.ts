@@ -1,6 +1,7 @@
 import { MmogitError } from '../../src/errors.js';
 import { parseOnionAddress } from '../../src/identity/onion.js';
 import { exitPolicyFrom } from '../../src/mesh/exit-policy.js';
+import { BOUNDS, parseCount, parseTimeoutMs } from '../_numbers.js';
 import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
 import { meshAgent, meshRunning, parseListen, refuseIfRunning, serveMeshProcess } from './_mesh.js';
@@ -11,8 +12,8 @@ export interface MeshRelayArgs extends GlobalOptions {
   family?: string[];
   network?: string;
   tor?: boolean;
-  interval?: number;
-  timeout?: number;
+  interval?: string;
+  timeout?: string;
 }
 
 /**
@@ -21,6 +22,10 @@ export interface MeshRelayArgs extends GlobalOptions {
  */
 export default async function meshRelay(args: MeshRelayArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
+  // Read by the one numeric parser, before anything starts (yargs' numbers took 0x10, 1e3 and NaN).
+  const timeoutMs = parseTimeoutMs(args.timeout, 180);
+  const intervalMs =
+    args.interval === undefined ? undefined : parseCount(args.interval, 'interval', BOUNDS.intervalMs);
   const listen = args.listen !== undefined ? parseListen(args.listen) : undefined;
   const exitPolicy = exitPolicyFrom(args.exitTo ?? []); // bad --exit-to fails here, before anything starts
   const family = (args.family ?? []).map((f) => parseOnionAddress(f).hostname);
@@ -30,7 +35,7 @@ export default async function meshRelay(args: MeshRelayArgs): Promise<CommandRes
   const host = await meshAgent(configDir, {
     tor,
     network: args.network,
-    timeoutMs: (args.timeout ?? 180) * 1000,
+    timeoutMs,
   });
   let handle: Awaited<ReturnType<typeof host.agent.mesh.relay>>;
   try {
@@ -38,7 +43,7 @@ export default async function meshRelay(args: MeshRelayArgs): Promise<CommandRes
       ...(listen ? { listen } : {}),
       exitPolicy,
       family,
-      ...(args.interval !== undefined ? { intervalMs: args.interval } : {}),
+      ...(intervalMs !== undefined ? { intervalMs } : {}),
     });
   } catch (e) {
     await host.stop();

@@ -1,16 +1,17 @@
 import { parseRelaySpec } from '../../src/mesh/descriptor.js';
 import { DEFAULT_SOCKS_PORT } from '../../src/mesh/socks.js';
+import { BOUNDS, parseCount, parseTimeoutMs } from '../_numbers.js';
 import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
 import { meshAgent, meshRunning, refuseIfRunning, serveMeshProcess } from './_mesh.js';
 
 export interface MeshSocksArgs extends GlobalOptions {
-  port?: number;
-  hops?: number;
+  port?: string;
+  hops?: string;
   relay?: string[];
   network?: string;
-  interval?: number;
-  timeout?: number;
+  interval?: string;
+  timeout?: string;
 }
 
 /**
@@ -20,23 +21,29 @@ export interface MeshSocksArgs extends GlobalOptions {
  */
 export default async function meshSocks(args: MeshSocksArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
+  // Read by the one numeric parser, before tor starts (yargs' numbers took 0x10, 1e3 and NaN).
+  const timeoutMs = parseTimeoutMs(args.timeout, 180);
+  const port = args.port === undefined ? DEFAULT_SOCKS_PORT : parseCount(args.port, 'port', BOUNDS.port);
+  const hops = args.hops === undefined ? undefined : parseCount(args.hops, 'hops', BOUNDS.hops);
+  const intervalMs =
+    args.interval === undefined ? undefined : parseCount(args.interval, 'interval', BOUNDS.intervalMs);
   const relays = (args.relay ?? []).map(parseRelaySpec);
   const tor = relays.length === 0 || relays.some((r) => !r.tcp) || args.network !== undefined;
   refuseIfRunning(await meshRunning(configDir), configDir);
   const host = await meshAgent(configDir, {
     tor,
     network: args.network,
-    timeoutMs: (args.timeout ?? 180) * 1000,
+    timeoutMs,
   });
   let mesh: Awaited<ReturnType<typeof host.agent.mesh.client>>;
   let server: Awaited<ReturnType<typeof mesh.socks>>;
   try {
     mesh = await host.agent.mesh.client({
       relays,
-      ...(args.hops !== undefined ? { hops: args.hops } : {}),
-      ...(args.interval !== undefined ? { intervalMs: args.interval } : {}),
+      ...(hops !== undefined ? { hops } : {}),
+      ...(intervalMs !== undefined ? { intervalMs } : {}),
     });
-    server = await mesh.socks({ port: args.port ?? DEFAULT_SOCKS_PORT });
+    server = await mesh.socks({ port });
   } catch (e) {
     await host.stop();
     throw e;

@@ -9,10 +9,12 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BOUNDS } from '../../cli/_numbers.js';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
 import { socketPath } from '../../src/agent/daemon.js';
 import { type IpcServer, ipcCall, startIpcServer } from '../../src/agent/ipc.js';
 import { AgentKey } from '../../src/identity/keys.js';
+import { MAX_HOPS, MIN_HOPS } from '../../src/mesh/_wire.js';
 import { peerIdFromOnion } from '../../src/transport/addr.js';
 import { type CliRun, MMOGIT_BIN, runCli } from '../helpers/cli.js';
 
@@ -335,5 +337,34 @@ describe('init', () => {
     expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
     expect(r.stderr).toContain('--from-seed-file');
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('mesh numbers go through the one numeric parser, before anything starts', () => {
+  // Every case names a TCP route (relay: --no-tor --listen; socks: a relay @HOST:PORT), so even a regression
+  // would start no tor: the point is that nothing starts at all.
+  const relay = ['mesh', 'relay', '--no-tor', '--listen', '127.0.0.1:0'];
+  const socks = ['mesh', 'socks', '--relay', `${peer}@127.0.0.1:9`];
+  it.each([
+    ['relay --interval in hex', [...relay, '--interval', '0x10']],
+    ['relay --interval 5 (under 10 ms)', [...relay, '--interval', '5']],
+    ['relay --timeout -1', [...relay, '--timeout', '-1']],
+    ['relay --timeout abc', [...relay, '--timeout', 'abc']],
+    ['socks --hops 9', [...socks, '--hops', '9']],
+    ['socks --hops 2.5', [...socks, '--hops', '2.5']],
+    ['socks --port 70000', [...socks, '--port', '70000']],
+    ['socks --port 1e3', [...socks, '--port', '1e3']],
+    ['socks --interval NaN', [...socks, '--interval', 'NaN']],
+    ['socks --timeout 0', [...socks, '--timeout', '0']],
+  ])('%s: ERR_INVALID_ARGUMENT, exit 2', async (_what, args) => {
+    const dir = await mkdtemp(join(root, 'mesh-'));
+    expect((await runCli(['init', '--config-dir', dir])).exitCode).toBe(0);
+    const r = await runCli([...args, '--json', '--config-dir', dir], { timeoutMs: 30_000 });
+    expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+    expect(existsSync(join(dir, 'mesh.json'))).toBe(false);
+  });
+
+  it('--hops bounds are the mesh own', () => {
+    expect(BOUNDS.hops).toEqual({ min: MIN_HOPS, max: MAX_HOPS });
   });
 });
