@@ -292,6 +292,26 @@ describe('the A2A server against a hostile caller', () => {
     await expect(journal.append(m)).rejects.toMatchObject({ code: 'ERR_TOO_LARGE' });
   });
 
+  it('holds at most maxConnections at once, drops idle ones at the header deadline, then serves again', async () => {
+    const started = Date.now();
+    const closedAt: number[] = [];
+    const sockets = Array.from({ length: 100 }, () => {
+      const s = connect({ port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      s.on('close', () => closedAt.push(Date.now() - started));
+      return s;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // Past the 64 held (DEFAULT_A2A_LIMITS.maxConnections), each new connection is closed on arrival.
+    expect(closedAt.length).toBe(36);
+    // The 64 idle ones go at the header deadline (1 s here).
+    const until = Date.now() + 5_000;
+    while (closedAt.length < 100 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(closedAt.length).toBe(100);
+    for (const s of sockets) s.destroy();
+    expect(JSON.parse((await post(rpc('GetTask', { id: 'nope' }))).body).error.code).toBe(-32001);
+  });
+
   it('closes a connection whose body drips in slowly, at the request deadline', async () => {
     const started = Date.now();
     const closedAfter = await new Promise<number>((resolve, reject) => {
