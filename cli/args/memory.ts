@@ -42,8 +42,13 @@ export function memoryCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
       'list memories (verified), newest first',
       (y) =>
         y
-          .option('type', { alias: 't', type: 'string' })
-          .option('tag', { type: 'string' })
+          .option('type', {
+            alias: 't',
+            type: 'string',
+            describe:
+              'only this memory type (observation|learning|relationship|task|experience|reflection|question)',
+          })
+          .option('tag', { type: 'string', describe: 'only memories with this tag' })
           .option('hours', { type: 'string', describe: 'only the last N hours' })
           .option('author', { type: 'string', describe: 'only this author (onion or contact)' })
           .option('limit', { type: 'string', describe: 'the newest N memories' })

@@ -62,7 +62,7 @@ export function messagingCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
     )
     .command(
       'outbox [action] [id]',
-      'messages waiting for an ack: list, retry <id> now, drop <id>',
+      'messages and files waiting for an ack: list, retry <id> now, drop <id>',
       (y) =>
         y
           .positional('action', { choices: ['list', 'retry', 'drop'] as const, default: 'list' })

@@ -51,16 +51,17 @@ export function networkCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
                 .option('lines', { alias: 'n', type: 'string', describe: 'the last N lines (default 100)' }),
             handle(() => import('../commands/daemon-log.js')),
           )
-          .option('network', { type: 'string' })
-          .option('tor-control', { type: 'string' })
-          .option('tor-password-stdin', { type: 'boolean' })
-          .option('use-bridges', { type: 'boolean' })
-          .option('policy', { type: 'string' })
-          .option('allow-classical', { type: 'boolean' })
-          .option('a2a', { type: 'boolean' })
-          .option('bootstrap', { type: 'string', array: true })
-          .option('metrics', { type: 'string' })
-          .option('network-bootstrap', { type: 'boolean', default: true }),
+          // The internal daemon's flags (what `tor start` passes it): hidden, and refused by `daemon log`.
+          .option('network', { type: 'string', hidden: true })
+          .option('tor-control', { type: 'string', hidden: true })
+          .option('tor-password-stdin', { type: 'boolean', hidden: true })
+          .option('use-bridges', { type: 'boolean', hidden: true })
+          .option('policy', { type: 'string', hidden: true })
+          .option('allow-classical', { type: 'boolean', hidden: true })
+          .option('a2a', { type: 'boolean', hidden: true })
+          .option('bootstrap', { type: 'string', array: true, hidden: true })
+          .option('metrics', { type: 'string', hidden: true })
+          .option('network-bootstrap', { type: 'boolean', default: true, hidden: true }),
       handle(() => import('../commands/daemon.js')),
     );
 }

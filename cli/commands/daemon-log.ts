@@ -31,12 +31,35 @@ async function readRange(path: string, from: number, to: number): Promise<string
   }
 }
 
+/** The internal `mmogit daemon` flags, which yargs also hands to its subcommand `log`. */
+const DAEMON_FLAGS = [
+  'network',
+  'tor-control',
+  'tor-password-stdin',
+  'use-bridges',
+  'policy',
+  'allow-classical',
+  'a2a',
+  'bootstrap',
+  'metrics',
+] as const;
+
 /**
  * `mmogit daemon log [--lines N] [--follow]`: the last N lines (default 100) of `<config-dir>/daemon.log`
  * (`--json`: `{"path","lines":[…]}`); with `--follow`, then each new line as the daemon writes it (`--json`:
  * one `{"line"}` per line, NDJSON), across daemon restarts, until interrupted. Needs no running daemon.
  */
 export default async function daemonLog(args: LogArgs): Promise<CommandResult> {
+  // `daemon log --network x` read the log and ignored the flag: refused as any unknown flag is.
+  const given = args as LogArgs & Record<string, unknown>;
+  const stray =
+    DAEMON_FLAGS.find((f) => given[f] !== undefined) ??
+    (given['network-bootstrap'] === false ? 'no-network-bootstrap' : undefined);
+  if (stray !== undefined) {
+    throw new MmogitError('ERR_INVALID_ARGUMENT', `Unknown argument: ${stray} (see \`mmogit --help\`)`, {
+      details: { flag: stray },
+    });
+  }
   const path = join(configDirOf(args), LOG_FILE);
   const wanted = args.lines === undefined ? 100 : parseCount(args.lines, 'lines', { min: 1, max: 100_000 });
   let size: number;

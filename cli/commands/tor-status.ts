@@ -56,6 +56,9 @@ export default async function torStatus(args: GlobalOptions): Promise<CommandRes
       controlPort: null,
       onionPort: null,
       pid: null,
+      // Every key docs/cli.md lists, as a running daemon gives them: no health to report, no metrics endpoint.
+      health: null,
+      metrics: null,
     };
   }
   const human = status.running

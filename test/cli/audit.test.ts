@@ -368,3 +368,36 @@ describe('mesh numbers go through the one numeric parser, before anything starts
     expect(BOUNDS.hops).toEqual({ min: MIN_HOPS, max: MAX_HOPS });
   });
 });
+
+describe('documented shapes and help', () => {
+  it('tor status --json with no daemon has every key docs/cli.md lists (health and metrics null)', async () => {
+    const r = await cli(['tor', 'status', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toEqual({
+      running: false,
+      onion: expect.stringMatching(/^[a-z2-7]{56}\.onion$/),
+      bootstrap: 0,
+      socksPort: null,
+      controlPort: null,
+      onionPort: null,
+      pid: null,
+      health: null,
+      metrics: null,
+    });
+  });
+
+  it.each([
+    ['--network', ['--network', '/tmp']],
+    ['--policy', ['--policy', 'tor-only']],
+    ['--no-network-bootstrap', ['--no-network-bootstrap']],
+  ])('daemon log %s (a flag of the internal daemon) is refused, not ignored', async (_what, flags) => {
+    expectRefusal(await cli(['daemon', 'log', ...flags, '--json']), 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+  });
+
+  it('daemon log --help lists only its own flags', async () => {
+    const r = await cli(['daemon', 'log', '--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('--lines');
+    expect(r.stdout).not.toMatch(/--tor-control|--network|--policy/);
+  });
+});
