@@ -41,6 +41,13 @@ export interface McpServerOptions {
   version: string;
 }
 
+/**
+ * Tool calls one session runs at once. Each holds a connection to the daemon (a `read_inbox` wait up to 300 s),
+ * and the daemon serves at most 64 (src/agent/ipc.ts): a host that fired 64 waits at once, say a model following
+ * a peer's message that told it to, locked the CLI and every other host out of the agent until they ended.
+ */
+export const MAX_TOOL_CALLS_IN_FLIGHT = 16;
+
 /** A tool failure as an MCP tool result: the model sees the message, the host the code. */
 export function toolError(e: unknown): CallToolResult {
   const typed =
@@ -130,6 +137,7 @@ export function createMcpServer(options: McpServerOptions): Server {
     },
   );
   const byName = new Map(TOOLS.map((t) => [t.name, t]));
+  let inFlight = 0;
   const closing = new AbortController();
 
   server.setRequestHandler(methodOnly('tools/list'), (request) => {
@@ -160,6 +168,16 @@ export function createMcpServer(options: McpServerOptions): Server {
     }
     const parsed = def.input.safeParse(request.params.arguments ?? {});
     if (!parsed.success) return toolError(invalidArguments(def.name, parsed.error));
+    if (inFlight >= MAX_TOOL_CALLS_IN_FLIGHT) {
+      return toolError(
+        new MmogitError(
+          'ERR_RATE_LIMITED',
+          `${MAX_TOOL_CALLS_IN_FLIGHT} tool calls are already running; wait for one to finish`,
+          { details: { inFlight } },
+        ),
+      );
+    }
+    inFlight++;
     const signal = AbortSignal.any([extra.signal, closing.signal]);
     try {
       const result = await def.run(parsed.data, { link, signal });
@@ -170,6 +188,8 @@ export function createMcpServer(options: McpServerOptions): Server {
     } catch (e) {
       log('tool %s failed: %s', def.name, e instanceof Error ? e.message : String(e));
       return toolError(e);
+    } finally {
+      inFlight--;
     }
   });
 

@@ -11,7 +11,7 @@ import { McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MmogitError } from '../../src/errors.js';
 import type { AgentLink } from '../../src/mcp/daemon-link.js';
-import { createMcpServer } from '../../src/mcp/server.js';
+import { createMcpServer, MAX_TOOL_CALLS_IN_FLIGHT } from '../../src/mcp/server.js';
 import { filterJsonRpcLines, type LineErrorReply } from '../../src/mcp/stdio.js';
 
 const ONION = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
@@ -397,5 +397,46 @@ describe('read_inbox against an inbox a peer flooded', () => {
     expect(page.next_cursor).toBe(messages[299]?.cursor);
     const empty = await read({ cursor: messages[299]?.cursor });
     expect(empty).toEqual({ messages: [], next_cursor: messages[299]?.cursor });
+  });
+});
+
+describe('tool calls in flight', () => {
+  it(`runs at most ${MAX_TOOL_CALLS_IN_FLIGHT} at once (each holds a daemon connection); more are ERR_RATE_LIMITED at once`, async () => {
+    const release: (() => void)[] = [];
+    let started = 0;
+    const slowLink: AgentLink = {
+      ...link,
+      call<T>(): Promise<T> {
+        started++;
+        return new Promise<T>((resolve) => release.push(() => resolve({ ok: true } as T)));
+      },
+    };
+    const server = createMcpServer({ link: slowLink, version: '0.0.0-test' });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await server.connect(b);
+    const host = new Client({ name: 'hostile-host', version: '1.0.0' });
+    await host.connect(a);
+    try {
+      const calls = Array.from({ length: MAX_TOOL_CALLS_IN_FLIGHT + 4 }, () =>
+        host.callTool({ name: 'ping_peer', arguments: { peer: ONION } }),
+      );
+      const until = Date.now() + 5_000;
+      while (started < MAX_TOOL_CALLS_IN_FLIGHT && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 10));
+      const refused = await Promise.all(calls.slice(MAX_TOOL_CALLS_IN_FLIGHT));
+      for (const r of refused) expect(errorOf(r).code).toBe('ERR_RATE_LIMITED');
+      expect(started).toBe(MAX_TOOL_CALLS_IN_FLIGHT);
+      for (const r of release.splice(0)) r();
+      for (const r of await Promise.all(calls.slice(0, MAX_TOOL_CALLS_IN_FLIGHT)))
+        expect(r.isError).toBeFalsy();
+      // The slots are free again.
+      const again = host.callTool({ name: 'ping_peer', arguments: { peer: ONION } });
+      const by = Date.now() + 5_000;
+      while (release.length === 0 && Date.now() < by) await new Promise((r) => setTimeout(r, 10));
+      for (const r of release.splice(0)) r();
+      expect((await again).isError).toBeFalsy();
+    } finally {
+      await host.close();
+    }
   });
 });
