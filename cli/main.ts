@@ -103,7 +103,9 @@ async function main(argv: string[]): Promise<void> {
     .version()
     .fail((message, error) => {
       // Throwing stops yargs before any command handler runs; main() reports it as a usage error.
-      throw error ?? new MmogitError('ERR_INVALID_ARGUMENT', `${message} (see \`mmogit --help\`)`);
+      // recommendCommands' text alone ("Did you mean send?") does not say what was wrong.
+      const text = /^Did you mean /.test(message) ? `unknown command; d${message.slice(1)}` : message;
+      throw error ?? new MmogitError('ERR_INVALID_ARGUMENT', `${text} (see \`mmogit --help\`)`);
     })
     .wrap(Math.min(110, process.stdout.columns || 100));
 

@@ -170,6 +170,12 @@ describe('with a daemon answering (a fake one that records its calls)', () => {
 });
 
 describe('usage errors name the fix once', () => {
+  it('a mistyped command says it is unknown, with the suggestion', async () => {
+    const r = await runCli(['tor', 'statu', '--json']);
+    expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+    expect(r.stderr).toContain('unknown command; did you mean status?');
+  });
+
   it('no command: one hint, not two', async () => {
     const r = await runCli(['--json']);
     expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
