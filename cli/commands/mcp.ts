@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { daemonRunning, spawnDaemon } from '../../src/agent/daemon.js';
+import { MmogitError } from '../../src/errors.js';
 import { daemonLink } from '../../src/mcp/daemon-link.js';
 import { claimStdout, serveMcpStdio } from '../../src/mcp/stdio.js';
+import { loadNetwork } from '../../src/tor/testnet-network.js';
 import { type CommandResult, endProgress, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
 import { showProgress } from './_progress.js';
@@ -30,7 +32,15 @@ export default async function mcp(args: McpArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
   const link = daemonLink(configDir);
   await link.identity(); // a missing identity is a start-up error, not a failure of every tool
+  if (args.network !== undefined && !args.start) {
+    // It is the network of the daemon --start starts: alone it did nothing.
+    throw new MmogitError('ERR_INVALID_ARGUMENT', '--network goes with --start', {
+      details: { flag: 'network' },
+    });
+  }
   if (args.start && !(await daemonRunning(configDir))) {
+    const network = args.network ?? process.env.MMOGIT_TOR_NETWORK;
+    if (network) await loadNetwork(network); // ERR_NETWORK_CONFIG before a daemon is spawned, as tor start does
     note(`mmogit mcp: starting the agent daemon for ${configDir}`);
     const state = await spawnDaemon({
       configDir,

@@ -407,3 +407,20 @@ describe('documented shapes and help', () => {
     expect(r.stdout).not.toMatch(/--tor-control|--network|--policy/);
   });
 });
+
+describe('mcp start-up errors write no frame', () => {
+  it('--network without --start: ERR_INVALID_ARGUMENT, exit 2, stdout empty', async () => {
+    const r = await cli(['mcp', '--network', join(root, 'a-dir')]);
+    expect([r.exitCode, r.stdout]).toEqual([EXIT_CODES.usage, '']);
+    expect(r.stderr).toContain('ERR_INVALID_ARGUMENT');
+  });
+
+  it('--start with a bad --network: ERR_NETWORK_CONFIG, exit 3, and no daemon spawned', async () => {
+    const dir = await mkdtemp(join(root, 'mcp-'));
+    expect((await runCli(['init', '--config-dir', dir])).exitCode).toBe(0);
+    const r = await runCli(['mcp', '--start', '--network', join(root, 'a-dir'), '--config-dir', dir]);
+    expect([r.exitCode, r.stdout]).toEqual([EXIT_CODES.config, '']);
+    expect(r.stderr).toContain('ERR_NETWORK_CONFIG');
+    expect(existsSync(join(dir, 'daemon.log'))).toBe(false);
+  });
+});
