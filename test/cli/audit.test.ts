@@ -392,6 +392,26 @@ describe('documented shapes and help', () => {
     });
   });
 
+  it('mesh stop, testnet status and testnet down with nothing running: the documented shapes', async () => {
+    const dir = join(root, 'no-testnet');
+    const shapes = await Promise.all(
+      [
+        ['mesh', 'stop'],
+        ['testnet', 'status', '--dir', dir],
+        ['testnet', 'down', '--dir', dir],
+      ].map(async (a) => {
+        const r = await cli([...a, '--json']);
+        expect(r.exitCode, r.stderr).toBe(0);
+        return r.json();
+      }),
+    );
+    expect(shapes).toEqual([
+      { stopped: false, running: false },
+      { dir, running: false, processes: [] },
+      { stopped: 0, agents: 0 },
+    ]);
+  });
+
   it.each([
     ['--network', ['--network', '/tmp']],
     ['--policy', ['--policy', 'tor-only']],
