@@ -19,7 +19,33 @@ async function run(load: Loader, args: Args): Promise<void> {
     printResult(result, args);
     process.exitCode = result.exitCode ?? 0;
   } catch (error) {
-    process.exitCode = reportError(error, args);
+    process.exitCode = reportError(await configDirFault(error, args), args);
+  }
+}
+
+/**
+ * "The daemon is not running (run `mmogit tor start`)" is the wrong advice when the config dir itself is the
+ * fault: a mistyped `--config-dir` gets the config dir's own error (exit 3), as `tor start` would give it.
+ */
+async function configDirFault(error: unknown, args: Args): Promise<unknown> {
+  if (!(error instanceof MmogitError) || error.code !== 'ERR_DAEMON_NOT_RUNNING') return error;
+  const { stat } = await import('node:fs/promises');
+  const { notADirectory, partOfPathIsAFile, resolveConfigDir } = await import('../src/identity/store.js');
+  const configDir = resolveConfigDir(args.configDir);
+  try {
+    if (!(await stat(configDir)).isDirectory()) return notADirectory(configDir, 'config dir');
+    return error;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') return partOfPathIsAFile(configDir);
+    if (code !== 'ENOENT') return error;
+    return new MmogitError(
+      'ERR_CONFIG_DIR_MISSING',
+      `config dir ${configDir} does not exist (run \`mmogit init\`)`,
+      {
+        details: { configDir },
+      },
+    );
   }
 }
 

@@ -193,6 +193,21 @@ describe('config dir faults are exit 3 with their own code, from every command',
     expectRefusal(r, 'ERR_CONFIG_INVALID', EXIT_CODES.config);
   });
 
+  it.each([
+    ['inbox', ['inbox']],
+    ['outbox', ['outbox']],
+    ['send', ['send', peer, 'hi']],
+    ['sync', ['sync']],
+  ])('%s with a mistyped --config-dir: ERR_CONFIG_DIR_MISSING, not "run tor start"', async (_what, args) => {
+    const r = await runCli([...args, '--json', '--config-dir', join(root, 'typo')]);
+    expectRefusal(r, 'ERR_CONFIG_DIR_MISSING', EXIT_CODES.config);
+  });
+
+  it('inbox with a config dir that is a file: ERR_CONFIG_INVALID', async () => {
+    const r = await runCli(['inbox', '--json', '--config-dir', join(root, 'a-file')]);
+    expectRefusal(r, 'ERR_CONFIG_INVALID', EXIT_CODES.config);
+  });
+
   it('contacts add with no config dir: ERR_CONFIG_DIR_MISSING, and creates none', async () => {
     const dir = join(root, 'no-such-dir');
     const r = await runCli(['contacts', 'add', 'bob', peer, '--json', '--config-dir', dir]);
