@@ -107,9 +107,14 @@ export function agentCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
             handle(() => import('../commands/tor-address.js')),
           )
           .command(
-            'connect <onion>',
+            'connect <peer>',
             'reach a peer (onion or contact): verified identity, transport, handshake and round-trip time',
-            (y2) => y2.positional('onion', { type: 'string', demandOption: true }),
+            (y2) =>
+              y2.positional('peer', {
+                type: 'string',
+                demandOption: true,
+                describe: 'onion or contact alias',
+              }),
             handle(() => import('../commands/tor-connect.js')),
           )
           .command(

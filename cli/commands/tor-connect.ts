@@ -12,9 +12,9 @@ interface ConnectResult {
   rttMs: number;
 }
 
-/** `mmogit tor connect <onion>`: verified identity, transport, handshake and round-trip time. */
-export default async function torConnect(args: GlobalOptions & { onion: string }): Promise<CommandResult> {
-  const onion = await resolvePeer(args, args.onion); // bad input fails here, before the daemon
+/** `mmogit tor connect <peer>`: verified identity, transport, handshake and round-trip time. */
+export default async function torConnect(args: GlobalOptions & { peer: string }): Promise<CommandResult> {
+  const onion = await resolvePeer(args, args.peer); // bad input fails here, before the daemon
   const r = await callDaemon<ConnectResult>(configDirOf(args), 'connect', { onion }, { timeoutMs: 120_000 });
   if (r.transport === 'direct') {
     note(`warning: this connection does not use tor (${t(r.transport)}): the peer can see your IP address`);

@@ -435,6 +435,11 @@ describe('documented shapes and help', () => {
     expectRefusal(await cli(['daemon', 'log', ...flags, '--json']), 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
   });
 
+  it('tor connect --help names its argument <peer>, as docs/cli.md does', async () => {
+    const r = await cli(['tor', 'connect', '--help']);
+    expect(r.stdout).toContain('mmogit tor connect <peer>');
+  });
+
   it('daemon log --help lists only its own flags', async () => {
     const r = await cli(['daemon', 'log', '--help']);
     expect(r.exitCode).toBe(0);
