@@ -138,7 +138,10 @@ async function main(argv: string[]): Promise<void> {
   try {
     await parser.parseAsync();
   } catch (error) {
-    process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('-v') });
+    process.exitCode = reportError(error, {
+      json: argv.includes('--json'),
+      verbose: argv.includes('-v') || argv.includes('--verbose'),
+    });
     return;
   }
   if (pending) await pending;

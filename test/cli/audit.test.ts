@@ -176,6 +176,14 @@ describe('usage errors name the fix once', () => {
     expect(r.stderr).toContain('unknown command; did you mean status?');
   });
 
+  it('--verbose shows the stack of a usage error as -v does', async () => {
+    for (const flag of ['-v', '--verbose']) {
+      const r = await runCli(['frobnicate', flag]);
+      expect(r.exitCode).toBe(EXIT_CODES.usage);
+      expect(r.stderr, flag).toMatch(/\n\s+at /);
+    }
+  });
+
   it('no command: one hint, not two', async () => {
     const r = await runCli(['--json']);
     expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
