@@ -1,4 +1,6 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MmogitError } from '../../src/errors.js';
 import type { TorNetworkInfo } from '../../src/tor/testnet.js';
 import { BOUNDS, parseCount } from '../_numbers.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
@@ -14,10 +16,26 @@ interface TestnetArgs extends GlobalOptions {
   metrics?: string;
 }
 
+/**
+ * A network dir that is a file (or lies under one) is the caller's to fix: ERR_NETWORK_CONFIG, exit 3, before
+ * anything runs (`up` failed with ERR_INTERNAL "EEXIST: mkdir", `status` and `down` with ERR_TESTNET "cannot read
+ * processes.json"). A missing one is fine: `up` creates it, `status` and `down` find nothing there.
+ */
+async function checkDir(dir: string): Promise<void> {
+  const notADir = () =>
+    new MmogitError('ERR_NETWORK_CONFIG', `network dir ${dir} is not a directory`, { details: { dir } });
+  const s = await stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOTDIR') throw notADir();
+    return null;
+  });
+  if (s && !s.isDirectory()) throw notADir();
+}
+
 /** `mmogit testnet up|down|status [--dir DIR]`: the built-in private Tor network on loopback. */
 export default async function testnet(args: TestnetArgs): Promise<CommandResult> {
   const sub = String(args._[1] ?? '');
   const dir = args.dir ?? join(configDirOf(args), 'testnet');
+  await checkDir(dir);
   const { testnetUp, testnetDown, testnetStatus } = await import('../../src/tor/testnet.js');
   const { startBootstrapAgents, stopBootstrapAgents } = await import('../../src/agent/testnet-agents.js');
   if (sub === 'up') {

@@ -472,3 +472,13 @@ describe('mcp start-up errors write no frame', () => {
     expect(existsSync(join(dir, 'daemon.log'))).toBe(false);
   });
 });
+
+describe('testnet --dir that is a file', () => {
+  it.each(['up', 'status', 'down'])(
+    'testnet %s: ERR_NETWORK_CONFIG, exit 3, before anything runs',
+    async (sub) => {
+      const r = await cli(['testnet', sub, '--dir', join(root, 'a-file'), '--json']);
+      expectRefusal(r, 'ERR_NETWORK_CONFIG', EXIT_CODES.config);
+    },
+  );
+});
