@@ -3,7 +3,7 @@
 // connection, and the server keeps serving. Plus the card: signed by the key, skills from the services.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Agent as HttpAgent, request } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import type { A2aTask } from '../../src/a2a/executor.js';
 import { PROOF_KEY, signMessageProof } from '../../src/a2a/proof.js';
 import { A2A_FILES, type AgentA2a, startAgentA2a } from '../../src/a2a/serve.js';
 import { AgentKey } from '../../src/identity/keys.js';
+import { type HttpReply, httpText } from '../helpers/http.js';
 
 let dir: string;
 let a2a: AgentA2a;
@@ -22,42 +23,27 @@ let services: string[] = [];
 let listener: ((t: A2aTask) => void) | null = null;
 const socketPath = () => join(dir, A2A_FILES.socket);
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
 function call(
   method: string,
   path: string,
   body?: string,
   opts: { agent?: HttpAgent; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = request(
-      {
-        socketPath: socketPath(),
-        method,
-        path,
-        headers: {
-          host: key.onion,
-          'content-type': 'application/json',
-          'a2a-version': '1.0',
-          ...opts.headers,
-        },
-        agent: opts.agent ?? false, // one connection per call unless a test shares one
+): Promise<HttpReply> {
+  return httpText(
+    {
+      socketPath: socketPath(),
+      method,
+      path,
+      headers: {
+        host: key.onion,
+        'content-type': 'application/json',
+        'a2a-version': '1.0',
+        ...opts.headers,
       },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
-  });
+      agent: opts.agent ?? false, // one connection per call unless a test shares one
+    },
+    body,
+  );
 }
 
 const sendBody = (text: string) =>

@@ -4,7 +4,6 @@
 // program whose listener throws. Each ends in a JSON-RPC error, a typed failed task or a cut connection; nothing leaks.
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, truncate } from 'node:fs/promises';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { A2A_FILES, type AgentA2a, startAgentA2a } from '../../src/a2a/serve.js'
 import { MAX_REQUEST_DEPTH } from '../../src/a2a/server.js';
 import { BoundedTaskStore, MAX_PAGE_BYTES } from '../../src/a2a/task-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
+import { type HttpReply, httpText } from '../helpers/http.js';
 
 // Spies first: the server routes the SDK's console calls once per process and keeps what it found as the
 // pass-through, so these see every call made outside a request.
@@ -32,33 +32,18 @@ let a2a: AgentA2a;
 let port: number;
 let listener: ((t: A2aTask) => void) | null = null;
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function post(body: string, headers: Record<string, string> = {}, to = port): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = request(
-      {
-        host: '127.0.0.1',
-        port: to,
-        method: 'POST',
-        path: '/a2a/jsonrpc',
-        headers: { 'content-type': 'application/json', 'a2a-version': '1.0', ...headers },
-        agent: false,
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d) => {
-          text += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
-  });
+function post(body: string, headers: Record<string, string> = {}, to = port): Promise<HttpReply> {
+  return httpText(
+    {
+      host: '127.0.0.1',
+      port: to,
+      method: 'POST',
+      path: '/a2a/jsonrpc',
+      headers: { 'content-type': 'application/json', 'a2a-version': '1.0', ...headers },
+      agent: false,
+    },
+    body,
+  );
 }
 
 const rpc = (method: string, params: unknown, id: unknown = 1) =>
