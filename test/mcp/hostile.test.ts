@@ -31,14 +31,20 @@ const link: AgentLink = {
   },
 };
 
+/** The official MCP client, connected in memory to our server over `link`. */
+async function hostFor(l: AgentLink): Promise<Client> {
+  const server = createMcpServer({ link: l, version: '0.0.0-test' });
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  await server.connect(b);
+  const host = new Client({ name: 'hostile-host', version: '1.0.0' });
+  await host.connect(a);
+  return host;
+}
+
 let client: Client;
 
 beforeAll(async () => {
-  const server = createMcpServer({ link, version: '0.0.0-test' });
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  await server.connect(b);
-  client = new Client({ name: 'hostile-host', version: '1.0.0' });
-  await client.connect(a);
+  client = await hostFor(link);
 });
 
 afterAll(async () => {
@@ -357,11 +363,7 @@ describe('read_inbox against an inbox a peer flooded', () => {
   let flooded: Client;
 
   beforeAll(async () => {
-    const server = createMcpServer({ link: floodedLink, version: '0.0.0-test' });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(b);
-    flooded = new Client({ name: 'hostile-host', version: '1.0.0' });
-    await flooded.connect(a);
+    flooded = await hostFor(floodedLink);
   });
 
   afterAll(async () => {
@@ -411,11 +413,7 @@ describe('tool calls in flight', () => {
         return new Promise<T>((resolve) => release.push(() => resolve({ ok: true } as T)));
       },
     };
-    const server = createMcpServer({ link: slowLink, version: '0.0.0-test' });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(b);
-    const host = new Client({ name: 'hostile-host', version: '1.0.0' });
-    await host.connect(a);
+    const host = await hostFor(slowLink);
     try {
       const calls = Array.from({ length: MAX_TOOL_CALLS_IN_FLIGHT + 4 }, () =>
         host.callTool({ name: 'ping_peer', arguments: { peer: ONION } }),
