@@ -101,7 +101,7 @@ export async function benchPqHandshakeCpu(
     const ms = (used.user + used.system) / 1000;
     if (n === 0) cold = ms;
     await pair.close();
-    const floor = handshakePrimitivesCpu();
+    const floor = handshakePrimitivesCpu(alice, bob);
     if (n >= warmup) {
       samples.push(ms);
       floors.push(floor);
@@ -130,16 +130,13 @@ export async function benchPqHandshakeCpu(
   };
 }
 
-const primitiveKeys = { a: AgentKey.random(), b: AgentKey.random() };
-
 /**
  * CPU (ms) of the bare cryptographic operations of one hybrid handshake, both sides, no protocol: the src/pqc
  * primitives as the handshake calls them (X25519 ephemerals from random bytes, ML-KEM-768 from the backend the
  * handshake uses, Ed25519 verified from the peer's raw 32-byte key), so a faster backend moves value and anchor
  * alike and the ratio stays the protocol's own overhead.
  */
-function handshakePrimitivesCpu(): number {
-  const { a, b } = primitiveKeys;
+function handshakePrimitivesCpu(a: AgentKey, b: AgentKey): number {
   const ctx = SIGNING_CONTEXTS.handshake;
   const transcript = new Uint8Array(randomBytes(32));
   const before = process.cpuUsage();
