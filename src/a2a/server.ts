@@ -108,9 +108,12 @@ function rpcError(
   code: number,
   message: string,
   data?: Record<string, unknown>,
+  id: unknown = null,
 ) {
   if (res.headersSent) return;
-  res.status(http).json({ jsonrpc: '2.0', id: null, error: { code, message, ...(data ? { data } : {}) } });
+  // JSON-RPC 2.0 §5: the request's id when it is a usable one, else null.
+  const replyId = typeof id === 'string' || typeof id === 'number' ? id : null;
+  res.status(http).json({ jsonrpc: '2.0', id: replyId, error: { code, message, ...(data ? { data } : {}) } });
 }
 
 export async function startA2aServer(options: A2aServerOptions): Promise<A2aServer> {
@@ -191,17 +194,14 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
         // Callers are unauthenticated (an onion service learns nothing about who calls), so a list would hand
         // every caller the ids, messages and answers of everyone else's tasks, and with the ids the power to
         // cancel them or write into them. A task stays readable by whoever holds its id (GetTask).
-        const id = (req.body as { id?: unknown }).id;
-        res.status(200).json({
-          jsonrpc: '2.0',
-          id: typeof id === 'string' || typeof id === 'number' ? id : null,
-          error: {
-            code: -32004, // A2A UnsupportedOperationError
-            message: 'ListTasks is not offered: callers are not authenticated; use GetTask with a task id',
-            data: { code: 'ERR_PEER_UNSUPPORTED' },
-          },
-        });
-        return;
+        return rpcError(
+          res,
+          200,
+          -32004, // A2A UnsupportedOperationError
+          'ListTasks is not offered: callers are not authenticated; use GetTask with a task id',
+          { code: 'ERR_PEER_UNSUPPORTED' },
+          (req.body as { id?: unknown }).id,
+        );
       }
       if (method === 'SendMessage' || method === 'SendStreamingMessage') {
         if (running >= limits.maxConcurrentTasks) {
