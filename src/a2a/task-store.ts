@@ -54,7 +54,7 @@ export class BoundedTaskStore implements TaskStore {
     for (const t of all.slice(offset, offset + size)) {
       // A2A v1.0 `ListTasksRequest.includeArtifacts`: "Defaults to false to reduce payload size".
       const task = params.includeArtifacts === true ? t : { ...t, artifacts: [] };
-      const cost = JSON.stringify(task).length;
+      const cost = Buffer.byteLength(JSON.stringify(task)); // bytes, as the bound says, not UTF-16 units
       if (page.length > 0 && bytes + cost > MAX_PAGE_BYTES) break;
       bytes += cost;
       page.push(structuredClone(task));
