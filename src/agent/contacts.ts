@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
+import { notADirectory } from '../identity/store.js';
 
 /** The contacts file in a config dir. */
 export const CONTACTS_FILE = 'contacts.json';
@@ -90,7 +91,7 @@ export class ContactBook {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return [];
       // The config dir is a file (or runs through one): that is the config dir's fault, not the contacts file's.
-      if (code === 'ENOTDIR') throw configDirNotADirectory(this.configDir);
+      if (code === 'ENOTDIR') throw notADirectory(this.configDir, 'config dir');
       throw new MmogitError('ERR_NETWORK_CONFIG', `cannot read ${this.path}`, { cause: e });
     }
     let doc: unknown;
@@ -123,7 +124,7 @@ export class ContactBook {
           { details: { configDir: this.configDir } },
         );
       }
-      if (e.code === 'ENOTDIR') throw configDirNotADirectory(this.configDir);
+      if (e.code === 'ENOTDIR') throw notADirectory(this.configDir, 'config dir');
       throw e;
     });
   }
@@ -180,12 +181,6 @@ export class ContactBook {
     for (const c of await this.list()) out.set(c.onion, [...(out.get(c.onion) ?? []), c.alias]);
     return out;
   }
-}
-
-function configDirNotADirectory(configDir: string): MmogitError {
-  return new MmogitError('ERR_CONFIG_INVALID', `config dir ${configDir} is not a directory`, {
-    details: { path: configDir },
-  });
 }
 
 function unknownContact(name: string): MmogitError {
