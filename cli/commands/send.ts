@@ -1,6 +1,11 @@
 import { callDaemon } from '../../src/agent/daemon.js';
 import { FILE_MESSAGE_TYPE } from '../../src/agent/files-wire.js';
-import { MAX_META_ENTRIES, MESSAGE_TYPE_RE, META_KEY_RE } from '../../src/agent/messaging-envelope-v2.js';
+import {
+  MAX_META_ENTRIES,
+  MESSAGE_ID_RE,
+  MESSAGE_TYPE_RE,
+  META_KEY_RE,
+} from '../../src/agent/messaging-envelope-v2.js';
 import { MmogitError } from '../../src/errors.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
@@ -54,8 +59,6 @@ function parseMeta(pairs: readonly string[]): Record<string, string> | undefined
   }
   return meta;
 }
-
-const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
 
 function badFlag(flag: string, why: string): MmogitError {
   return new MmogitError('ERR_INVALID_ARGUMENT', `--${flag} ${why}`, { details: { flag } });

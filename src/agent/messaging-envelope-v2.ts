@@ -83,7 +83,8 @@ export interface AnySignedMessage {
   sig: string;
 }
 
-const ID_RE = /^[0-9a-f]{32}$/;
+/** A message id (also a thread or reply-to id): 32 lower-case hex characters. */
+export const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
 const REQUIRED = ['v', 'id', 'from', 'to', 'timestamp', 'type', 'body', 'thread'] as const;
 const OPTIONAL = ['replyTo', 'meta'] as const;
 
@@ -192,7 +193,7 @@ export function signMessageV2(
     ['thread', input.thread],
     ['replyTo', input.replyTo],
   ] as const) {
-    if (value !== undefined && (typeof value !== 'string' || !ID_RE.test(value))) {
+    if (value !== undefined && (typeof value !== 'string' || !MESSAGE_ID_RE.test(value))) {
       throw badInput(`${field} must be a message id (32 hex characters)`, field);
     }
   }
@@ -239,7 +240,8 @@ export function parseEnvelopeV2(x: unknown): MessageEnvelopeV2 {
   }
   const { v, id, from, to, timestamp, type, body, thread, replyTo, meta } = x;
   if (v !== MESSAGE_VERSION_2) throw badFrame(`unsupported message version ${describeValue(v)}`);
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('message id must be 32 hex characters');
+  if (typeof id !== 'string' || !MESSAGE_ID_RE.test(id))
+    throw badFrame('message id must be 32 hex characters');
   if (!isCanonicalOnion(from)) throw badFrame('message "from" is not an onion address');
   if (!isCanonicalOnion(to)) throw badFrame('message "to" is not an onion address');
   if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) {
@@ -247,8 +249,9 @@ export function parseEnvelopeV2(x: unknown): MessageEnvelopeV2 {
   }
   if (typeof type !== 'string' || !MESSAGE_TYPE_RE.test(type)) throw badFrame('malformed message type');
   if (!isJsonValue(body)) throw badFrame(`message body is not JSON nested at most ${MAX_BODY_DEPTH} deep`);
-  if (typeof thread !== 'string' || !ID_RE.test(thread)) throw badFrame('thread must be 32 hex characters');
-  if (replyTo !== undefined && (typeof replyTo !== 'string' || !ID_RE.test(replyTo))) {
+  if (typeof thread !== 'string' || !MESSAGE_ID_RE.test(thread))
+    throw badFrame('thread must be 32 hex characters');
+  if (replyTo !== undefined && (typeof replyTo !== 'string' || !MESSAGE_ID_RE.test(replyTo))) {
     throw badFrame('replyTo must be 32 hex characters');
   }
   if (meta !== undefined && !isMeta(meta)) throw badFrame('malformed metadata');
