@@ -30,7 +30,9 @@ async function run(load: Loader, args: Args): Promise<void> {
 async function configDirFault(error: unknown, args: Args): Promise<unknown> {
   if (!(error instanceof MmogitError) || error.code !== 'ERR_DAEMON_NOT_RUNNING') return error;
   const { stat } = await import('node:fs/promises');
-  const { notADirectory, partOfPathIsAFile, resolveConfigDir } = await import('../src/identity/store.js');
+  const { configDirMissing, notADirectory, partOfPathIsAFile, resolveConfigDir } = await import(
+    '../src/identity/store.js'
+  );
   const configDir = resolveConfigDir(args.configDir);
   try {
     if (!(await stat(configDir)).isDirectory()) return notADirectory(configDir, 'config dir');
@@ -39,13 +41,7 @@ async function configDirFault(error: unknown, args: Args): Promise<unknown> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR') return partOfPathIsAFile(configDir);
     if (code !== 'ENOENT') return error;
-    return new MmogitError(
-      'ERR_CONFIG_DIR_MISSING',
-      `config dir ${configDir} does not exist (run \`mmogit init\`)`,
-      {
-        details: { configDir },
-      },
-    );
+    return configDirMissing(configDir);
   }
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { isOnionAddress, parseOnionAddress } from '../identity/onion.js';
-import { notADirectory } from '../identity/store.js';
+import { configDirMissing, notADirectory } from '../identity/store.js';
 
 /** The contacts file in a config dir. */
 export const CONTACTS_FILE = 'contacts.json';
@@ -118,11 +118,7 @@ export class ContactBook {
     await writeFileDurable(this.path, body, { mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
       // The book lives in an agent's config dir and never creates one (`mmogit init` does, mode 0700).
       if (e.code === 'ENOENT') {
-        throw new MmogitError(
-          'ERR_CONFIG_DIR_MISSING',
-          `config dir ${this.configDir} does not exist (run \`mmogit init\`)`,
-          { details: { configDir: this.configDir } },
-        );
+        throw configDirMissing(this.configDir);
       }
       if (e.code === 'ENOTDIR') throw notADirectory(this.configDir, 'config dir');
       throw e;

@@ -33,6 +33,17 @@ export function partOfPathIsAFile(configDir: string): MmogitError {
   });
 }
 
+/** ERR_CONFIG_DIR_MISSING: the config dir does not exist (only `mmogit init` makes one). */
+export function configDirMissing(configDir: string): MmogitError {
+  return new MmogitError(
+    'ERR_CONFIG_DIR_MISSING',
+    `config dir ${configDir} does not exist (run \`mmogit init\`)`,
+    {
+      details: { configDir },
+    },
+  );
+}
+
 /**
  * The config dir: `--config-dir` if given, else `$MMOGIT_HOME`, else `~/.mmogit`.
  */
@@ -107,13 +118,7 @@ export async function loadIdentity(configDir: string): Promise<AgentKey> {
   });
   if (dirStat && !dirStat.isDirectory()) throw notADirectory(configDir, 'config dir');
   if (!dirStat) {
-    throw new MmogitError(
-      'ERR_CONFIG_DIR_MISSING',
-      `config dir ${configDir} does not exist (run \`mmogit init\`)`,
-      {
-        details: { configDir },
-      },
-    );
+    throw configDirMissing(configDir);
   }
   const path = identityPath(configDir);
   const fileStat = await stat(path).catch(() => null);
