@@ -8,7 +8,7 @@ import { MmogitError } from '../errors.js';
 import type { Agent } from './agent.js';
 import type { IpcHandler } from './ipc.js';
 import { IPC_MAX_STRING, type IpcParams, optionalIntParam, stringParam } from './ipc-params.js';
-import { isJsonValue } from './messaging-envelope-v2.js';
+import { isJsonValue, MESSAGE_ID_RE } from './messaging-envelope-v2.js';
 import type { InboxFilter, MessageInput, ReceivedMessage } from './messaging-types.js';
 import type { AgentRuntime } from './runtime-types.js';
 
@@ -144,7 +144,7 @@ export function messagingHandlers(agent: Agent, net: () => AgentRuntime): Record
       const action = optString(p, 'action', 16) ?? 'list';
       if (action === 'list') return net().outbox();
       const id = stringParam(p, 'id', 32);
-      if (!/^[0-9a-f]{32}$/.test(id)) throw bad('id', 'must be a message id (32 hex characters)');
+      if (!MESSAGE_ID_RE.test(id)) throw bad('id', 'must be a message id (32 hex characters)');
       if (action === 'retry') return net().retryQueued(id, { signal: ctx.signal });
       if (action === 'drop') return net().dropQueued(id);
       throw bad('action', 'must be list, retry or drop');
