@@ -1,5 +1,6 @@
 import { callDaemon } from '../../src/agent/daemon.js';
 import type { PendingFile } from '../../src/agent/file-queue.js';
+import { MESSAGE_ID_RE } from '../../src/agent/messaging-envelope-v2.js';
 import type { PendingMessage } from '../../src/agent/messaging-types.js';
 import { MmogitError } from '../../src/errors.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
@@ -37,7 +38,7 @@ export default async function outbox(args: OutboxArgs): Promise<CommandResult> {
       );
     }
     const id = args.id;
-    if (!/^[0-9a-f]{32}$/.test(id)) {
+    if (!MESSAGE_ID_RE.test(id)) {
       throw new MmogitError(
         'ERR_INVALID_ARGUMENT',
         `"${t(id.slice(0, 40))}" is not a message id (32 hex characters)`,

@@ -13,14 +13,13 @@ import { isStaleDurableTemp, syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
 import { diskFullError } from './_errors.js';
 import { parseFileOffer, type SignedFileOffer, verifyFileOffer } from './files-wire.js';
-import { parseEnvelopeV2 } from './messaging-envelope-v2.js';
+import { MESSAGE_ID_RE, parseEnvelopeV2 } from './messaging-envelope-v2.js';
+import { idOfFile } from './outbox.js';
 
 /** The directory of the file outbox inside the config dir. */
 export const FILE_OUTBOX_DIR = 'outbox-files';
 const FORMAT = 'mmogit-file-outbox';
 const VERSION = 1;
-const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
-
 /** One file transfer waiting for the receiver's `stored` ack. */
 export interface FileOutboxEntry {
   offer: SignedFileOffer;
@@ -49,7 +48,7 @@ export class FileOutbox {
   }
 
   private path(id: string): string {
-    if (!/^[0-9a-f]{32}$/.test(id)) throw new MmogitError('ERR_INVALID_ARGUMENT', `bad file offer id ${id}`);
+    if (!MESSAGE_ID_RE.test(id)) throw new MmogitError('ERR_INVALID_ARGUMENT', `bad file offer id ${id}`);
     return join(this.dir, `${id}.json`);
   }
 
@@ -97,8 +96,8 @@ export class FileOutbox {
         await rm(join(this.dir, name), { force: true });
         continue;
       }
-      const match = ID_FILE_RE.exec(name);
-      if (!match) continue;
+      const id = idOfFile(name);
+      if (id === undefined) continue;
       const path = join(this.dir, name);
       const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return null;
@@ -106,7 +105,7 @@ export class FileOutbox {
       });
       if (text === null) continue;
       const entry = parseEntry(text);
-      if (entry && entry.offer.message.id === match[1]) entries.push(entry);
+      if (entry && entry.offer.message.id === id) entries.push(entry);
       else {
         await rename(path, `${path}.corrupt`).catch(() => {});
         corrupt.push(name);

@@ -11,6 +11,7 @@ import type { AgentKey } from '../identity/keys.js';
 import { SIGNING_CONTEXTS } from '../identity/signing.js';
 import {
   DEFAULT_MAX_TEXT_BYTES,
+  MESSAGE_ID_RE,
   type MessageEnvelope,
   newMessageId,
   parseEnvelope,
@@ -21,6 +22,9 @@ import {
   verifyMessage,
 } from './messaging-envelope.js';
 import { isCanonicalOnion, onionHostname } from './messaging-onion.js';
+
+/** Defined beside version 1's envelope (which this module builds on), the one rule for every message id. */
+export { MESSAGE_ID_RE } from './messaging-envelope.js';
 
 /** The envelope version this module adds. */
 export const MESSAGE_VERSION_2 = 2;
@@ -83,8 +87,6 @@ export interface AnySignedMessage {
   sig: string;
 }
 
-/** A message id (also a thread or reply-to id): 32 lower-case hex characters. */
-export const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
 const REQUIRED = ['v', 'id', 'from', 'to', 'timestamp', 'type', 'body', 'thread'] as const;
 const OPTIONAL = ['replyTo', 'meta'] as const;
 

@@ -62,7 +62,8 @@ export type MessagingFrame<M = MessageEnvelope> =
   | { t: 'ping'; n: string }
   | { t: 'pong'; n: string };
 
-const ID_RE = /^[0-9a-f]{32}$/;
+/** A message id (also a thread or reply-to id, an ack's id, a file offer's id): 32 lower-case hex characters. */
+export const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
 const SIG_RE = /^[A-Za-z0-9+/]{86}==$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -203,7 +204,8 @@ export function parseEnvelope(x: unknown): MessageEnvelope {
   exactKeys(x, ['v', 'id', 'from', 'to', 'text', 'timestamp'], 'message');
   const { v, id, from, to, text, timestamp } = x;
   if (v !== MESSAGE_VERSION) throw badFrame(`unsupported message version ${describeValue(v)}`);
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('message id must be 32 hex characters');
+  if (typeof id !== 'string' || !MESSAGE_ID_RE.test(id))
+    throw badFrame('message id must be 32 hex characters');
   if (!isCanonicalOnion(from)) throw badFrame('message "from" is not an onion address');
   if (!isCanonicalOnion(to)) throw badFrame('message "to" is not an onion address');
   if (typeof text !== 'string') throw badFrame('message text must be a string');
@@ -217,7 +219,7 @@ export function parseAck(x: unknown): MessageAck {
   exactKeys(x, ['v', 'id', 'status', 'by', 'timestamp'], 'ack');
   const { v, id, status, by, timestamp } = x;
   if (v !== MESSAGE_VERSION) throw badFrame(`unsupported ack version ${describeValue(v)}`);
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw badFrame('ack id must be 32 hex characters');
+  if (typeof id !== 'string' || !MESSAGE_ID_RE.test(id)) throw badFrame('ack id must be 32 hex characters');
   if (status !== 'delivered') throw badFrame('ack status must be "delivered"');
   if (!isCanonicalOnion(by)) throw badFrame('ack "by" is not an onion address');
   if (!isTimestamp(timestamp)) throw badFrame('ack timestamp must be a non-negative integer');
@@ -268,7 +270,7 @@ export function decodeFrame<M>(
       return { t: 'ack', a: parseAck(x.a), sig: x.sig };
     case 'err': {
       if (typeof x.code !== 'string' || typeof x.message !== 'string') throw badFrame('malformed err frame');
-      const id = typeof x.id === 'string' && ID_RE.test(x.id) ? x.id : undefined;
+      const id = typeof x.id === 'string' && MESSAGE_ID_RE.test(x.id) ? x.id : undefined;
       return { t: 'err', ...(id ? { id } : {}), code: x.code.slice(0, 64), message: x.message.slice(0, 500) };
     }
     case 'ping':

@@ -11,12 +11,15 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isStaleDurableTemp, syncDir, writeFileDurable } from '../_fs.js';
 import { MmogitError } from '../errors.js';
-import { type AnySignedMessage, parseAnyEnvelope, verifyAnyMessage } from './messaging-envelope-v2.js';
+import {
+  type AnySignedMessage,
+  MESSAGE_ID_RE,
+  parseAnyEnvelope,
+  verifyAnyMessage,
+} from './messaging-envelope-v2.js';
 
 const OUTBOX_FORMAT = 'mmogit-outbox';
 const OUTBOX_VERSION = 1;
-const ID_FILE_RE = /^([0-9a-f]{32})\.json$/;
-
 /** One queued message as stored on disk. */
 export interface OutboxItem extends AnySignedMessage {
   /** When the message was queued (ms). */
@@ -57,7 +60,7 @@ export class Outbox {
   constructor(readonly dir: string) {}
 
   private path(id: string): string {
-    if (!/^[0-9a-f]{32}$/.test(id)) throw new MmogitError('ERR_INVALID_ARGUMENT', `bad message id ${id}`);
+    if (!MESSAGE_ID_RE.test(id)) throw new MmogitError('ERR_INVALID_ARGUMENT', `bad message id ${id}`);
     return join(this.dir, `${id}.json`);
   }
 
@@ -185,8 +188,8 @@ export class Outbox {
         await rm(join(this.dir, name), { force: true });
         continue;
       }
-      const match = ID_FILE_RE.exec(name);
-      if (!match) continue; // temp files of a write in progress, .corrupt files
+      const id = idOfFile(name);
+      if (id === undefined) continue; // temp files of a write in progress, .corrupt files
       const path = join(this.dir, name);
       let text: string;
       try {
@@ -196,7 +199,7 @@ export class Outbox {
         throw e;
       }
       const item = parseItem(text);
-      if (item && item.message.id === match[1]) items.push(item);
+      if (item && item.message.id === id) items.push(item);
       else {
         // Keep the bytes for inspection but stop retrying them.
         await rename(path, `${path}.corrupt`).catch(() => {});
@@ -206,6 +209,12 @@ export class Outbox {
     items.sort((a, b) => a.message.timestamp - b.message.timestamp || (a.message.id < b.message.id ? -1 : 1));
     return { items, corrupt };
   }
+}
+
+/** The message id a file `<id>.json` of the outbox is named by; undefined for any other name. */
+export function idOfFile(name: string): string | undefined {
+  const id = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
+  return MESSAGE_ID_RE.test(id) ? id : undefined;
 }
 
 function parseItem(text: string): OutboxItem | null {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signMessage } from '../../src/agent/messaging-envelope.js';
 import type { AnyEnvelope } from '../../src/agent/messaging-envelope-v2.js';
-import { Outbox } from '../../src/agent/outbox.js';
+import { idOfFile, Outbox } from '../../src/agent/outbox.js';
 import { AgentKey } from '../../src/identity/keys.js';
 
 /** A stored record's text (these tests store version 1 text messages). */
@@ -131,5 +131,21 @@ describe('Outbox', () => {
     await expect(new Outbox(dir).remove('../../etc/passwd')).rejects.toMatchObject({
       code: 'ERR_INVALID_ARGUMENT',
     });
+  });
+
+  it('idOfFile: only <32 lower-case hex>.json names a message (the id rule of every message)', () => {
+    const id = 'a1'.repeat(16);
+    expect(idOfFile(`${id}.json`)).toBe(id);
+    for (const name of [
+      `${id}.json.corrupt`,
+      `${id}.json.tmp-1-2`,
+      `${id.toUpperCase()}.json`,
+      `${id.slice(1)}.json`,
+      `${id}0.json`,
+      `${id}`,
+      '.json',
+    ]) {
+      expect(idOfFile(name), name).toBeUndefined();
+    }
   });
 });
