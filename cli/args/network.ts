@@ -2,8 +2,25 @@
  * The yargs table of `testnet` (the private Tor network) and the internal `daemon` (with `daemon log`): options and lazy loaders only; each command's code is under cli/commands/.
  * @module
  */
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import type { Handle } from './_handle.js';
+
+/**
+ * The internal `mmogit daemon`'s flags (what `tor start` passes it), hidden from help. yargs also hands them to
+ * the subcommand `daemon log`, which refuses each one given (cli/commands/daemon-log.ts reads this table).
+ */
+export const DAEMON_OPTIONS = {
+  network: { type: 'string', hidden: true },
+  'tor-control': { type: 'string', hidden: true },
+  'tor-password-stdin': { type: 'boolean', hidden: true },
+  'use-bridges': { type: 'boolean', hidden: true },
+  policy: { type: 'string', hidden: true },
+  'allow-classical': { type: 'boolean', hidden: true },
+  a2a: { type: 'boolean', hidden: true },
+  bootstrap: { type: 'string', array: true, hidden: true },
+  metrics: { type: 'string', hidden: true },
+  'network-bootstrap': { type: 'boolean', default: true, hidden: true },
+} as const satisfies Record<string, Options>;
 
 export function networkCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
   return y
@@ -51,17 +68,7 @@ export function networkCommands<T>(y: Argv<T>, handle: Handle): Argv<T> {
                 .option('lines', { alias: 'n', type: 'string', describe: 'the last N lines (default 100)' }),
             handle(() => import('../commands/daemon-log.js')),
           )
-          // The internal daemon's flags (what `tor start` passes it): hidden, and refused by `daemon log`.
-          .option('network', { type: 'string', hidden: true })
-          .option('tor-control', { type: 'string', hidden: true })
-          .option('tor-password-stdin', { type: 'boolean', hidden: true })
-          .option('use-bridges', { type: 'boolean', hidden: true })
-          .option('policy', { type: 'string', hidden: true })
-          .option('allow-classical', { type: 'boolean', hidden: true })
-          .option('a2a', { type: 'boolean', hidden: true })
-          .option('bootstrap', { type: 'string', array: true, hidden: true })
-          .option('metrics', { type: 'string', hidden: true })
-          .option('network-bootstrap', { type: 'boolean', default: true, hidden: true }),
+          .options(DAEMON_OPTIONS),
       handle(() => import('../commands/daemon.js')),
     );
 }

@@ -4,6 +4,7 @@ import { sleep } from '../../src/_async.js';
 import { MmogitError } from '../../src/errors.js';
 import { parseCount } from '../_numbers.js';
 import { terminalSafeLines } from '../_terminal-safe.js';
+import { DAEMON_OPTIONS } from '../args/network.js';
 import type { CommandResult, GlobalOptions } from '../output.js';
 import { configDirOf } from './_context.js';
 
@@ -31,18 +32,18 @@ async function readRange(path: string, from: number, to: number): Promise<string
   }
 }
 
-/** The internal `mmogit daemon` flags, which yargs also hands to its subcommand `log`. */
-const DAEMON_FLAGS = [
-  'network',
-  'tor-control',
-  'tor-password-stdin',
-  'use-bridges',
-  'policy',
-  'allow-classical',
-  'a2a',
-  'bootstrap',
-  'metrics',
-] as const;
+/**
+ * The first of the internal daemon's flags given to `daemon log` (yargs hands them to it too), as the user
+ * typed it (`no-network-bootstrap` for a default-true flag turned off); undefined when none is.
+ */
+function strayDaemonFlag(given: Record<string, unknown>): string | undefined {
+  for (const [flag, option] of Object.entries(DAEMON_OPTIONS)) {
+    const value = given[flag];
+    const fallback = 'default' in option ? option.default : undefined;
+    if (value !== undefined && value !== fallback) return value === false ? `no-${flag}` : flag;
+  }
+  return undefined;
+}
 
 /**
  * `mmogit daemon log [--lines N] [--follow]`: the last N lines (default 100) of `<config-dir>/daemon.log`
@@ -51,10 +52,7 @@ const DAEMON_FLAGS = [
  */
 export default async function daemonLog(args: LogArgs): Promise<CommandResult> {
   // `daemon log --network x` read the log and ignored the flag: refused as any unknown flag is.
-  const given = args as LogArgs & Record<string, unknown>;
-  const stray =
-    DAEMON_FLAGS.find((f) => given[f] !== undefined) ??
-    (given['network-bootstrap'] === false ? 'no-network-bootstrap' : undefined);
+  const stray = strayDaemonFlag(args as LogArgs & Record<string, unknown>);
   if (stray !== undefined) {
     throw new MmogitError('ERR_INVALID_ARGUMENT', `Unknown argument: ${stray} (see \`mmogit --help\`)`, {
       details: { flag: stray },

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BOUNDS } from '../../cli/_numbers.js';
+import { DAEMON_OPTIONS } from '../../cli/args/network.js';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
 import { socketPath } from '../../src/agent/daemon.js';
 import { type IpcServer, ipcCall, startIpcServer } from '../../src/agent/ipc.js';
@@ -435,12 +436,19 @@ describe('documented shapes and help', () => {
     ]);
   });
 
-  it.each([
-    ['--network', ['--network', '/tmp']],
-    ['--policy', ['--policy', 'tor-only']],
-    ['--no-network-bootstrap', ['--no-network-bootstrap']],
-  ])('daemon log %s (a flag of the internal daemon) is refused, not ignored', async (_what, flags) => {
-    expectRefusal(await cli(['daemon', 'log', ...flags, '--json']), 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+  // Every flag of the daemon's one table (cli/args/network.ts), so a flag added there is refused here too.
+  it.each(
+    Object.entries(DAEMON_OPTIONS).map(([flag, option]): [string, string[]] =>
+      option.type === 'boolean'
+        ? 'default' in option && option.default
+          ? [`--no-${flag}`, [`--no-${flag}`]]
+          : [`--${flag}`, [`--${flag}`]]
+        : [`--${flag}`, [`--${flag}`, flag === 'network' ? '/tmp' : 'x']],
+    ),
+  )('daemon log %s (a flag of the internal daemon) is refused, not ignored', async (what, flags) => {
+    const r = await cli(['daemon', 'log', ...flags, '--json']);
+    expectRefusal(r, 'ERR_INVALID_ARGUMENT', EXIT_CODES.usage);
+    expect(r.json<{ error: { details: { flag: string } } }>().error.details.flag).toBe(what.slice(2));
   });
 
   it('tor connect --help names its argument <peer>, as docs/cli.md does', async () => {
