@@ -9,13 +9,8 @@ import type { MemoryStore, VerifiedEntry } from '../memory/store.js';
 import { peerIdFromOnion } from '../transport/addr.js';
 import type { AgentNode } from '../transport/node.js';
 import { channelFromStream } from '../transport/stream-channel.js';
-import {
-  JournaledMessageStore,
-  knownOf,
-  type MessageStore,
-  parseStoredMessage,
-  type StoredMessage,
-} from './messaging-store.js';
+import { JournaledMessageStore } from './messaging-journal.js';
+import { knownOf, type MessageStore, parseStoredMessage, type StoredMessage } from './messaging-store.js';
 import type { MessagingNode, MessagingTransportKind } from './messaging-types.js';
 
 export { pqMessagingSecurity } from './messaging-pq.js';

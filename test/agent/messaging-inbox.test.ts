@@ -7,11 +7,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { messageStoreFromMemory } from '../../src/agent/messaging-adapters.js';
 import { signMessage } from '../../src/agent/messaging-envelope.js';
 import { signMessageV2 } from '../../src/agent/messaging-envelope-v2.js';
-import {
-  JournaledMessageStore,
-  type MessageStore,
-  type StoredMessage,
-} from '../../src/agent/messaging-store.js';
+import { JournaledMessageStore } from '../../src/agent/messaging-journal.js';
+import type { MessageStore, StoredMessage } from '../../src/agent/messaging-store.js';
 import type { InboxFilter, ReceivedMessage } from '../../src/agent/messaging-types.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';

@@ -19,8 +19,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { messageStoreFromMemory } from '../../src/agent/messaging-adapters.js';
 import { type SignedMessage, signMessage } from '../../src/agent/messaging-envelope.js';
 import { MESSAGE_INDEX_HEADER, MessageIndex } from '../../src/agent/messaging-index.js';
+import { JournaledMessageStore } from '../../src/agent/messaging-journal.js';
 import {
-  JournaledMessageStore,
   JsonlMessageStore,
   type MessageStore,
   type StoredMessage,

@@ -10,9 +10,8 @@ import {
   DEFAULT_COPY_IDLE_MS,
   DEFAULT_COPY_MAX_DELAY_MS,
   JournaledMessageStore,
-  JsonlMessageStore,
-  type StoredMessage,
-} from '../../src/agent/messaging-store.js';
+} from '../../src/agent/messaging-journal.js';
+import { JsonlMessageStore, type StoredMessage } from '../../src/agent/messaging-store.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';
 import { heldWrites } from './messaging-helpers.js';
