@@ -121,8 +121,8 @@ function inboxText(messages: InboxMessage[]): string {
 }
 
 /**
- * Creates the MCP server for one agent. Connect it to a transport (`server.connect(new StdioServerTransport())`);
- * `close()` stops the subscription watcher too.
+ * Creates the MCP server for one agent. Connect it to a transport (`server.connect(new LineTransport(stdin,
+ * stdout, options))`, stdio-transport.ts); `close()` stops the subscription watcher too.
  */
 export function createMcpServer(options: McpServerOptions): Server {
   const { link } = options;

@@ -9,6 +9,8 @@ const BUILT = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface McpSession {
   client: Client;
+  /** The SDK's client transport the client is connected over (the server's stdin and stdout). */
+  transport: StdioClientTransport;
   /** What the server wrote on stderr so far. */
   stderr(): string;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export async function connectMcp(
   await client.connect(transport, { timeout: 120_000 });
   return {
     client,
+    transport,
     stderr: () => stderr,
     close: () => client.close(),
   };

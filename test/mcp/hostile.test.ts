@@ -1,18 +1,17 @@
 // `mmogit mcp` against a hostile host, in process: the official MCP SDK `Client` over the SDK's in-memory
-// transport, and raw lines through the stdio path (our line filter in front of the SDK's
-// `StdioServerTransport`), against a recording stand-in for the daemon. Wrong JSON types for every argument,
+// transport, and raw lines through the stdio path (our `LineTransport`), against a recording stand-in for the
+// daemon. Wrong JSON types for every argument,
 // huge limits, nesting, path-like strings, unknown tools and malformed JSON-RPC: each a typed error, no daemon
 // call for what the schema refuses, no stack trace, and an answer to every request that has an id.
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MmogitError } from '../../src/errors.js';
 import type { AgentLink } from '../../src/mcp/daemon-link.js';
 import { createMcpServer, MAX_TOOL_CALLS_IN_FLIGHT } from '../../src/mcp/server.js';
-import { filterJsonRpcLines, type LineErrorReply } from '../../src/mcp/stdio.js';
+import { LineTransport } from '../../src/mcp/stdio-transport.js';
 
 const ONION = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
 const calls: string[] = [];
@@ -214,7 +213,7 @@ describe('mmogit mcp against a hostile host', () => {
 });
 
 describe('the stdio path: raw lines from a hostile host', () => {
-  /** Our filter and the SDK's stdio transport on in-memory streams, as `serveMcpStdio` wires them. */
+  /** Our stdio transport on in-memory streams, as `serveMcpStdio` wires it. */
   async function stdioSession() {
     const input = new PassThrough();
     const output = new PassThrough();
@@ -223,16 +222,16 @@ describe('the stdio path: raw lines from a hostile host', () => {
       out += d;
     });
     let overflowed = 0;
-    const lines = filterJsonRpcLines(
-      input,
-      (m: LineErrorReply) => output.write(`${JSON.stringify(m)}\n`),
-      64 * 1024,
-      () => {
-        overflowed++;
-      },
-    );
+    let closed = 0;
+    const transport = new LineTransport(input, output, { maxLineBytes: 64 * 1024 });
     const server = createMcpServer({ link, version: '0.0.0-test' });
-    await server.connect(new StdioServerTransport(lines, output, { maxBufferSize: 64 * 1024 + 1 }));
+    server.onclose = () => {
+      closed++;
+    };
+    transport.onerror = (e) => {
+      if (/over \d+ bytes/.test(e.message)) overflowed++;
+    };
+    await server.connect(transport);
     const frames = async (count: number) => {
       const until = Date.now() + 5_000;
       while (out.split('\n').filter(Boolean).length < count && Date.now() < until) {
@@ -243,7 +242,13 @@ describe('the stdio path: raw lines from a hostile host', () => {
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { id?: unknown; error?: { code: number }; result?: unknown });
     };
-    return { input, frames, overflowed: () => overflowed, close: () => server.close() };
+    return {
+      input,
+      frames,
+      overflowed: () => overflowed,
+      closed: () => closed,
+      close: () => server.close(),
+    };
   }
 
   it('answers every malformed line that can be answered (JSON-RPC 2.0 §5.1) and keeps serving', async () => {
@@ -297,8 +302,90 @@ describe('the stdio path: raw lines from a hostile host', () => {
     s.input.write('"}}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n');
     await new Promise((r) => setTimeout(r, 100));
     expect(s.overflowed()).toBe(1);
+    expect(s.closed()).toBe(1); // the transport closed the session itself
     expect(await s.frames(0)).toEqual([]);
     await s.close();
+  });
+});
+
+describe('the stdio transport (LineTransport)', () => {
+  it('parses every line once: no second JSON.parse of a line behind it (the SDK transport parsed it again)', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const transport = new LineTransport(input, output, { maxLineBytes: 64 * 1024 });
+    const got: unknown[] = [];
+    transport.onmessage = (m) => got.push(m);
+    await transport.start();
+    const lines = [
+      '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+      '{"jsonrpc":"2.0","method":"notifications/message","params":{"text":"é€😀 über"}}',
+      '{"jsonrpc":"2.0","id":2,"result":{}}',
+      'not json',
+      '{"jsonrpc":"1.0","id":3,"method":"ping"}',
+    ];
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      // Split mid-line and mid-character, so the framing is what joins the pieces.
+      const bytes = Buffer.from(`${lines.join('\r\n')}\n`);
+      for (let at = 0; at < bytes.length; at += 7) input.write(bytes.subarray(at, at + 7));
+      await new Promise((r) => setImmediate(r));
+      for (const line of lines) {
+        expect(
+          parse.mock.calls.filter(([text]) => text === line),
+          line,
+        ).toHaveLength(1);
+      }
+    } finally {
+      parse.mockRestore();
+    }
+    expect(got).toEqual([
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { jsonrpc: '2.0', method: 'notifications/message', params: { text: 'é€😀 über' } },
+      { jsonrpc: '2.0', id: 2, result: {} },
+    ]);
+    const replies = String(output.read())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(replies.map((r) => [r.id, r.error.code])).toEqual([
+      [undefined, -32700],
+      [3, -32600],
+    ]);
+    await transport.close();
+  });
+
+  it('send waits for the output to drain when it is full, and fails once the output is gone', async () => {
+    const written: string[] = [];
+    let release: (() => void) | undefined;
+    const output = new Writable({
+      highWaterMark: 16,
+      write(chunk: Buffer, _e, callback) {
+        written.push(String(chunk));
+        release = () => callback();
+      },
+    });
+    const transport = new LineTransport(new PassThrough(), output, { maxLineBytes: 1024 });
+    await transport.start();
+    let sent = false;
+    const send = transport.send({ jsonrpc: '2.0', id: 1, result: { pad: 'x'.repeat(64) } }).then(() => {
+      sent = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(written).toHaveLength(1);
+    expect(sent).toBe(false); // over the high-water mark: not taken until the stream drains
+    release?.();
+    await send;
+    expect(sent).toBe(true);
+    output.destroy();
+    await expect(transport.send({ jsonrpc: '2.0', method: 'notifications/x' })).rejects.toThrow(/closed/);
+    let closes = 0;
+    transport.onclose = () => {
+      closes++;
+    };
+    await transport.close();
+    await transport.close();
+    expect(closes).toBe(1);
+    await expect(transport.start()).rejects.toThrow(/already started/);
   });
 });
 

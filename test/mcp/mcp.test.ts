@@ -1,10 +1,11 @@
 // `mmogit mcp` without a network: the official MCP client over stdio against the real built CLI — the tool
 // list and schemas, typed tool errors for schema violations and a stopped daemon, memory tools, and a stdout
 // that carries nothing but MCP frames.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MMOGIT_BIN, runCli } from '../helpers/cli.js';
@@ -191,6 +192,52 @@ describe('mmogit mcp stdout discipline', () => {
     expect(frames.every((f) => f.jsonrpc === '2.0')).toBe(true);
     expect(frames.map((f) => f.id)).toEqual(expect.arrayContaining([1, 2]));
     expect(r.stderr).toContain('mmogit:mcp');
+  });
+
+  it('the SDK client over stdio: malformed lines between its requests are answered, and it keeps being served', async () => {
+    const s = await connectMcp(home);
+    try {
+      // What reaches the client, as its transport decodes it (the client drops answers to ids it never sent).
+      const seen: { id?: unknown; error?: { code: number; data?: unknown } }[] = [];
+      const onmessage = s.transport.onmessage;
+      s.transport.onmessage = (m) => {
+        seen.push(m as (typeof seen)[number]);
+        onmessage?.(m);
+      };
+      s.client.onerror = () => {};
+      // The server's stdin, which the SDK's transport does not expose: raw bytes go to the spawned process.
+      const stdin = (s.transport as unknown as { _process: ChildProcess })._process.stdin as Writable;
+      stdin.write('this is not json\n');
+      stdin.write('{"jsonrpc":"2.0","id":"raw-1","method":"tools/call","params":{"name":"whoami"'); // cut…
+      stdin.write('\n');
+      // JSON but not a valid request: a progressToken must be a string or an integer.
+      await s.transport.send({
+        jsonrpc: '2.0',
+        id: 'raw-2',
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {}, _meta: { progressToken: {} } },
+      } as never);
+      // Near the 4 MiB bound, one line: answered like any other.
+      const big = await s.client.callTool({
+        name: 'whoami',
+        arguments: { pad: 'x'.repeat(3 * 1024 * 1024) },
+      });
+      expect(big.isError).toBeFalsy();
+      const until = Date.now() + 10_000;
+      while (seen.filter((m) => m.error).length < 3 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const errors = seen.filter((m) => m.error).map((m) => [m.id, m.error?.code, m.error?.data]);
+      expect(errors).toEqual([
+        [undefined, -32700, { code: 'ERR_INVALID_ARGUMENT' }],
+        [undefined, -32700, { code: 'ERR_INVALID_ARGUMENT' }],
+        ['raw-2', -32600, { code: 'ERR_INVALID_ARGUMENT' }],
+      ]);
+      const after = await s.client.callTool({ name: 'whoami', arguments: {} });
+      expect(structured(after)).toMatchObject({ onion });
+    } finally {
+      await s.close();
+    }
   });
 
   it('sends every other write to process.stdout to stderr once MCP owns it', async () => {
