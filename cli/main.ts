@@ -90,9 +90,10 @@ async function main(argv: string[]): Promise<void> {
   if (fast) return run(fast.load, fast.args);
 
   // The command tables load with yargs, after the fast path.
-  const [{ default: yargs }, { addCommands }] = await Promise.all([
+  const [{ default: yargs }, { addCommands }, { HelpRequested, helpAsJson }] = await Promise.all([
     import('yargs'),
     import('./args/index.js'),
+    import('./_help-json.js'),
   ]);
 
   let pending: Promise<void> | undefined;
@@ -130,10 +131,16 @@ async function main(argv: string[]): Promise<void> {
       throw error ?? new MmogitError('ERR_INVALID_ARGUMENT', `${text} (see \`mmogit --help\`)`);
     })
     .wrap(Math.min(110, process.stdout.columns || 100));
+  // `--help --json`: the command's help as one JSON document (its options, positionals and subcommands).
+  if (argv.includes('--json')) helpAsJson(parser);
 
   try {
     await parser.parseAsync();
   } catch (error) {
+    if (error instanceof HelpRequested) {
+      printResult({ data: error.help }, { json: true });
+      return;
+    }
     process.exitCode = reportError(error, {
       json: argv.includes('--json'),
       verbose: argv.includes('-v') || argv.includes('--verbose'),

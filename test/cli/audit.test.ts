@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CommandHelp } from '../../cli/_help-json.js';
 import { BOUNDS } from '../../cli/_numbers.js';
 import { DAEMON_OPTIONS } from '../../cli/args/network.js';
 import { EXIT_CODES } from '../../cli/exit-codes.js';
@@ -461,6 +462,78 @@ describe('documented shapes and help', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('--lines');
     expect(r.stdout).not.toMatch(/--tor-control|--network|--policy/);
+  });
+});
+
+describe("--help --json: the command described in one JSON document, from yargs' own tables", () => {
+  /** Runs `args --help --json`: exit 0, nothing on stderr, one document on stdout. */
+  async function helpOf(args: string[], flag = '--help'): Promise<CommandHelp> {
+    const r = await cli([...args, flag, '--json']);
+    expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
+    return r.json<CommandHelp>();
+  }
+  const named = (help: CommandHelp, name: string) => help.options.find((o) => o.name === name);
+
+  it('send: usage, description, typed positionals (required or not), options with types and aliases', async () => {
+    const help = await helpOf(['send']);
+    expect(help).toMatchObject({
+      command: 'mmogit send',
+      usage: 'mmogit send <peer> [text]',
+      description: expect.stringContaining('post-quantum'),
+      positionals: [
+        { name: 'peer', type: 'string', required: true, description: 'onion or contact alias' },
+        { name: 'text', type: 'string', required: false },
+      ],
+      commands: [],
+    });
+    expect(named(help, 'meta')).toEqual({
+      name: 'meta',
+      type: 'string',
+      array: true,
+      description: 'metadata key=value (repeatable)',
+    });
+    expect(named(help, 'stdin')?.type).toBe('boolean');
+    // The global flags are the command's too; positionals are not listed again as options.
+    expect(named(help, 'verbose')).toMatchObject({ type: 'boolean', aliases: ['v'] });
+    expect(named(help, 'peer')).toBeUndefined();
+  });
+
+  it('defaults, choices and required flags; -h is --help', async () => {
+    const [advertise, start, card] = await Promise.all([
+      helpOf(['tor', 'advertise'], '-h'),
+      helpOf(['tor', 'start']),
+      helpOf(['a2a', 'card']),
+    ]);
+    expect(named(advertise, 'ttl')).toMatchObject({ type: 'string', default: '6h' });
+    expect(named(advertise, 'services')).toMatchObject({ type: 'string', required: true });
+    expect(named(start, 'policy')).toMatchObject({
+      type: 'string',
+      choices: expect.arrayContaining(['tor-only']),
+    });
+    expect(named(card, 'verify')).toMatchObject({ type: 'boolean', default: true });
+  });
+
+  it('a command with subcommands lists them; hidden commands and hidden flags are left out', async () => {
+    const [top, tor, log] = await Promise.all([helpOf([]), helpOf(['tor']), helpOf(['daemon', 'log'])]);
+    expect(top).toMatchObject({ command: 'mmogit', usage: 'mmogit <command> [options]' });
+    expect(top.commands.map((c) => c.name)).toEqual(expect.arrayContaining(['init', 'send', 'tor', 'sync']));
+    expect(top.commands.map((c) => c.name)).not.toContain('daemon');
+    expect(tor.commands).toContainEqual({
+      name: 'connect',
+      usage: 'mmogit tor connect <peer>',
+      description: expect.any(String),
+    });
+    expect(log.command).toBe('mmogit daemon log');
+    expect(log.options.map((o) => o.name)).toEqual(expect.arrayContaining(['follow', 'lines']));
+    expect(log.options.map((o) => o.name)).not.toEqual(expect.arrayContaining(['network']));
+    expect(named(log, 'lines')).toMatchObject({ type: 'string', aliases: ['n'] });
+  });
+
+  it('without --json, --help is still the text help', async () => {
+    const r = await cli(['send', '--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('mmogit send <peer> [text]');
+    expect(() => JSON.parse(r.stdout)).toThrow();
   });
 });
 
