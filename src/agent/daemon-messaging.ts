@@ -62,19 +62,25 @@ export function messageParams(p: IpcParams): string | MessageInput {
   };
 }
 
-/** The inbox filters (`from` may be an onion or an alias; `since` a cursor). */
+/**
+ * The inbox filters (`from` may be an onion or an alias; `since` a cursor): `limit` keeps the newest that many,
+ * `first` the oldest that many after `since` (a page; pass its last cursor as the next `since`), not both.
+ */
 export function filterParams(p: IpcParams): InboxFilter {
   const from = optString(p, 'from', 128);
   const type = optString(p, 'type', 64);
   const thread = optString(p, 'thread', 32);
   const since = optString(p, 'since', 128);
   const limit = optionalIntParam(p, 'limit', { min: 1, max: 1_000_000 });
+  const first = optionalIntParam(p, 'first', { min: 1, max: 1_000_000 });
+  if (limit !== undefined && first !== undefined) throw bad('first', 'cannot be given with "limit"');
   return {
     ...(from !== undefined ? { from } : {}),
     ...(type !== undefined ? { type } : {}),
     ...(thread !== undefined ? { thread } : {}),
     ...(since !== undefined ? { since } : {}),
     ...(limit !== undefined ? { limit } : {}),
+    ...(first !== undefined ? { first } : {}),
   };
 }
 
@@ -115,12 +121,17 @@ export function messagingHandlers(agent: Agent, net: () => AgentRuntime): Record
       return result;
     },
     inbox: async (p) => net().inbox(filterParams(p)),
-    /** Streams every message after `since`, then new ones, until the client disconnects or the agent stops. */
+    /**
+     * Streams every message after `since`, then new ones, until the client disconnects or the agent stops. The
+     * backlog is read a page at a time (messaging-follow.ts), and the next message is taken only once the
+     * socket has room for it: a client that reads slowly holds the daemon to its pace, not to a buffer of the
+     * whole backlog.
+     */
     follow: async (p, ctx) => {
-      const { limit: _ignored, ...filter } = filterParams(p);
+      const { limit: _limit, first: _first, ...filter } = filterParams(p);
       let cursor = filter.since ?? null;
       for await (const message of net().messages({ ...filter, signal: ctx.signal })) {
-        ctx.progress({ message } satisfies FollowProgress);
+        if (!ctx.progress({ message } satisfies FollowProgress)) await ctx.drain();
         cursor = message.cursor ?? cursor;
       }
       return { cursor, ended: agent.running ? 'client' : 'agent stopped' };

@@ -32,8 +32,13 @@ const MAX_METHOD_LENGTH = 64;
 export const DEFAULT_IPC_TIMEOUT_MS = 30_000;
 
 export interface IpcContext {
-  /** Streams a progress object to the caller (shown on stderr by the CLI). */
-  progress(event: Record<string, unknown>): void;
+  /**
+   * Streams a progress object to the caller (shown on stderr by the CLI). False when the connection's write
+   * buffer is full: a handler that streams much should then wait for {@link IpcContext.drain}.
+   */
+  progress(event: Record<string, unknown>): boolean;
+  /** Resolves once the connection's write buffer has room again (at once when it has), or the client is gone. */
+  drain(): Promise<void>;
   /** Fires when the client disconnects or the daemon stops. */
   signal: AbortSignal;
 }
@@ -174,17 +179,33 @@ function serveConnection(
   });
   socket.on('error', () => {});
 
-  /** Writes one line; an object JSON cannot encode becomes `fallback` (or is skipped when there is none). */
-  const write = (obj: unknown, fallback?: unknown): void => {
-    if (socket.destroyed || socket.writableEnded) return;
+  /**
+   * Writes one line; an object JSON cannot encode becomes `fallback` (or is skipped when there is none).
+   * False when the socket's write buffer is full (or the socket is gone).
+   */
+  const write = (obj: unknown, fallback?: unknown): boolean => {
+    if (socket.destroyed || socket.writableEnded) return false;
     let line: string;
     try {
       line = JSON.stringify(obj);
     } catch {
-      if (fallback === undefined) return;
+      if (fallback === undefined) return true;
       line = JSON.stringify(fallback);
     }
-    socket.write(`${line}\n`);
+    return socket.write(`${line}\n`);
+  };
+  /** Resolves when the socket drains or closes (the handler's signal then says which). */
+  const drain = (): Promise<void> => {
+    if (socket.destroyed || socket.writableEnded || !socket.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   };
   /** The last line: then half-close, and cut a client that does not hang up. */
   const finish = (obj: unknown): void => {
@@ -222,7 +243,11 @@ function serveConnection(
         return false;
       }
       log('→ %s', method);
-      const context: IpcContext = { progress: (event) => write({ progress: event }), signal: abort.signal };
+      const context: IpcContext = {
+        progress: (event) => write({ progress: event }),
+        drain,
+        signal: abort.signal,
+      };
       // An async wrapper, so a handler that throws synchronously is answered like one that rejects.
       (async () => handler(params, context))()
         .then(

@@ -2,7 +2,9 @@
  * Following an agent's inbox: the stored messages after a cursor, then each new one as it is stored, in receive
  * order, once each. The live stream and the store are merged by cursor, so a message stored while the backlog
  * is read is in one or both, never in neither, and a consumer that falls far behind is served from the store
- * instead of an unbounded buffer.
+ * instead of an unbounded buffer. The store is read in pages of {@link FOLLOW_PAGE}, each when the consumer
+ * has taken the one before, so a backlog of any size costs one page of memory and a slow consumer slows the
+ * reading down.
  * @module
  */
 import { parseOnionAddress } from '../identity/onion.js';
@@ -11,13 +13,15 @@ import { type CursorPosition, decodeCursor, encodeCursor, isAfter, matchesFilter
 
 /** A follower that falls this many messages behind reads the rest from the store instead of memory. */
 export const FOLLOW_BUFFER_MAX = 1_000;
+/** Stored messages read at once: the oldest this many after the follower's position. */
+export const FOLLOW_PAGE = 256;
 
 /** Where a follower reads: new messages as they are stored, the store itself, and the end of it all. */
 export interface FollowSource {
   /** Calls `fn` for each message stored from now on; returns the unsubscribe function. */
   subscribe(fn: (m: ReceivedMessage) => void): () => void;
-  /** The stored messages matching `filter`, in receive order. */
-  read(filter: Omit<InboxFilter, 'limit'>): Promise<ReceivedMessage[]>;
+  /** The oldest `filter.first` stored messages matching `filter` (after `filter.since`), in receive order. */
+  read(filter: Omit<InboxFilter, 'limit'> & { first: number }): Promise<ReceivedMessage[]>;
   /** Fires when the source stops (the follow then ends). */
   stopped: AbortSignal;
 }
@@ -30,7 +34,7 @@ export interface FollowSource {
  */
 export async function* followMessages(
   source: FollowSource,
-  options: Omit<InboxFilter, 'limit'> & { signal?: AbortSignal } = {},
+  options: Omit<InboxFilter, 'limit' | 'first'> & { signal?: AbortSignal } = {},
 ): AsyncGenerator<ReceivedMessage, void, undefined> {
   const { signal, ...filter } = options;
   const from = filter.from ? parseOnionAddress(filter.from).hostname : undefined;
@@ -51,14 +55,17 @@ export async function* followMessages(
   try {
     let fromStore = true;
     for (;;) {
-      if (fromStore) {
-        fromStore = false;
+      // Page by page: the next page is read once the consumer took every message of this one.
+      while (fromStore) {
         const since = last ? encodeCursor(last.at, last.id) : undefined;
-        for (const m of await source.read({ ...filter, from, since })) {
+        const page = await source.read({ ...filter, from, since, first: FOLLOW_PAGE });
+        fromStore = page.length >= FOLLOW_PAGE;
+        for (const m of page) {
           if (signal?.aborted) return;
           last = position(m);
           yield m;
         }
+        if (signal?.aborted || source.stopped.aborted) return;
       }
       while (live.length > 0 && !behind) {
         const m = live.shift() as ReceivedMessage;

@@ -26,6 +26,7 @@ export interface PickFilter {
   thread?: string | undefined;
   since?: CursorPosition | undefined;
   limit?: number | undefined;
+  first?: number | undefined;
   me: string;
 }
 
@@ -34,7 +35,8 @@ const CHUNK = 256;
 
 /**
  * The received messages `filter` keeps, in receive order (oldest first), each signature verified, the newest
- * `limit` if given; null when the store cannot read the picked records alone (the caller lists instead).
+ * `limit` if given, else the oldest `first` if given; null when the store cannot read the picked records alone
+ * (the caller lists instead).
  */
 export async function inboxFromIndex(
   store: IndexedReads,
@@ -53,6 +55,7 @@ export async function inboxFromIndex(
     picked.push(k);
   }
   picked.sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1));
+  if (filter.limit === undefined && filter.first !== undefined) return oldestFirst(store, picked, filter);
   const limit = filter.limit ?? Number.POSITIVE_INFINITY;
   if (!(limit > 0)) return [];
   // Without a type filter every picked record is kept, so only the newest `limit` need reading.
@@ -65,18 +68,46 @@ export async function inboxFromIndex(
   for (let end = picked.length; end > 0 && kept < limit; end -= chunk) {
     const records = await store.read(picked.slice(Math.max(0, end - chunk), end));
     if (records === null) return null;
-    const views: ReceivedMessage[] = [];
-    for (const rec of records) {
-      if (rec.direction !== 'in' || rec.message.to !== filter.me) continue;
-      const view = toReceived(rec.message, verifyAnyMessage(rec), {
-        at: rec.at,
-        cursor: encodeCursor(rec.at, rec.message.id),
-      });
-      if (matchesFilter(view, filter)) views.push(view);
-    }
-    out.unshift(views);
-    kept += views.length;
+    const page = views(records, filter);
+    out.unshift(page);
+    kept += page.length;
   }
   const list = out.flat();
   return Number.isFinite(limit) ? list.slice(-limit) : list;
+}
+
+/** The verified views of `records` that `filter` keeps, in their order. */
+function views(records: readonly StoredMessage[], filter: PickFilter): ReceivedMessage[] {
+  const out: ReceivedMessage[] = [];
+  for (const rec of records) {
+    if (rec.direction !== 'in' || rec.message.to !== filter.me) continue;
+    const view = toReceived(rec.message, verifyAnyMessage(rec), {
+      at: rec.at,
+      cursor: encodeCursor(rec.at, rec.message.id),
+    });
+    if (matchesFilter(view, filter)) out.push(view);
+  }
+  return out;
+}
+
+/** The oldest `filter.first` of `picked` (sorted) that the filter keeps: records read oldest first, in chunks. */
+async function oldestFirst(
+  store: IndexedReads,
+  picked: readonly KnownMessage[],
+  filter: PickFilter,
+): Promise<ReceivedMessage[] | null> {
+  const first = filter.first ?? 0;
+  if (!(first > 0)) return [];
+  // Without a type filter every picked record is kept, so only the oldest `first` need reading.
+  const chunk =
+    filter.type === undefined
+      ? Math.min(first, picked.length)
+      : Math.max(CHUNK, Math.min(first, picked.length));
+  const out: ReceivedMessage[] = [];
+  for (let start = 0; start < picked.length && out.length < first; start += chunk) {
+    const records = await store.read(picked.slice(start, start + chunk));
+    if (records === null) return null;
+    out.push(...views(records, filter));
+  }
+  return out.slice(0, first);
 }

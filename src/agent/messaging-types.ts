@@ -136,6 +136,11 @@ export interface InboxFilter {
   since?: string | undefined;
   /** The newest `limit` matching messages. */
   limit?: number | undefined;
+  /**
+   * The oldest `first` matching messages (after `since`): a page of a backlog, read forward by passing the
+   * last one's cursor as the next `since`. Not with `limit`.
+   */
+  first?: number | undefined;
 }
 
 /** Payload of the `refused` event: a queued message that the peer can never take (it is dropped). */

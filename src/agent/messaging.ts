@@ -292,7 +292,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /**
    * Received messages from the store in receive order (oldest first), signatures re-verified, each with its
    * `cursor`. `since` (a cursor) keeps only later ones; `from`, `type`, `thread` filter; `limit` keeps the
-   * newest that many.
+   * newest that many, `first` (without `limit`) the oldest that many: a page after `since`.
    *
    * @throws `ERR_BAD_CURSOR`, `ERR_INVALID_ONION` (`from`).
    */
@@ -327,7 +327,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
       if (matchesFilter(view, { ...filter, from })) out.push(view);
     }
     const list = out.sort((a, b) => (a.receivedAt ?? 0) - (b.receivedAt ?? 0) || (a.id < b.id ? -1 : 1));
-    return filter.limit !== undefined ? list.slice(-filter.limit) : list;
+    if (filter.limit !== undefined) return list.slice(-filter.limit);
+    return filter.first !== undefined ? list.slice(0, filter.first) : list;
   }
 
   /**

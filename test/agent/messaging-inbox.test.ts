@@ -92,6 +92,14 @@ function filters(thread: string, cursor: string): InboxFilter[] {
     { since: cursor, from, limit: 5 },
     { since: cursor, type: 'status-update' },
     { type: 'no-such-type' },
+    // `first`: the oldest that many (after `since`), the pages a follower reads.
+    { first: 1 },
+    { first: 7 },
+    { first: 100_000 },
+    { from, first: 4 },
+    { type: 'task-proposal', first: 3 },
+    { since: cursor, first: 5 },
+    { since: cursor, type: 'status-update', first: 2 },
   ];
 }
 
@@ -139,11 +147,25 @@ describe('inbox from the index', () => {
         5,
         expect.any(Number),
         0,
+        1,
+        7,
+        N,
+        4,
+        3,
+        5,
+        2,
       ]);
       expect(listed[9]?.length).toBeGreaterThan(2);
-      // A limit without a type filter reads that many records; `{}` and the big limit read all N.
+      // The oldest of the same lists the newest-`limit` ones end.
+      expect(listed[15]).toEqual(listed[0]?.slice(0, 1));
+      expect(listed[16]).toEqual(listed[0]?.slice(0, 7));
+      expect(listed[19]).toEqual(listed[6]?.slice(0, 3));
+      expect(listed[20]).toEqual(listed[11]?.slice(0, 5));
+      expect(listed[21]).toEqual(listed[13]?.slice(0, 2));
+      // A limit without a type filter reads that many records; `{}` and the big limit read all N. So does `first`.
       const reads = byId.mock.calls.map((c) => c[0].length);
       expect(reads.slice(0, 3)).toEqual([N, 1, 7]);
+      expect(reads.slice(-7, -4)).toEqual([1, 7, N]);
     } finally {
       await memory.close();
     }
