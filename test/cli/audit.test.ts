@@ -23,6 +23,8 @@ import { type CliRun, MMOGIT_BIN, runCli } from '../helpers/cli.js';
 let root: string;
 let home: string;
 const peer = AgentKey.random().onion;
+/** The one peer the fake daemon's sync succeeds with. */
+const synced = AgentKey.random().onion;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'mmogit-audit-'));
@@ -90,6 +92,22 @@ describe('with a daemon answering (a fake one that records its calls)', () => {
       status: record('status', { running: true, socksPort: 9 }),
       send: record('send', { id: '0'.repeat(32), status: 'queued', thread: '0'.repeat(32) }),
       outbox: record('outbox', []),
+      // Sync succeeds with `synced` only: every other peer fails, with the error a real daemon would report.
+      sync: async (params: Record<string, unknown>) => {
+        calls.push({ method: 'sync', params });
+        return (params.peers as string[]).map((p) =>
+          p === synced
+            ? { peer: p, sent: 1, received: 2, head: 'c'.repeat(40), ms: 5 }
+            : {
+                peer: p,
+                sent: 0,
+                received: 0,
+                head: null,
+                ms: 7,
+                error: { code: 'ERR_PEER_UNREACHABLE', message: `could not reach ${p}` },
+              },
+        );
+      },
     });
   });
   afterAll(async () => {
@@ -159,6 +177,45 @@ describe('with a daemon answering (a fake one that records its calls)', () => {
         method: 'send',
         params: expect.objectContaining({ text: 'hi', type: 'task-proposal', thread: id, replyTo: id }),
       },
+    ]);
+  });
+
+  it('sync failing with every peer: ERR_SYNC (exit 5), each failure in details, one stderr line', async () => {
+    const [a, b] = [AgentKey.random().onion, AgentKey.random().onion];
+    const r = await cli(['sync', a, b, '--json']);
+    expectRefusal(r, 'ERR_SYNC', EXIT_CODES.network);
+    expect(r.json()).toEqual({
+      error: {
+        name: 'MmogitError',
+        code: 'ERR_SYNC',
+        message: expect.stringContaining('sync failed with all 2 peers'),
+        details: {
+          failures: [a, b].map((p) => ({
+            peer: p,
+            code: 'ERR_PEER_UNREACHABLE',
+            message: `could not reach ${p}`,
+          })),
+        },
+      },
+    });
+    // Without --json: nothing on stdout, the one line on stderr names the peer and its failure.
+    const human = await cli(['sync', a]);
+    expect({ exit: human.exitCode, stdout: human.stdout }).toEqual({ exit: EXIT_CODES.network, stdout: '' });
+    expect(human.stderr).toBe(
+      `mmogit: sync failed with ${a}: could not reach ${a} (ERR_PEER_UNREACHABLE) [ERR_SYNC]\n`,
+    );
+  });
+
+  it("sync with one peer of two failing: exit 0, the failure in that peer's result", async () => {
+    const other = AgentKey.random().onion;
+    const r = await cli(['sync', synced, other, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toEqual([
+      { peer: synced, sent: 1, received: 2, head: 'c'.repeat(40), ms: 5 },
+      expect.objectContaining({
+        peer: other,
+        error: expect.objectContaining({ code: 'ERR_PEER_UNREACHABLE' }),
+      }),
     ]);
   });
 
