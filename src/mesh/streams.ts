@@ -97,6 +97,10 @@ export class MeshStream extends Duplex {
     this.#set = set;
     this.id = id;
     this.ready = ready;
+    // The final SENDME goes once the reader took the last byte. Bytes still buffered when the peer's END came
+    // (a reader that was paused, as a pipe is while its socket drains) are taken without a `_read` call (none
+    // comes after the end was pushed): 'end' is the one sign that they were.
+    this.once('end', () => this.#maybeAck());
   }
 
   /** Bytes of the peer's direction received so far. */
