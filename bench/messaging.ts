@@ -23,6 +23,8 @@ import { pathToFileURL } from 'node:url';
 import { retry } from '../src/_async.js';
 import { Messenger } from '../src/agent/messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from '../src/agent/messaging-adapters.js';
+import { MESSAGE_PROTOCOLS } from '../src/agent/messaging-connections.js';
+import { startDirectMessaging } from '../src/agent/messaging-direct.js';
 import { encodeFrame } from '../src/agent/messaging-envelope.js';
 import { signMessageV2 } from '../src/agent/messaging-envelope-v2.js';
 import { AgentKey } from '../src/identity/keys.js';
@@ -55,6 +57,8 @@ export const PIPELINED_TARGET_RATIO = 0.5;
 /** Messages in flight in {@link benchPipelinedSends}. */
 export const PIPELINED_IN_FLIGHT = 100;
 const VPORT = 4001;
+/** `MMOGIT_BENCH_MESSAGING_LIBP2P=1`: agents without direct messaging streams (every record over libp2p). */
+const LIBP2P_ONLY = process.env.MMOGIT_BENCH_MESSAGING_LIBP2P === '1';
 const TEXT = 'benchmark message: the quick brown fox jumps over the lazy dog'.repeat(2);
 
 const round = (x: number, d = 3) => roundTo(x, d);
@@ -91,8 +95,18 @@ export async function messagingBenchSetup(): Promise<MessagingBenchSetup> {
       });
       const memory = await MemoryStore.open(join(tmp, name, 'memory'), key);
       const store = messageStoreFromMemory(memory, { journalPath: join(tmp, name, 'messages.journal') });
+      // As the agent runtime sets it up: message protocols on direct tor streams (messaging-direct.ts), unless
+      // the libp2p path is asked for (the A/B of docs/protocol.md §5.11).
+      const direct = LIBP2P_ONLY
+        ? null
+        : await startDirectMessaging({
+            base: messagingNodeFromAgentNode(node),
+            openStream: (onion, port, o) => node.openOnionStream(onion, port, o),
+            protocols: Object.values(MESSAGE_PROTOCOLS),
+            listen: { path: join(tmp, `${name}-messaging.sock`) },
+          });
       const messenger = new Messenger({
-        node: messagingNodeFromAgentNode(node),
+        node: direct ? direct.node : messagingNodeFromAgentNode(node),
         key,
         store,
         outboxDir: join(tmp, name, 'outbox'),
@@ -101,10 +115,16 @@ export async function messagingBenchSetup(): Promise<MessagingBenchSetup> {
       await messenger.start();
       cleanups.push(async () => {
         await messenger.stop();
+        await direct?.close();
         await node.stop();
         await memory.close();
       });
-      await publishOnion(tor, key, { targetPort: node.listenPort, virtualPort: VPORT, timeoutMs: 60_000 });
+      await publishOnion(tor, key, {
+        targetPort: node.listenPort,
+        virtualPort: VPORT,
+        timeoutMs: 60_000,
+        ...(direct ? { extraPorts: [direct.port] } : {}),
+      });
       return { key, messenger, store };
     };
     const [a, b] = await Promise.all([agent(torA, 'a'), agent(torB, 'b')]);

@@ -35,6 +35,8 @@ import { type FileService, startFileService } from './files-service.js';
 import { type HookSettings, MessageHooks } from './hooks.js';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, Messenger } from './messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from './messaging-adapters.js';
+import { MESSAGE_PROTOCOLS } from './messaging-connections.js';
+import { DIRECT_MESSAGING_SOCKET, startDirectMessaging } from './messaging-direct.js';
 import type { RateLimitOptions } from './rate-limit.js';
 import type { AgentConfig, AgentProgress, AgentStartOptions } from './runtime-types.js';
 import { registerSync, SYNC_PROTOCOL } from './sync.js';
@@ -214,14 +216,30 @@ export async function startMessagingStep(
     versions?: readonly (1 | 2)[] | undefined;
     hooks?: MessageHooks | undefined;
     inboundRate?: RateLimitOptions | undefined;
+    /** Listen for direct messaging streams on 127.0.0.1 instead of a Unix socket (attach mode). */
+    loopbackTcp?: boolean;
   },
   record: RecordEvent,
   cleanups: Cleanups,
   metrics: AgentMetrics,
-): Promise<Messenger> {
+): Promise<{ messenger: Messenger; directPort: OnionPortTarget }> {
+  // Messages, acks and pings on a tor stream of their own (messaging-direct.ts), libp2p for peers without it.
+  const socketPath = join(ctx.configDir, DIRECT_MESSAGING_SOCKET);
+  const direct = await startDirectMessaging({
+    base: messagingNodeFromAgentNode(node),
+    openStream: (onion, port, o) => node.openOnionStream(onion, port, o),
+    protocols: Object.values(MESSAGE_PROTOCOLS),
+    // A tor that is not ours (attach mode) may run as a user that cannot open our 0600 socket; a socket path
+    // past sun_path's 108 bytes cannot be bound: loopback TCP then.
+    listen:
+      settings.loopbackTcp || Buffer.byteLength(socketPath) > 100
+        ? { host: '127.0.0.1' }
+        : { path: socketPath },
+  });
+  cleanups.push(() => direct.close());
   const messenger = new Messenger({
     metrics,
-    node: messagingNodeFromAgentNode(node),
+    node: direct.node,
     key: ctx.key,
     store: messageStoreFromMemory(store, {
       journalPath: join(ctx.configDir, 'messages.journal'),
@@ -255,7 +273,7 @@ export async function startMessagingStep(
   if (hooks) messenger.on('received', (m, signed) => hooks.onMessage(m, signed));
   await messenger.start();
   cleanups.push(() => messenger.stop());
-  return messenger;
+  return { messenger, directPort: direct.port };
 }
 
 /** A libp2p node whose services include a DHT (the node of step 2 always has one). */

@@ -128,7 +128,7 @@ export async function startRuntime(
     const logLine =
       options.onLog ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
     const hooks = await startHooksStep(ctx, options.hooks ?? config.hooks ?? {}, logLine, record, cleanups);
-    const messenger = await startMessagingStep(
+    const { messenger, directPort } = await startMessagingStep(
       ctx,
       node,
       store,
@@ -137,6 +137,7 @@ export async function startRuntime(
         versions: options.messagingVersions,
         hooks,
         inboundRate: options.inboundRate ?? config.inboundRate,
+        loopbackTcp: tor.mode === 'attach',
       },
       record,
       cleanups,
@@ -166,7 +167,7 @@ export async function startRuntime(
       options.onProgress,
       cleanups,
       signal,
-      a2a ? [a2a.port] : [],
+      a2a ? [directPort, a2a.port] : [directPort],
     );
     const bootstrapAddrs = [
       ...(options.bootstrap ?? []),

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 /**
  * What an agent node is, as its users see it: the options it is created with, the {@link AgentNode} interface,
  * who is on the other end of a connection, and its events. `node.ts` builds one.
@@ -96,6 +97,13 @@ export interface AgentNode {
    * following the peer's transport policy. Throws ERR_TRANSPORT_POLICY when the policy refuses the only route.
    */
   dialProtocol(target: string, protocol: string, options?: AbortOptions): Promise<Stream>;
+  /**
+   * Opens a plain tor stream to another virtual port of a peer's onion (SOCKS5 through the node's tor, with the
+   * isolation its libp2p dials to that onion use, so both share one rendezvous circuit). Only for a peer whose
+   * policy is `tor-only` (every other policy routes through libp2p's dial): otherwise ERR_TRANSPORT_POLICY.
+   * What runs on the stream authenticates the peer itself; the onion address only routes it.
+   */
+  openOnionStream(onion: string, virtualPort: number, options?: AbortOptions): Promise<Socket>;
   /** Registers a handler for inbound streams; `remote` says who (verified key) and over which route. */
   handle(
     protocol: string,

@@ -16,8 +16,10 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { createLogger } from '../_log.js';
 import { abortReason, hasCode, MmogitError, withTimeout } from '../errors.js';
+import { DEFAULT_SOCKS_TIMEOUT_MS, SocksError, socksConnect } from '../tor/socks.js';
 import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND } from './_inbound-admission.js';
 import { quietNoise } from './_noise-decoder.js';
+import { OnionIsolation } from './_onion-isolation.js';
 import { halfWindowYamux } from './_yamux-window.js';
 import {
   DEFAULT_ONION_VIRTUAL_PORT,
@@ -70,6 +72,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
   const listenHost = opts.listenHost ?? '127.0.0.1';
   const events = new EventEmitter();
   const inbound = new InboundRegistry();
+  const isolation = new OnionIsolation();
   const hybrid = new HybridTransport({
     policy: opts.policy,
     peerPolicies: opts.peerPolicies,
@@ -99,6 +102,7 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
   const transports: Array<(components: any) => Transport> = [
     onion3Transport({
       socks: opts.socks,
+      isolation,
       forwardTo: onionAddr ? { host: listenHost, port: opts.listenPort ?? 0 } : undefined,
       inbound,
       ...(opts.inboundAdmission ? { inboundAdmission: opts.inboundAdmission } : {}),
@@ -349,6 +353,47 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
     },
 
     routeOfStream: (stream) => streamRoutes.get(stream),
+
+    async openOnionStream(onion, virtualPort, options = {}) {
+      const what = `tor stream to ${onion}:${virtualPort}`;
+      const t = parseTarget(onion, virtualPort);
+      if (t.kind !== 'onion' || !t.peerId) {
+        throw new MmogitError('ERR_INVALID_ARGUMENT', `${what}: not an onion address`);
+      }
+      if (t.peerId.equals(libp2p.peerId)) {
+        throw new MmogitError('ERR_INVALID_ARGUMENT', `${what}: that is this agent itself`);
+      }
+      if (hybrid.policyFor(t.peerId) !== 'tor-only') {
+        throw new MmogitError(
+          'ERR_TRANSPORT_POLICY',
+          `${what}: the peer's policy routes through libp2p's dial`,
+        );
+      }
+      if (!opts.socks) throw new MmogitError('ERR_SOCKS', `${what}: no tor SocksPort configured`);
+      const serviceId = onionFromPeerId(t.peerId).replace(/\.onion$/, '');
+      try {
+        const socket = await socksConnect(
+          {
+            socksHost: opts.socks.host,
+            socksPort: opts.socks.port,
+            host: `${serviceId}.onion`,
+            port: virtualPort,
+            isolationKey: isolation.key(serviceId),
+          },
+          {
+            ...(options.signal ? { signal: options.signal } : {}),
+            timeoutMs: options.timeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS,
+          },
+        );
+        socket.setNoDelay(true);
+        return socket;
+      } catch (e) {
+        // reply 5 (connection refused, RFC 1928 §6): the onion answered that it has no such port, which is the
+        // peer's answer, not a dead rendezvous: keep the warm circuits for it
+        if (!(e instanceof SocksError && e.reply === 5)) isolation.failed(serviceId);
+        throw e;
+      }
+    },
 
     async handle(protocol, handler, options) {
       await libp2p.handle(

@@ -86,6 +86,11 @@ export interface Onion3TransportInit {
   mesh?: OnionMeshRouting;
   /** Inbound admission: pending cap and deadlines (defaults in _inbound-admission.ts). */
   inboundAdmission?: PendingInboundOptions;
+  /**
+   * The SOCKS isolation keys of dialled onions, shared with the node's other tor streams to the same peer
+   * (AgentNode.openOnionStream) so they ride the same rendezvous circuit. Absent: one of its own.
+   */
+  isolation?: OnionIsolation;
 }
 
 interface Onion3Components {
@@ -96,13 +101,14 @@ class Onion3Transport implements Transport {
   readonly [transportSymbol] = true as const;
   readonly [Symbol.toStringTag] = '@mmogit/onion3';
   private readonly log: Logger;
-  private readonly isolation = new OnionIsolation();
+  private readonly isolation: OnionIsolation;
 
   constructor(
     private readonly components: Onion3Components,
     private readonly init: Onion3TransportInit,
   ) {
     this.log = components.logger.forComponent('mmogit:transport:onion3');
+    this.isolation = init.isolation ?? new OnionIsolation();
   }
 
   async dial(ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Messenger, type ReceivedMessage } from '../../src/agent/messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from '../../src/agent/messaging-adapters.js';
+import { MESSAGE_PROTOCOLS } from '../../src/agent/messaging-connections.js';
+import { type DirectMessaging, startDirectMessaging } from '../../src/agent/messaging-direct.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { MemoryStore } from '../../src/memory/store.js';
 import type { TorHandle } from '../../src/tor/daemon.js';
@@ -35,13 +37,15 @@ afterAll(async () => {
 interface TorAgent {
   key: AgentKey;
   node: AgentNode;
+  /** Direct messaging streams (as the agent runtime starts them), when asked for. */
+  direct: DirectMessaging | null;
   messenger: Messenger;
   got: ReceivedMessage[];
   home: string;
   publish(): Promise<void>;
 }
 
-async function torAgent(tor: TorHandle, name: string, publish = true): Promise<TorAgent> {
+async function torAgent(tor: TorHandle, name: string, publish = true, withDirect = false): Promise<TorAgent> {
   const key = AgentKey.random();
   const home = join(tmp, name);
   const node = await createAgentNode({
@@ -51,8 +55,16 @@ async function torAgent(tor: TorHandle, name: string, publish = true): Promise<T
     torDialAttempts: 3,
   });
   const memory = await MemoryStore.open(join(home, 'memory'), key);
+  const direct = withDirect
+    ? await startDirectMessaging({
+        base: messagingNodeFromAgentNode(node),
+        openStream: (onion, port, o) => node.openOnionStream(onion, port, o),
+        protocols: Object.values(MESSAGE_PROTOCOLS),
+        listen: { path: join(tmp, `${name}.sock`) },
+      })
+    : null;
   const messenger = new Messenger({
-    node: messagingNodeFromAgentNode(node),
+    node: direct ? direct.node : messagingNodeFromAgentNode(node),
     key,
     store: messageStoreFromMemory(memory, { journalPath: join(tmp, name, 'messages.journal') }),
     outboxDir: join(home, 'outbox'),
@@ -63,17 +75,24 @@ async function torAgent(tor: TorHandle, name: string, publish = true): Promise<T
   await messenger.start();
   stops.push(async () => {
     await messenger.stop();
+    await direct?.close();
     await node.stop();
     await memory.close();
   });
   const agent: TorAgent = {
     key,
     node,
+    direct,
     messenger,
     got,
     home,
     async publish() {
-      await publishOnion(tor, key, { targetPort: node.listenPort, virtualPort: VPORT, timeoutMs: 60_000 });
+      await publishOnion(tor, key, {
+        targetPort: node.listenPort,
+        virtualPort: VPORT,
+        timeoutMs: 60_000,
+        ...(direct ? { extraPorts: [direct.port] } : {}),
+      });
     },
   };
   if (publish) await agent.publish();
@@ -115,5 +134,37 @@ describe('messaging over the private Tor network', () => {
     expect(Date.now() - t0).toBeLessThan(90_000);
     expect(b.got[0]).toMatchObject({ id: r.id, from: a.key.onion, text: 'waiting for you' });
     await waitFor(async () => (await readdir(join(a.home, 'outbox'))).length === 0, 30_000, 'outbox emptied');
+  }, 240_000);
+
+  it('direct streams through tor: two agents with them use one (no libp2p connection); one without is reached over libp2p', async () => {
+    const a = await torAgent(torA, 'a3', true, true);
+    const b = await torAgent(torB, 'b3', true, true);
+    const old = await torAgent(torB, 'old3', true, false);
+    expect((await a.messenger.send(b.key.onion, 'direct', { timeoutMs: 90_000 })).status).toBe('delivered');
+    expect((await b.messenger.send(a.key.onion, 'direct back', { timeoutMs: 60_000 })).status).toBe(
+      'delivered',
+    );
+    const ping = await a.messenger.ping(b.key.onion, { timeoutMs: 60_000 });
+    expect(ping).toMatchObject({ transport: 'tor', suite: 'hybrid-x25519-mlkem768', reused: true });
+    expect(a.direct?.stats()).toEqual({ dialled: 1, accepted: 0, fellBack: 0 });
+    expect(b.direct?.stats()).toEqual({ dialled: 0, accepted: 1, fellBack: 0 });
+    // the messages never touched libp2p: no connection between the two nodes
+    expect(a.node.connections().filter((c) => c.onion === b.key.onion)).toEqual([]);
+    expect(b.got.map((m) => m.text)).toEqual(['direct']);
+    expect(a.got.map((m) => m.text)).toEqual(['direct back']);
+
+    // an agent that does not publish the port: tor refuses the connect (SOCKS reply 5), libp2p carries it,
+    // both ways (its own dials are libp2p ones, which a's node answers as before)
+    expect((await a.messenger.send(old.key.onion, 'to an older agent', { timeoutMs: 90_000 })).status).toBe(
+      'delivered',
+    );
+    expect(a.direct?.stats().fellBack).toBe(1);
+    expect(old.got.map((m) => m.text)).toEqual(['to an older agent']);
+    expect(a.node.connections().filter((c) => c.onion === old.key.onion).length).toBeGreaterThan(0);
+    expect((await old.messenger.send(a.key.onion, 'from it', { timeoutMs: 60_000 })).status).toBe(
+      'delivered',
+    );
+    await waitFor(() => a.got.length === 2, 30_000, "the older agent's message");
+    expect(a.got[1]?.text).toBe('from it');
   }, 240_000);
 });
