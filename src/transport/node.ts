@@ -7,6 +7,7 @@
  */
 import '../_polyfill.js';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream, Transport } from '@libp2p/interface';
@@ -199,6 +200,13 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
   });
 
   const stopPolicyWatch = closeRefusedOnPolicyChange(libp2p, hybrid, transportOf);
+  // The same rule for the plain tor streams of openOnionStream: ours to a peer whose new policy refuses tor close.
+  const onionStreams = new Map<string, Set<Socket>>();
+  const stopStreamWatch = hybrid.onPolicyChange((peer) => {
+    if (hybrid.allows(peer, 'tor')) return;
+    for (const s of onionStreams.get(peer) ?? [])
+      s.destroy(new Error("route tor refused by the peer's new policy"));
+  });
 
   libp2p.addEventListener('connection:open', (evt) => {
     const c = evt.detail;
@@ -386,6 +394,14 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
           },
         );
         socket.setNoDelay(true);
+        const peer = t.peerId.toString();
+        const set = onionStreams.get(peer) ?? new Set<Socket>();
+        onionStreams.set(peer, set);
+        set.add(socket);
+        socket.once('close', () => {
+          set.delete(socket);
+          if (set.size === 0 && onionStreams.get(peer) === set) onionStreams.delete(peer);
+        });
         return socket;
       } catch (e) {
         // reply 5 (connection refused, RFC 1928 §6): the onion answered that it has no such port, which is the
@@ -439,6 +455,8 @@ export async function createAgentNode(opts: AgentNodeOptions): Promise<AgentNode
 
     async stop(options = {}) {
       stopPolicyWatch();
+      stopStreamWatch();
+      for (const set of onionStreams.values()) for (const s of set) s.destroy();
       const signal = withTimeout(
         options.signal,
         options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,

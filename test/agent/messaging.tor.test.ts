@@ -166,5 +166,18 @@ describe('messaging over the private Tor network', () => {
     );
     await waitFor(() => a.got.length === 2, 30_000, "the older agent's message");
     expect(a.got[1]?.text).toBe('from it');
+
+    // a new policy that refuses tor closes our direct stream to that peer, as it closes libp2p connections
+    a.node.hybrid.setPeerPolicy(b.node.peerId, 'direct-only');
+    await waitFor(
+      () =>
+        a.messenger.ping(b.key.onion, { timeoutMs: 5_000 }).then(
+          () => false,
+          () => true,
+        ),
+      30_000,
+      'ping refused once the policy refuses tor',
+    );
+    expect(a.direct?.stats().dialled).toBe(1);
   }, 240_000);
 });
