@@ -5,9 +5,9 @@
  */
 
 /** Version of the mesh protocol (cells, handshake, relay messages). */
-export const MESH_PROTOCOL_VERSION = 1;
+export const MESH_PROTOCOL_VERSION = 2;
 /** libp2p protocol id of a mesh link to a relay's onion. */
-export const MESH_PROTOCOL = '/mmogit/mesh/1.0.0';
+export const MESH_PROTOCOL = '/mmogit/mesh/2.0.0';
 
 // ── link cells (§8.2) ───────────────────────────────────────────────────────────────────────────────
 export const CELL_HEADER_LEN = 5; // circ_id u32 ‖ command u8
@@ -19,6 +19,8 @@ export const CMD_DESTROY = 0x03;
 export const CMD_RELAY_128 = 0x04;
 export const CMD_RELAY_2K = 0x05;
 export const CMD_RELAY_16K = 0x06;
+/** Bulk data only: a DATA cell that the stream fills to the brim (mesh protocol 2). */
+export const CMD_RELAY_64K = 0x07;
 
 /** Body length of each link command; an unknown command closes the link. */
 export const BODY_LEN: Readonly<Record<number, number>> = Object.freeze({
@@ -29,17 +31,20 @@ export const BODY_LEN: Readonly<Record<number, number>> = Object.freeze({
   [CMD_RELAY_128]: 128,
   [CMD_RELAY_2K]: 2048,
   [CMD_RELAY_16K]: 16384,
+  // the largest multiple of 16 whose cell (5 + body) still fits one link payload, MAX_LINK_PAYLOAD
+  [CMD_RELAY_64K]: 65520,
 });
 
-/** The three relay size classes, smallest first: [command, layered body length]. */
+/** The four relay size classes, smallest first: [command, layered body length]. */
 export const RELAY_CLASSES: readonly (readonly [number, number])[] = Object.freeze([
   [CMD_RELAY_128, 128],
   [CMD_RELAY_2K, 2048],
   [CMD_RELAY_16K, 16384],
+  [CMD_RELAY_64K, 65520],
 ]);
 
 export function isRelayCommand(cmd: number): boolean {
-  return cmd === CMD_RELAY_128 || cmd === CMD_RELAY_2K || cmd === CMD_RELAY_16K;
+  return cmd === CMD_RELAY_128 || cmd === CMD_RELAY_2K || cmd === CMD_RELAY_16K || cmd === CMD_RELAY_64K;
 }
 
 /** Largest link payload: one PQ channel frame (docs/protocol.md §4.5). */
@@ -115,6 +120,14 @@ export const STREAM_SENDME_BYTES = 512 * 1024;
 /** DATA cells a leg may have in flight in each direction, and the increment of one circuit SENDME. */
 export const CIRCUIT_WINDOW_CELLS = 512;
 export const CIRCUIT_SENDME_CELLS = 32;
+/**
+ * What one DATA cell counts for in the circuit window, from its data length (offset included): a 64 KiB-class
+ * cell counts as 4, every other as 1, so the window still bounds a leg's bytes in flight at ~8 MiB (512 × 16 KiB)
+ * and a relay's per-circuit queue bound (twice that) holds; both ends compute it from the message alone.
+ */
+export function dataCellWeight(dataLen: number): number {
+  return dataLen > messageCapacity(16384) ? 4 : 1;
+}
 /** Most streams in one set (so one SWITCH fits a 2 KiB cell). */
 export const MAX_STREAMS_PER_SET = 128;
 /** Bytes of one SWITCH entry: stream u16 ‖ flags u8 ‖ offset u64. */

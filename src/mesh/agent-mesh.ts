@@ -111,7 +111,7 @@ export class AgentMesh {
     if (this.#relay) return this.#relay;
     const [
       { Relay },
-      { MESH_PROTOCOL },
+      { MESH_PROTOCOL, MESH_PROTOCOL_VERSION },
       { channelFromStream },
       { describePolicy, DEFAULT_EXIT_POLICY },
       descriptor,
@@ -171,7 +171,7 @@ export class AgentMesh {
     const exits = describePolicy(runtime ? policy : { ...policy, onionPorts: [] });
     const shown = options.publicAddr ?? listen;
     const desc = {
-      version: 1,
+      version: MESH_PROTOCOL_VERSION,
       addrs: shown ? [`tcp:${shown.host.includes(':') ? `[${shown.host}]` : shown.host}:${shown.port}`] : [],
       exits,
       family: options.family ?? [],

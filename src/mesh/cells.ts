@@ -63,6 +63,17 @@ export interface RelayMessage {
   data: Buffer;
 }
 
+/** A relay message's data: one buffer, or parts in order (never joined by the caller). */
+export type MessageData = Uint8Array | readonly Uint8Array[];
+
+/** Bytes of a {@link MessageData}. */
+export function dataLength(data: MessageData): number {
+  if (!Array.isArray(data)) return (data as Uint8Array).length;
+  let n = 0;
+  for (const p of data as readonly Uint8Array[]) n += p.length;
+  return n;
+}
+
 /** The smallest size class whose capacity holds `dataLen` bytes: [link command, body length]. */
 export function classFor(dataLen: number): readonly [number, number] {
   for (const c of RELAY_CLASSES) if (dataLen <= messageCapacity(c[1])) return c;
@@ -77,18 +88,27 @@ export function encodeMessage(
   bodyLen: number,
   cmd: number,
   stream: number,
-  data: Uint8Array,
+  data: MessageData,
   prefix?: Uint8Array,
 ): Buffer {
-  const len = data.length + (prefix?.length ?? 0);
+  const len = dataLength(data) + (prefix?.length ?? 0);
   if (len > messageCapacity(bodyLen)) throw new RangeError('relay message data too long for its cell');
   // from Node's buffer pool (cells are under its 4 KiB limit), zeroed by hand: the padding and filler are zeros
   const out = Buffer.allocUnsafe(bodyLen - TAG_LEN).fill(0);
   out[RECOGNIZED_LEN] = cmd;
   out.writeUInt16BE(stream, RECOGNIZED_LEN + 1);
   out.writeUInt16BE(len, RECOGNIZED_LEN + 3);
-  if (prefix) out.set(prefix, MSG_HEADER_LEN);
-  out.set(data, MSG_HEADER_LEN + (prefix?.length ?? 0));
+  let at = MSG_HEADER_LEN;
+  if (prefix) {
+    out.set(prefix, at);
+    at += prefix.length;
+  }
+  if (Array.isArray(data)) {
+    for (const p of data as readonly Uint8Array[]) {
+      out.set(p, at);
+      at += p.length;
+    }
+  } else out.set(data as Uint8Array, at);
   return out;
 }
 
@@ -96,18 +116,19 @@ export function encodeMessage(
 const ZEROS = Buffer.alloc((RELAY_CLASSES[RELAY_CLASSES.length - 1] as readonly [number, number])[1]);
 
 /**
- * {@link encodeMessage} as parts (header ‖ prefix, data, zero padding): the same M bytes, with `data` not copied.
+ * {@link encodeMessage} as parts (header ‖ prefix, data or its parts, zero padding): the same M bytes, with `data`
+ * not copied.
  * The parts are views: `data` must not change until they are sealed.
  */
 export function messageParts(
   bodyLen: number,
   cmd: number,
   stream: number,
-  data: Uint8Array,
+  data: MessageData,
   prefix?: Uint8Array,
 ): Uint8Array[] {
   const pre = prefix?.length ?? 0;
-  const len = data.length + pre;
+  const len = dataLength(data) + pre;
   if (len > messageCapacity(bodyLen)) throw new RangeError('relay message data too long for its cell');
   // from Node's buffer pool (a few bytes)
   const head = Buffer.allocUnsafe(MSG_HEADER_LEN + pre).fill(0, 0, RECOGNIZED_LEN);
@@ -115,7 +136,10 @@ export function messageParts(
   head.writeUInt16BE(stream, RECOGNIZED_LEN + 1);
   head.writeUInt16BE(len, RECOGNIZED_LEN + 3);
   if (prefix) head.set(prefix, MSG_HEADER_LEN);
-  return [head, data, ZEROS.subarray(0, bodyLen - TAG_LEN - MSG_HEADER_LEN - len)];
+  const pad = ZEROS.subarray(0, bodyLen - TAG_LEN - MSG_HEADER_LEN - len);
+  return Array.isArray(data)
+    ? [head, ...(data as readonly Uint8Array[]), pad]
+    : [head, data as Uint8Array, pad];
 }
 
 /**

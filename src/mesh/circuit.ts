@@ -28,9 +28,11 @@ import {
   type Cell,
   cellFrame,
   classFor,
+  dataLength,
   encodeCell,
   encodeExtend,
   encodeMessage,
+  type MessageData,
   parseMessage,
   type RelayMessage,
 } from './cells.js';
@@ -199,16 +201,16 @@ export class Circuit implements Leg {
   }
 
   /** Sends a relay message to hop `j` (1-based). */
-  sendTo(j: number, cmd: number, stream: number, data: Uint8Array, prefix?: Uint8Array): void {
+  sendTo(j: number, cmd: number, stream: number, data: MessageData, prefix?: Uint8Array): void {
     if (this.#closed) throw this.#closed;
-    const [relayCmd, len] = classFor(data.length + (prefix?.length ?? 0));
+    const [relayCmd, len] = classFor(dataLength(data) + (prefix?.length ?? 0));
     const cell = cellFrame(this.circId, relayCmd);
     clientSealOut(this.hops, j, encodeMessage(len, cmd, stream, data, prefix), { cell, at: CELL_HEADER_LEN });
     this.link.send(cell, this.circId);
   }
 
   /** As a leg: a message to the exit. */
-  send(cmd: number, stream: number, data: Uint8Array, prefix?: Uint8Array): void {
+  send(cmd: number, stream: number, data: MessageData, prefix?: Uint8Array): void {
     this.sendTo(this.hops.length, cmd, stream, data, prefix);
   }
 

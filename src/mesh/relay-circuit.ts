@@ -4,7 +4,7 @@
  * @module
  */
 import { CELL_HEADER_LEN } from './_wire.js';
-import { cellHead, classFor, messageParts } from './cells.js';
+import { cellHead, classFor, dataLength, type MessageData, messageParts } from './cells.js';
 import { MeshError } from './errors.js';
 import type { ExitLeg, ExitSet } from './exit.js';
 import type { HopLayers } from './layers.js';
@@ -47,9 +47,9 @@ export class RelayCircuit implements ExitLeg {
   }
 
   /** As an exit leg: a message to the client. */
-  send(cmd: number, stream: number, data: Uint8Array, prefix?: Uint8Array): void {
+  send(cmd: number, stream: number, data: MessageData, prefix?: Uint8Array): void {
     if (this.closed) throw new MeshError('closed', 'circuit closed');
-    const [relayCmd, len] = classFor(data.length + (prefix?.length ?? 0));
+    const [relayCmd, len] = classFor(dataLength(data) + (prefix?.length ?? 0));
     // sealed as parts (header, data, padding): the data is encrypted where it lies, never copied into a cell
     const cell = this.layers.backward.sealParts(
       messageParts(len, cmd, stream, data, prefix),

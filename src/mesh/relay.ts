@@ -46,7 +46,11 @@ import {
 import { RelayCircuit, type Side } from './relay-circuit.js';
 
 const log = createLogger('mmogit:mesh:relay');
-/** A circuit whose queue towards one neighbour exceeds this is torn down (twice the circuit window). */
+/**
+ * A circuit whose queue towards one neighbour exceeds this is torn down (twice the circuit window): the window
+ * counts a 64 KiB-class cell as 4 (dataCellWeight), and 4 × (5 + 16384) ≥ 5 + 65520, so this stays ≥ twice a
+ * full window's bytes.
+ */
 const MAX_CIRCUIT_QUEUE = 2 * CIRCUIT_WINDOW_CELLS * (5 + 16384) + 64 * 1024;
 
 /** Instrumentation for tests and benchmarks: never needed to run a relay. */

@@ -8,6 +8,7 @@ import { createLogger } from '../_log.js';
 import {
   CIRCUIT_SENDME_CELLS,
   CIRCUIT_WINDOW_CELLS,
+  dataCellWeight,
   MAX_STREAMS_PER_SET,
   MSG_DATA,
   MSG_END,
@@ -30,6 +31,7 @@ export class StreamSet implements StreamOwner {
   /** While a SWITCH is unanswered nothing but control messages is sent. */
   paused = false;
   #pumpScheduled = false;
+  #tailScheduled = false;
   #rr = 0;
 
   get active(): Leg | null {
@@ -78,28 +80,43 @@ export class StreamSet implements StreamOwner {
     });
   }
 
-  pump(): void {
+  /**
+   * Sends what the windows allow, round robin, one cell per stream per turn. Unless `partial`, streams keep
+   * back a cell that would not be full (MeshStream.sendOne); one partial pump at `setImmediate` (after this
+   * loop turn's I/O, so the socket reads already due are in) then sends whatever they hold.
+   */
+  pump(partial = false): void {
     const leg = this.#active;
     if (!leg?.alive || this.paused) return;
     const list = [...this.streams.values()];
     if (list.length === 0) return;
-    // round robin: each stream sends one cell per turn while the leg's window lasts
+    let short = false;
     for (let progress = true; progress && leg.sendWindow > 0; ) {
       progress = false;
+      short = false;
       for (let i = 0; i < list.length && leg.sendWindow > 0; i++) {
         const s = list[(this.#rr + i) % list.length] as MeshStream;
-        if (s.sendOne(leg)) progress = true;
+        if (s.sendOne(leg, partial)) progress = true;
+        else if (s.holdsShort) short = true;
       }
       this.#rr++;
     }
     for (const s of list) s.afterPump();
+    if (short && !this.#tailScheduled) {
+      this.#tailScheduled = true;
+      setImmediate(() => {
+        this.#tailScheduled = false;
+        this.pump(true);
+      });
+    }
   }
 
   /** Handles DATA, END and SENDME; returns false for other commands (the subclass's). */
   handleCommon(leg: Leg, msg: RelayMessage): boolean {
     switch (msg.cmd) {
       case MSG_DATA: {
-        if (++leg.receivedSinceSendme >= CIRCUIT_SENDME_CELLS) {
+        leg.receivedSinceSendme += dataCellWeight(msg.data.length);
+        if (leg.receivedSinceSendme >= CIRCUIT_SENDME_CELLS) {
           leg.receivedSinceSendme -= CIRCUIT_SENDME_CELLS;
           try {
             leg.send(MSG_SENDME, 0, EMPTY);

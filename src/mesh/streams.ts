@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import { createLogger } from '../_log.js';
 import {
   CIRCUIT_WINDOW_CELLS,
+  dataCellWeight,
   MSG_DATA,
   MSG_END,
   MSG_SENDME,
@@ -22,19 +23,27 @@ import {
   STREAM_SENDME_BYTES,
   STREAM_WINDOW,
 } from './_wire.js';
-import { encodeEnd, parseData, parseEnd, type SwitchEntry, u64 } from './cells.js';
+import { encodeEnd, type MessageData, parseData, parseEnd, type SwitchEntry, u64 } from './cells.js';
 import { MeshError } from './errors.js';
 
 const log = createLogger('mmogit:mesh:stream');
-/** Most stream bytes in one DATA cell (the largest class, minus the 8-byte offset). */
+/** Most stream bytes in one DATA cell of the 16 KiB class (minus the 8-byte offset). */
 export const DATA_CHUNK = messageCapacity(16384) - 8;
+/**
+ * Stream bytes of a 64 KiB-class DATA cell, which is only ever sent full: a stream with at least this much to
+ * send (and window for it) sends it in one such cell, anything less goes in the smallest class that fits, so no
+ * cell is padded more than before that class existed.
+ */
+export const DATA_CHUNK_LARGE = messageCapacity(65520) - 8;
 const _EMPTY = Buffer.alloc(0);
+/** Most parts one DATA cell's bytes are sealed from before they are joined (see MeshStream's #take). */
+const MAX_DATA_PARTS = 8;
 
 /** A circuit as one end of a set sees it. */
 export interface Leg {
   readonly alive: boolean;
   /** Sends one relay message to the other end of the set (the exit, or the client); `prefix` goes first. */
-  send(cmd: number, stream: number, data: Uint8Array, prefix?: Uint8Array): void;
+  send(cmd: number, stream: number, data: MessageData, prefix?: Uint8Array): void;
   /** DATA cells this leg may still send before the peer's next circuit SENDME. */
   sendWindow: number;
   /** DATA cells received on this leg since the last circuit SENDME we sent. */
@@ -83,6 +92,10 @@ export class MeshStream extends Duplex {
   #pushedEnd = false;
   #finalAckSent = false;
   #done = false;
+  /** The last {@link sendOne} held back a short cell (to be sent by a partial pump). */
+  holdsShort = false;
+  /** The last DATA cell sent was a full 64 KiB-class one. */
+  #bulk = false;
   /** First DATA after a SWITCH: observers (the client's failover timing) hook here. */
   onFirstData: (() => void) | null = null;
 
@@ -151,17 +164,37 @@ export class MeshStream extends Duplex {
   }
 
   // ── sending ───────────────────────────────────────────────────────────────────────────────────────
-  /** Sends at most one cell on `leg`; true if it did. */
-  sendOne(leg: Leg): boolean {
+  /**
+   * Sends at most one cell on `leg`; true if it did. Unless `partial`, a stream in bulk that could fill a
+   * 64 KiB-class cell but has less pending sends nothing and sets {@link holdsShort}: its set flushes it after
+   * this turn's I/O (see StreamSet.pump), so the socket reads of one turn share cells instead of each read's
+   * tail going out in a cell of its own.
+   */
+  sendOne(leg: Leg, partial = true): boolean {
+    this.holdsShort = false;
     if (!this.ready || this.#done) return false;
     if (this.#pendingBytes > 0 && this.#sendOffset - this.#acked < STREAM_WINDOW) {
-      const room = Math.min(DATA_CHUNK, STREAM_WINDOW - (this.#sendOffset - this.#acked));
-      const bytes = this.#take(room);
-      leg.send(MSG_DATA, this.id, bytes, u64(this.#sendOffset));
-      leg.sendWindow--;
-      this.#unacked.push({ offset: this.#sendOffset, bytes });
-      this.#unackedBytes += bytes.length;
-      this.#sendOffset += bytes.length;
+      const window = STREAM_WINDOW - (this.#sendOffset - this.#acked);
+      // a full 64 KiB-class cell when there is that much to send and the windows allow it, else a 16 KiB one
+      const largeFits = window >= DATA_CHUNK_LARGE && leg.sendWindow >= 4;
+      const large = largeFits && this.#pendingBytes >= DATA_CHUNK_LARGE;
+      // held back only in bulk (16 KiB or more pending, or the tail after a full cell): a lone short write,
+      // as a request or an echo, goes at once, with no turn of delay
+      if (largeFits && !large && !partial && (this.#bulk || this.#pendingBytes >= DATA_CHUNK)) {
+        this.holdsShort = true;
+        return false;
+      }
+      this.#bulk = large;
+      const parts = this.#take(large ? DATA_CHUNK_LARGE : Math.min(DATA_CHUNK, window));
+      leg.send(MSG_DATA, this.id, parts, u64(this.#sendOffset));
+      let n = 0;
+      for (const bytes of parts) {
+        this.#unacked.push({ offset: this.#sendOffset + n, bytes });
+        n += bytes.length;
+      }
+      leg.sendWindow -= dataCellWeight(8 + n);
+      this.#unackedBytes += n;
+      this.#sendOffset += n;
       return true;
     }
     if (this.#pendingBytes === 0 && this.#endRequested && !this.#endSent) {
@@ -179,31 +212,28 @@ export class MeshStream extends Duplex {
     }
   }
 
-  #take(max: number): Buffer {
-    const first = this.#pending[0] as Buffer;
-    let out: Buffer;
-    if (first.length <= max) {
-      // coalesce small writes into one cell
-      const parts: Buffer[] = [];
-      let n = 0;
-      while (this.#pending.length > 0 && n + (this.#pending[0] as Buffer).length <= max) {
-        const b = this.#pending.shift() as Buffer;
-        parts.push(b);
-        n += b.length;
-      }
-      if (n < max && this.#pending.length > 0) {
-        const head = this.#pending[0] as Buffer;
+  /**
+   * Up to `max` pending bytes as the parts they lie in (views, never joined: the cell is sealed part by part,
+   * and a socket's 64 KiB reads do not line up with cells, so joining copied nearly every large cell).
+   */
+  #take(max: number): Buffer[] {
+    const parts: Buffer[] = [];
+    let n = 0;
+    while (n < max && this.#pending.length > 0) {
+      const head = this.#pending[0] as Buffer;
+      if (n + head.length <= max) {
+        this.#pending.shift();
+        parts.push(head);
+        n += head.length;
+      } else {
         parts.push(head.subarray(0, max - n));
         this.#pending[0] = head.subarray(max - n);
         n = max;
       }
-      out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
-    } else {
-      out = first.subarray(0, max);
-      this.#pending[0] = first.subarray(max);
     }
-    this.#pendingBytes -= out.length;
-    return out;
+    this.#pendingBytes -= n;
+    // many small writes: one joined part (a copy of at most one cell), not a GCM pass per write
+    return parts.length > MAX_DATA_PARTS ? [Buffer.concat(parts, n)] : parts;
   }
 
   onSendme(consumed: number): void {

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { AgentKey } from '../../src/identity/keys.js';
 import {
   CELL_HEADER_LEN,
+  dataCellWeight,
   FILLER_LEN,
+  MAX_LINK_PAYLOAD,
   messageCapacity,
   RELAY_CLASSES,
   TAG_LEN,
@@ -184,8 +186,14 @@ describe('mesh layers', () => {
     expect(classFor(messageCapacity(128))[1]).toBe(128);
     expect(classFor(messageCapacity(128) + 1)[1]).toBe(2048);
     expect(classFor(messageCapacity(16384))[1]).toBe(16384);
-    expect(() => classFor(messageCapacity(16384) + 1)).toThrow(RangeError);
+    expect(classFor(messageCapacity(16384) + 1)[1]).toBe(65520);
+    expect(classFor(messageCapacity(65520))[1]).toBe(65520);
+    expect(() => classFor(messageCapacity(65520) + 1)).toThrow(RangeError);
     expect(messageCapacity(16384)).toBe(16384 - 16 - 13 - FILLER_LEN);
+    // the largest cell still fits one link payload (one PQ frame)
+    expect(5 + 65520).toBeLessThanOrEqual(MAX_LINK_PAYLOAD);
+    expect(dataCellWeight(messageCapacity(16384))).toBe(1);
+    expect(dataCellWeight(messageCapacity(16384) + 1)).toBe(4);
   });
 });
 
