@@ -5,6 +5,7 @@ import type { ReceivedMessage } from '../../src/agent/messaging-types.js';
 import { decodeCursor } from '../../src/agent/messaging-view.js';
 import { hasCode, MmogitError } from '../../src/errors.js';
 import { BOUNDS, parseCount } from '../_numbers.js';
+import { stdoutRoom, writeLine } from '../_stdout.js';
 import { terminalSafe as t } from '../_terminal-safe.js';
 import { type CommandResult, type GlobalOptions, note } from '../output.js';
 import { configDirOf } from './_context.js';
@@ -21,8 +22,19 @@ interface InboxArgs extends GlobalOptions {
 
 /** A follow waits this long at most between tries to reach a daemon that went away (it restarts). */
 const RECONNECT_MAX_MS = 5_000;
-/** `follow` holds its IPC call open indefinitely: the longest timer Node allows. */
-const FOLLOW_CALL_MS = 2 ** 31 - 1;
+/**
+ * A follow call is renewed this often (it follows again from its cursor, unseen): the IPC client keeps each
+ * call's deadline timer until it fires, so the deadline must be short enough that calls ended early (a
+ * follower hangs up whenever stdout is full, below) do not pile timers up.
+ */
+const FOLLOW_RENEW_MS = 10 * 60_000;
+/** The IPC deadline of one follow call: after its renewal, so it only fires for a client that hangs. */
+const FOLLOW_CALL_MS = FOLLOW_RENEW_MS + 60_000;
+/**
+ * While the reader of stdout is slow, up to this many bytes of messages wait in stdout's buffer; beyond it the
+ * follower hangs up until stdout drained. Large enough that a reconnect is rare next to what it delivers.
+ */
+const STDOUT_BUDGET = 1024 * 1024;
 
 /** A message's time for people; an out-of-range timestamp is shown as it is instead of throwing. */
 function timeOf(ms: number): string {
@@ -41,7 +53,7 @@ function line(m: ReceivedMessage, aliases: Map<string, string[]>): string {
 /**
  * `mmogit inbox [--from P] [--type T] [--thread ID] [--since CURSOR] [--limit N]` → the messages in receive
  * order, each with its `cursor`. With `--follow`, then every new message as it arrives (`--json`: one NDJSON
- * line each, flushed), across daemon restarts, until interrupted.
+ * line each, flushed), across daemon restarts, until interrupted; at the pace stdout's reader reads.
  */
 export default async function inbox(args: InboxArgs): Promise<CommandResult> {
   const configDir = configDirOf(args);
@@ -69,6 +81,12 @@ export default async function inbox(args: InboxArgs): Promise<CommandResult> {
   let cursor = args.since;
   let wait = 250;
   for (;;) {
+    // The IPC client reads its socket as fast as lines come: to stop taking messages while stdout is full, the
+    // follower hangs up (the daemon's follow then stops reading its store) and, once stdout drained, follows
+    // again from the cursor of the last message it wrote, so nothing is lost or repeated in between.
+    const hangUp = new AbortController();
+    const renew = setTimeout(() => hangUp.abort(new MmogitError('ERR_ABORTED', 'renewed')), FOLLOW_RENEW_MS);
+    let room: Promise<void> | undefined;
     try {
       await callDaemon<{ cursor: string | null }>(
         configDir,
@@ -76,18 +94,31 @@ export default async function inbox(args: InboxArgs): Promise<CommandResult> {
         { ...filter, ...(cursor !== undefined ? { since: cursor } : {}) },
         {
           timeoutMs: FOLLOW_CALL_MS,
+          signal: hangUp.signal,
           onProgress: (p) => {
+            // After the hang-up the rest of the socket's last chunk still comes: it is read again later.
+            if (hangUp.signal.aborted) return;
             wait = 250;
             const m = p.message as ReceivedMessage | undefined;
             if (!m) return;
             cursor = m.cursor ?? cursor;
-            process.stdout.write(`${args.json ? JSON.stringify(m) : line(m, aliases)}\n`);
+            if (writeLine(args.json ? JSON.stringify(m) : line(m, aliases), STDOUT_BUDGET)) return;
+            room = stdoutRoom();
+            hangUp.abort(new MmogitError('ERR_ABORTED', 'stdout is full'));
           },
         },
       );
     } catch (e) {
       // A bad cursor or filter stays bad; only a daemon that went away (or is still starting) is waited for.
-      if (!hasCode(e, 'ERR_DAEMON_NOT_RUNNING') && !hasCode(e, 'ERR_DAEMON_IPC')) throw e;
+      if (!hangUp.signal.aborted && !hasCode(e, 'ERR_DAEMON_NOT_RUNNING') && !hasCode(e, 'ERR_DAEMON_IPC')) {
+        throw e;
+      }
+    } finally {
+      clearTimeout(renew);
+    }
+    if (hangUp.signal.aborted) {
+      await room;
+      continue;
     }
     note(`mmogit: the daemon went away; resuming from ${cursor ?? 'the start'} when it is back`);
     await sleep(wait);
