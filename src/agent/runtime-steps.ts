@@ -32,11 +32,13 @@ import { type AgentNode, createAgentNode } from '../transport/node.js';
 import type { MeshConnector } from '../transport/onion3.js';
 import type { AgentEmit } from './agent-events.js';
 import { type FileService, startFileService } from './files-service.js';
+import { FILE_PROTOCOL } from './files-wire.js';
 import { type HookSettings, MessageHooks } from './hooks.js';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_SKEW_MS, Messenger } from './messaging.js';
 import { messageStoreFromMemory, messagingNodeFromAgentNode } from './messaging-adapters.js';
 import { MESSAGE_PROTOCOLS } from './messaging-connections.js';
-import { DIRECT_MESSAGING_SOCKET, startDirectMessaging } from './messaging-direct.js';
+import { DIRECT_MESSAGING_SOCKET, type DirectMessaging, startDirectMessaging } from './messaging-direct.js';
+import type { MessagingNode } from './messaging-types.js';
 import type { RateLimitOptions } from './rate-limit.js';
 import type { AgentConfig, AgentProgress, AgentStartOptions } from './runtime-types.js';
 import { registerSync, SYNC_PROTOCOL } from './sync.js';
@@ -222,13 +224,15 @@ export async function startMessagingStep(
   record: RecordEvent,
   cleanups: Cleanups,
   metrics: AgentMetrics,
-): Promise<{ messenger: Messenger; directPort: OnionPortTarget }> {
+): Promise<{ messenger: Messenger; direct: DirectMessaging }> {
   // Messages, acks and pings on a tor stream of their own (messaging-direct.ts), libp2p for peers without it.
   const socketPath = join(ctx.configDir, DIRECT_MESSAGING_SOCKET);
   const direct = await startDirectMessaging({
     base: messagingNodeFromAgentNode(node),
     openStream: (onion, port, o) => node.openOnionStream(onion, port, o),
-    protocols: Object.values(MESSAGE_PROTOCOLS),
+    // Files too: a transfer's chunks are PQ-session payloads like messages, and a yamux window no longer sits
+    // between them and tor's own flow control. Sync stays on libp2p.
+    protocols: [...Object.values(MESSAGE_PROTOCOLS), FILE_PROTOCOL],
     // A tor that is not ours (attach mode) may run as a user that cannot open our 0600 socket; a socket path
     // past sun_path's 108 bytes cannot be bound: loopback TCP then.
     listen:
@@ -273,7 +277,7 @@ export async function startMessagingStep(
   if (hooks) messenger.on('received', (m, signed) => hooks.onMessage(m, signed));
   await messenger.start();
   cleanups.push(() => messenger.stop());
-  return { messenger, directPort: direct.port };
+  return { messenger, direct };
 }
 
 /** A libp2p node whose services include a DHT (the node of step 2 always has one). */
@@ -428,7 +432,7 @@ export async function startSyncStep(
 /** File transfer (`/mmogit/file/1.0.0`): stored files are listed through `messenger` (files-service.ts). */
 export async function startFilesStep(
   ctx: RuntimeContext,
-  node: AgentNode,
+  node: MessagingNode,
   messenger: Messenger,
   settings: {
     allowClassical: boolean;
@@ -440,7 +444,7 @@ export async function startFilesStep(
   metrics: AgentMetrics,
 ): Promise<FileService> {
   const files = await startFileService({
-    node: messagingNodeFromAgentNode(node),
+    node,
     key: ctx.key,
     configDir: ctx.configDir,
     allowClassical: settings.allowClassical,

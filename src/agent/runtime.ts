@@ -128,7 +128,7 @@ export async function startRuntime(
     const logLine =
       options.onLog ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
     const hooks = await startHooksStep(ctx, options.hooks ?? config.hooks ?? {}, logLine, record, cleanups);
-    const { messenger, directPort } = await startMessagingStep(
+    const { messenger, direct } = await startMessagingStep(
       ctx,
       node,
       store,
@@ -145,7 +145,7 @@ export async function startRuntime(
     );
     const files = await startFilesStep(
       ctx,
-      node,
+      direct.node,
       messenger,
       {
         allowClassical,
@@ -167,7 +167,7 @@ export async function startRuntime(
       options.onProgress,
       cleanups,
       signal,
-      a2a ? [directPort, a2a.port] : [directPort],
+      a2a ? [direct.port, a2a.port] : [direct.port],
     );
     const bootstrapAddrs = [
       ...(options.bootstrap ?? []),

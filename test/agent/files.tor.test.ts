@@ -75,11 +75,24 @@ describe('file transfer over tor', () => {
     void run.finally(() => {
       done = true;
     });
-    // Drop once b holds between 10 and 40 MB: every connection to a, closed under the streams.
+    // Drop once b holds between 10 and 40 MB: b's tor closes its rendezvous circuits (every stream on them dies,
+    // the direct file stream included: docs/protocol.md §5.11), and every libp2p connection is aborted.
     while (!done && dropped < 0) {
       const have = await partialBytes();
       if (have >= 10 * 1024 * 1024) {
         dropped = have;
+        const ctl = b.net().tor.controller;
+        const circuits = await ctl.getInfo('circuit-status');
+        let closed = 0;
+        for (const line of circuits.split('\n')) {
+          const id = line.trim().split(' ', 1)[0] ?? '';
+          if (!/^\d+$/.test(id) || !line.includes('PURPOSE=HS_SERVICE_REND')) continue;
+          await ctl.request(`CLOSECIRCUIT ${id}`).then(
+            () => closed++,
+            () => {},
+          );
+        }
+        expect(closed).toBeGreaterThan(0);
         for (const c of b.net().node.libp2p.getConnections()) {
           c.abort(new MmogitError('ERR_CONNECTION_CLOSED', 'test: dropped mid-transfer'));
         }
