@@ -6,14 +6,26 @@ import type { Message } from '@a2a-js/sdk';
 import fc from 'fast-check';
 import { userMessage } from '../../src/a2a/client.js';
 import { messageContent, ProofChecker, signMessageProof } from '../../src/a2a/proof.js';
+import { encodePreface, MAX_PREFACE_PROTOCOL, readPreface } from '../../src/agent/messaging-direct-wire.js';
 import { decodeFrame, encodeFrame, verifyAck } from '../../src/agent/messaging-envelope.js';
 import { parseAnyEnvelope, signMessageV2, verifyAnyMessage } from '../../src/agent/messaging-envelope-v2.js';
 import { verifyAdvertisement } from '../../src/discovery/advertisement.js';
 import { advertRecordKey, advertValidator } from '../../src/discovery/dht.js';
+import { MmogitError } from '../../src/errors.js';
 import { canonicalBytes } from '../../src/identity/canonical.js';
 import { AgentKey } from '../../src/identity/keys.js';
 import { decodeEntry, signEntry } from '../../src/memory/entry.js';
-import { type FuzzTarget, hostileBytes, must, target, text, utf8, verdict } from './fuzz-kit.js';
+import type { ByteChannel } from '../../src/transport/byte-channel.js';
+import {
+  type FuzzTarget,
+  hostileBytes,
+  must,
+  target,
+  text,
+  utf8,
+  verdict,
+  verdictAsync,
+} from './fuzz-kit.js';
 
 const WIRE = JSON.parse(readFileSync(new URL('../vectors/wire/wire.json', import.meta.url), 'utf8'));
 const alice = AgentKey.fromSeed(Buffer.from(WIRE.keys.alice.seed, 'hex'));
@@ -145,4 +157,57 @@ const a2aProofs = target({
   },
 });
 
-export const RECORD_TARGETS: readonly FuzzTarget[] = [messageFrames, adverts, memoryEntries, a2aProofs];
+// ── Direct messaging preface (docs/protocol.md §5.11): the first bytes any stranger sends to port 4002 ─────────
+
+const PREFACE_SEEDS = [encodePreface('/mmogit/msg/2.0.0'), encodePreface('/mmogit/msg/1.0.0')];
+
+/** A ByteChannel over fixed bytes: what a stream that sent them and then ended reads like. */
+function bytesChannel(bytes: Uint8Array): ByteChannel & { consumed(): number } {
+  let at = 0;
+  return {
+    async readExactly(n) {
+      if (at + n > bytes.length) {
+        throw new MmogitError('ERR_CONNECTION_CLOSED', `closed after ${bytes.length - at} of ${n} bytes`);
+      }
+      at += n;
+      return bytes.subarray(at - n, at);
+    },
+    async write() {},
+    async close() {},
+    abort() {},
+    consumed: () => at,
+  };
+}
+
+const directPreface = target({
+  name: 'direct messaging preface',
+  async: true,
+  input: hostileBytes(PREFACE_SEEDS, 120),
+  async check(bytes) {
+    const ch = bytesChannel(bytes);
+    const r = await verdictAsync(() => readPreface(ch));
+    // never reads past the preface's fixed bound, whatever it is sent
+    must(ch.consumed() <= 17 + MAX_PREFACE_PROTOCOL, `read ${ch.consumed()} bytes of a preface`);
+    if (!r.accepted) {
+      must(
+        r.error.code === 'ERR_BAD_FRAME' || r.error.code === 'ERR_CONNECTION_CLOSED',
+        `preface refused with ${r.error.code}`,
+      );
+      return;
+    }
+    // accepted: exactly a protocol id, and the bytes encode it back
+    must(/^\/[\x21-\x7e]{1,63}$/.test(r.value), `accepted a preface naming ${JSON.stringify(r.value)}`);
+    must(
+      Buffer.from(encodePreface(r.value)).equals(Buffer.from(bytes.subarray(0, ch.consumed()))),
+      'accepted a preface that is not the encoding of its protocol',
+    );
+  },
+});
+
+export const RECORD_TARGETS: readonly FuzzTarget[] = [
+  messageFrames,
+  adverts,
+  memoryEntries,
+  a2aProofs,
+  directPreface,
+];
