@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { type AbortOptions, connect } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { abortReason, ERROR_CODES, type ErrorCode, MmogitError, withTimeout } from '../errors.js';
+import { abortReason, deadline, ERROR_CODES, type ErrorCode, MmogitError } from '../errors.js';
 import type { IpcParams } from './ipc-params.js';
 
 /**
@@ -345,11 +345,14 @@ export async function ipcCall<T = unknown>(
   options: IpcCallOptions = {},
 ): Promise<T> {
   const what = `daemon ${method}`;
-  const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_IPC_TIMEOUT_MS, what);
+  // Cleared when the call ends: a CLI that follows (many calls, each with a long deadline) keeps no timers.
+  const bound = deadline(options.signal, options.timeoutMs ?? DEFAULT_IPC_TIMEOUT_MS, what);
+  const signal = bound.signal;
   let socket: Socket;
   try {
     socket = await connect({ path }, { signal, what });
   } catch (e) {
+    bound.clear();
     throw ipcSocketError(e);
   }
   return new Promise<T>((resolve, reject) => {
@@ -357,6 +360,7 @@ export async function ipcCall<T = unknown>(
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
+      bound.clear();
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
       fn();

@@ -21,7 +21,7 @@ import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import type { AbortOptions } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { hasCode, MmogitError, withTimeout } from '../errors.js';
+import { deadline, hasCode, MmogitError } from '../errors.js';
 import type { OnionPortTarget } from '../tor/onion-service.js';
 import { SocksError } from '../tor/socks.js';
 import { type ByteChannel, channelFromDuplex } from '../transport/byte-channel.js';
@@ -199,16 +199,18 @@ export async function startDirectMessaging(opts: DirectMessagingOptions): Promis
       return null;
     }
     const channel = channelFromDuplex(socket);
-    const answerSignal = withTimeout(signal, DIRECT_ANSWER_TIMEOUT_MS, `direct stream to ${onion}`);
+    const bound = deadline(signal, DIRECT_ANSWER_TIMEOUT_MS, `direct stream to ${onion}`);
     let answer: number | undefined;
     try {
-      await channel.write(encodePreface(protocol), { signal: answerSignal });
-      answer = (await channel.readExactly(1, { signal: answerSignal }))[0];
+      await channel.write(encodePreface(protocol), { signal: bound.signal });
+      answer = (await channel.readExactly(1, { signal: bound.signal }))[0];
     } catch (e) {
       channel.abort(e instanceof Error ? e : new Error(String(e)));
       if (signal?.aborted) throw e;
       remember(onion, DIRECT_FAILED_RETRY_MS);
       return null;
+    } finally {
+      bound.clear();
     }
     if (answer === DIRECT_ACCEPTED) {
       counts.dialled++;

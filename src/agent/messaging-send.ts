@@ -7,7 +7,7 @@
  */
 import { type AbortOptions, backoffDelay } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { abortReason, MmogitError, withTimeout } from '../errors.js';
+import { abortReason, deadline, MmogitError } from '../errors.js';
 import { asMmogitError } from './_errors.js';
 import type { SignedAck } from './messaging-envelope.js';
 import type { AnySignedMessage } from './messaging-envelope-v2.js';
@@ -152,8 +152,13 @@ export class SendQueue {
       grace.unref?.();
     };
     this.queue.set(id, entry);
-    const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `send to ${to}`);
-    const acked = await this.attempt(id, signal, onSent);
+    const bound = deadline(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `send to ${to}`);
+    let acked: boolean;
+    try {
+      acked = await this.attempt(id, bound.signal, onSent);
+    } finally {
+      bound.clear();
+    }
     clearTimeout(grace);
     if (acked) return { id, status: 'delivered', thread };
     if (entry.refused) {
@@ -240,8 +245,14 @@ export class SendQueue {
   }> {
     const entry = this.queue.get(id);
     if (!entry) throw new MmogitError('ERR_NOT_FOUND', `no queued message ${id}`, { details: { id } });
-    const signal = withTimeout(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `retry ${id}`);
-    if (await this.attempt(id, signal)) return { id, status: 'delivered' };
+    const bound = deadline(options.signal, options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS, `retry ${id}`);
+    let acked: boolean;
+    try {
+      acked = await this.attempt(id, bound.signal);
+    } finally {
+      bound.clear();
+    }
+    if (acked) return { id, status: 'delivered' };
     const err = entry.refused ?? entry.lastError;
     const error = err ? { error: { code: err.code, message: err.message } } : {};
     return { id, status: entry.refused ? 'refused' : 'queued', ...error };

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AbortOptions } from '../_async.js';
 import { createLogger } from '../_log.js';
-import { MmogitError, withTimeout } from '../errors.js';
+import { deadline, MmogitError } from '../errors.js';
 import type { AgentKey } from '../identity/keys.js';
 import { parseOnionAddress } from '../identity/onion.js';
 import { reasonLabel } from '../metrics/labels.js';
@@ -251,14 +251,20 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   async ping(peerOnion: string, options: AbortOptions & { fresh?: boolean } = {}): Promise<PingResult> {
     this.requireRunning();
     const peer = onionHostname(peerOnion);
-    const signal = AbortSignal.any([
-      withTimeout(options.signal, options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS, `ping ${peer}`),
-      this.stopper.signal,
-    ]);
+    const bound = deadline(options.signal, options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS, `ping ${peer}`);
+    const signal = AbortSignal.any([bound.signal, this.stopper.signal]);
+    try {
+      return await this.pingLocked(peer, options.fresh === true, signal);
+    } finally {
+      bound.clear();
+    }
+  }
+
+  private pingLocked(peer: string, fresh: boolean, signal: AbortSignal): Promise<PingResult> {
     return this.lock.run(peer, signal, async () => {
       let reused = true;
       let link = this.links.get(peer);
-      if (options.fresh && link) {
+      if (fresh && link) {
         await link.close(new MmogitError('ERR_CONNECTION_CLOSED', 'replaced by a fresh session'), false);
         link = undefined;
       }
