@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import base32 from 'hi-base32';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandedSecretKey } from '../../src/identity/onion.js';
+import { DEFAULT_ONION_VIRTUAL_PORT, onionMultiaddr, peerIdFromOnion } from '../../src/transport/addr.js';
 import { runCli } from '../helpers/cli.js';
 import { testNetwork } from '../helpers/tor.js';
 import { type NetCall, netCalls, straceUnavailable, type TracedRun, tracedCli } from './leaks-trace.js';
@@ -61,7 +62,20 @@ describe.skipIf(why)(`leaks, tor-only${why ? ` (skipped: ${why})` : ''}`, () => 
     expect(init.exitCode, init.stderr).toBe(0);
     mnemonicA = (JSON.parse(init.stdout) as { mnemonic: string }).mnemonic;
 
-    const start = await step('start', ['tor', 'start', '--network', network, '--json', '-v']);
+    // B is the DHT's entry point (the test network has no bootstrap agent): a bootstrap dial through A's tor,
+    // traced like the rest. (Before direct messaging streams, A's first send opened a libp2p connection to B
+    // that seeded A's routing table; messages no longer touch libp2p, docs/protocol.md §5.11.)
+    const bootstrapB = onionMultiaddr(onionB, DEFAULT_ONION_VIRTUAL_PORT, peerIdFromOnion(onionB).toString());
+    const start = await step('start', [
+      'tor',
+      'start',
+      '--network',
+      network,
+      '--bootstrap',
+      bootstrapB.toString(),
+      '--json',
+      '-v',
+    ]);
     expect(start.exitCode, start.stderr).toBe(0);
     const s = JSON.parse(start.stdout) as { socksPort: number; controlPort: number };
     ports = { socks: s.socksPort, control: s.controlPort };
