@@ -8,14 +8,14 @@
  * JSON-RPC error object, never a dropped process.
  * @module
  */
-import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AGENT_CARD_PATH, type AgentCard } from '@a2a-js/sdk';
 import { DefaultRequestHandler } from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, UserBuilder } from '@a2a-js/sdk/server/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createLogger } from '../_log.js';
+import { closeOnionTarget, listenOnionTarget, type OnionTargetListen } from '../tor/onion-target.js';
 import { A2A_JSONRPC_PATH } from './card.js';
 import { type A2aTask, createExecutor } from './executor.js';
 import type { A2aJournal } from './journal.js';
@@ -81,7 +81,7 @@ export function withinDepth(value: unknown, max: number): boolean {
   return true;
 }
 
-export type A2aListen = { path: string } | { host: '127.0.0.1'; port?: number };
+export type A2aListen = OnionTargetListen;
 
 export interface A2aServerOptions {
   /** The signed card to serve (rebuilt when the advertisement changes). */
@@ -243,30 +243,13 @@ export async function startA2aServer(options: A2aServerOptions): Promise<A2aServ
   });
 
   const listen = options.listen;
-  if ('path' in listen) await rm(listen.path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const done = () => {
-      server.off('error', reject);
-      resolve();
-    };
-    if ('path' in listen) server.listen(listen.path, done);
-    else server.listen(listen.port ?? 0, '127.0.0.1', done);
-  });
-  let onionTarget: string;
-  if ('path' in listen) {
-    await chmod(listen.path, 0o600);
-    onionTarget = `unix:${listen.path}`;
-  } else {
-    onionTarget = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
+  const onionTarget = await listenOnionTarget(server, listen);
   log('A2A server on %s', onionTarget);
   return {
     onionTarget,
     async close() {
       for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-      if ('path' in listen) await rm(listen.path, { force: true });
+      await closeOnionTarget(server, listen);
     },
   };
 }

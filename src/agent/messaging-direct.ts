@@ -17,12 +17,12 @@
  * transport policy is `tor-only` (the default) go direct: every other policy keeps libp2p's routing.
  * @module
  */
-import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import type { AbortOptions } from '../_async.js';
 import { createLogger } from '../_log.js';
 import { deadline, hasCode, MmogitError } from '../errors.js';
 import type { OnionPortTarget } from '../tor/onion-service.js';
+import { closeOnionTarget, listenOnionTarget, type OnionTargetListen } from '../tor/onion-target.js';
 import { SocksError } from '../tor/socks.js';
 import { type ByteChannel, channelFromDuplex } from '../transport/byte-channel.js';
 import {
@@ -65,7 +65,7 @@ export interface DirectMessagingOptions {
   /** The protocols carried on direct streams (the message protocols). */
   protocols: readonly string[];
   /** Where the listener binds: a Unix socket (agents: in the config dir), or 127.0.0.1 on a free port. */
-  listen: { path: string } | { host: '127.0.0.1' };
+  listen: OnionTargetListen;
   maxStreams?: number;
   prefaceTimeoutMs?: number;
 }
@@ -150,19 +150,7 @@ export async function startDirectMessaging(opts: DirectMessagingOptions): Promis
   });
   server.on('error', (e) => log('direct messaging listener: %s', e.message));
   const listen = opts.listen;
-  if ('path' in listen) await rm(listen.path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const done = () => {
-      server.off('error', reject);
-      resolve();
-    };
-    if ('path' in listen) server.listen(listen.path, done);
-    else server.listen(0, '127.0.0.1', done);
-  });
-  if ('path' in listen) await chmod(listen.path, 0o600);
-  const target =
-    'path' in listen ? `unix:${listen.path}` : `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const target = await listenOnionTarget(server, listen);
 
   const remember = (onion: string, ms: number) => {
     libp2pOnlyUntil.delete(onion);
@@ -252,8 +240,7 @@ export async function startDirectMessaging(opts: DirectMessagingOptions): Promis
     async close() {
       closed = true;
       for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-      if ('path' in listen) await rm(listen.path, { force: true });
+      await closeOnionTarget(server, listen);
     },
   };
 }
