@@ -8,6 +8,7 @@
  * A reader that goes away (EPIPE) is not seen here: cli/main.ts ends the process quietly at stdout's 'error',
  * before the drain this waits for could come.
  */
+import { untilDrained } from '../src/_async.js';
 
 /**
  * Writes one line (`text` and a newline) to stdout. False when more than `budget` bytes now wait in stdout's
@@ -25,15 +26,5 @@ export function writeLine(text: string, budget = 0): boolean {
  * for await (const item of source) if (!writeLine(show(item))) await stdoutRoom();
  */
 export function stdoutRoom(): Promise<void> {
-  const out = process.stdout;
-  if (!out.writableNeedDrain) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      out.off('drain', done);
-      out.off('close', done);
-      resolve();
-    };
-    out.on('drain', done);
-    out.on('close', done);
-  });
+  return untilDrained(process.stdout);
 }

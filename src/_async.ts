@@ -6,6 +6,7 @@
  * @module
  */
 import net from 'node:net';
+import type { Writable } from 'node:stream';
 import { abortReason, withTimeout } from './errors.js';
 
 /**
@@ -163,6 +164,23 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal, what: string
 }
 
 /** Where to connect: TCP host and port, or a Unix socket path. */
+/**
+ * Resolves once `stream` can take more writes: at once when its buffer has room (or it is already destroyed or
+ * ended, when no 'drain' will ever come), else at its 'drain' or its 'close'.
+ */
+export function untilDrained(stream: Writable): Promise<void> {
+  if (stream.destroyed || stream.writableEnded || !stream.writableNeedDrain) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
 export type ConnectTarget = { host: string; port: number } | { path: string };
 
 /**

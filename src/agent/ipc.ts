@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { type AbortOptions, connect } from '../_async.js';
+import { type AbortOptions, connect, untilDrained } from '../_async.js';
 import { createLogger } from '../_log.js';
 import { abortReason, deadline, ERROR_CODES, type ErrorCode, MmogitError } from '../errors.js';
 import type { IpcParams } from './ipc-params.js';
@@ -195,18 +195,7 @@ function serveConnection(
     return socket.write(`${line}\n`);
   };
   /** Resolves when the socket drains or closes (the handler's signal then says which). */
-  const drain = (): Promise<void> => {
-    if (socket.destroyed || socket.writableEnded || !socket.writableNeedDrain) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
-  };
+  const drain = (): Promise<void> => untilDrained(socket);
   /** The last line: then half-close, and cut a client that does not hang up. */
   const finish = (obj: unknown): void => {
     write(obj, { error: { code: 'ERR_INTERNAL', message: 'the daemon reply could not be encoded as JSON' } });
